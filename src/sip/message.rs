@@ -1,0 +1,574 @@
+//! The message view: one memchr-driven pass over the received bytes finds the start
+//! line and every header line. Each header is a name id plus offsets into the buffer;
+//! values are decoded only when asked for (DESIGN.md §4). A message with up to
+//! [`INLINE_HEADERS`] headers allocates nothing.
+
+use memchr::memchr;
+use smallvec::SmallVec;
+
+use super::error::ParseError;
+use super::header::HeaderName;
+use super::method::Method;
+use super::text::{is_token_str, parse_u32, trim, CommaList};
+
+/// Headers held without allocating.
+pub const INLINE_HEADERS: usize = 64;
+/// More header lines than this make the message invalid ([`ParseError::TooManyHeaders`]).
+pub const MAX_HEADERS: usize = 1024;
+
+/// One header line, as offsets into the message buffer.
+///
+/// `line_start..line_end` covers the whole line including its CRLF and any folded
+/// continuation lines: that is the unit the splicer copies or drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub name: HeaderName,
+    line_start: u32,
+    name_end: u32,
+    value_start: u32,
+    value_end: u32,
+    line_end: u32,
+}
+
+impl Header {
+    /// Offsets of the whole line, CRLF (and folded continuations) included.
+    pub fn line_range(&self) -> std::ops::Range<usize> {
+        self.line_start as usize..self.line_end as usize
+    }
+
+    /// Offsets of the value, without surrounding white space.
+    pub fn value_range(&self) -> std::ops::Range<usize> {
+        self.value_start as usize..self.value_end as usize
+    }
+
+    /// Offsets of the name as received.
+    pub fn name_range(&self) -> std::ops::Range<usize> {
+        self.line_start as usize..self.name_end as usize
+    }
+}
+
+/// The first line of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartLine<'a> {
+    /// `Method SP Request-URI SP SIP-Version`.
+    Request { method: Method<'a>, uri: &'a [u8] },
+    /// `SIP-Version SP Status-Code SP Reason-Phrase`.
+    Response { code: u16, reason: &'a [u8] },
+}
+
+/// A parsed SIP message borrowing its buffer.
+#[derive(Debug, Clone)]
+pub struct Message<'a> {
+    buf: &'a [u8],
+    start: StartLine<'a>,
+    /// Offset of the start line (leading CRLFs are skipped, RFC 3261 §7.5).
+    start_line_start: u32,
+    /// Offset just past the start line's line end.
+    start_line_end: u32,
+    headers: SmallVec<[Header; INLINE_HEADERS]>,
+    /// Offset of the first body byte (just past the blank line).
+    body_start: u32,
+    /// Offset just past the last body byte.
+    body_end: u32,
+    /// Index (+1) of the first header of each of the first [`FAST`] names; 0 = absent.
+    first: [u16; FAST],
+}
+
+/// The names whose first occurrence is remembered during the scan: the ones a proxy
+/// reads from every message (their ids are the first variants of [`HeaderName`]).
+const FAST: usize = HeaderName::ContentType as usize + 1;
+
+impl<'a> Message<'a> {
+    /// Parses a whole message held in `buf` — a datagram, or one message cut from a
+    /// stream by [`super::framing`].
+    ///
+    /// The body is `Content-Length` bytes when that header is present (bytes past it
+    /// are ignored, RFC 3261 §18.3), otherwise the rest of `buf`. A body shorter than
+    /// `Content-Length` is [`ParseError::BadContentLength`].
+    ///
+    /// Only the framing is checked here; decode the headers a caller needs (and see
+    /// [`Message::check`] for the RFC 3261 §8.1.1 mandatory set).
+    pub fn parse(buf: &'a [u8]) -> Result<Message<'a>, ParseError> {
+        // RFC 3261 §7.5: CRLFs before the start line are ignored.
+        let mut pos = 0;
+        while pos < buf.len() && (buf[pos] == b'\r' || buf[pos] == b'\n') {
+            pos += 1;
+        }
+        if pos == buf.len() {
+            return Err(ParseError::Empty);
+        }
+        if buf.len() > u32::MAX as usize {
+            return Err(ParseError::TooLarge);
+        }
+        let start_line_start = pos;
+        let nl = memchr(b'\n', &buf[pos..]).ok_or(ParseError::Incomplete)? + pos;
+        let line = strip_cr(&buf[pos..nl]);
+        let start = parse_start_line(line)?;
+        pos = nl + 1;
+        let start_line_end = pos;
+
+        let mut headers: SmallVec<[Header; INLINE_HEADERS]> = SmallVec::new();
+        let mut first = [0u16; FAST];
+        let body_start = loop {
+            let nl = memchr(b'\n', &buf[pos..]).ok_or(ParseError::Incomplete)? + pos;
+            let line = strip_cr(&buf[pos..nl]);
+            if line.is_empty() {
+                break nl + 1;
+            }
+            if line[0] == b' ' || line[0] == b'\t' {
+                // Folded continuation (RFC 3261 §7.3.1): extends the previous value.
+                let prev = headers.last_mut().ok_or(ParseError::InvalidHeaderLine)?;
+                let content = trim_ws_end(line);
+                if !trim(content).is_empty() {
+                    if prev.value_start == prev.value_end {
+                        // The value began on this continuation line.
+                        let lead = content.len() - trim(content).len();
+                        prev.value_start = (pos + lead) as u32;
+                    }
+                    prev.value_end = (pos + content.len()) as u32;
+                }
+                prev.line_end = (nl + 1) as u32;
+                pos = nl + 1;
+                continue;
+            }
+            let colon = memchr(b':', line).ok_or(ParseError::InvalidHeaderLine)?;
+            // HCOLON = *( SP / HTAB ) ":" SWS
+            let raw_name = trim_ws_end(&line[..colon]);
+            if !is_token_str(raw_name) {
+                return Err(ParseError::InvalidHeaderLine);
+            }
+            let name = HeaderName::from_bytes(raw_name);
+            let after = &line[colon + 1..];
+            let lead = after.len() - trim_ws_start(after).len();
+            let value_start = pos + colon + 1 + lead;
+            let value_end = pos + trim_ws_end(line).len().max(colon + 1 + lead);
+            if headers.len() == MAX_HEADERS {
+                return Err(ParseError::TooManyHeaders);
+            }
+            if let Some(slot) = first.get_mut(name as usize) {
+                if *slot == 0 {
+                    *slot = headers.len() as u16 + 1;
+                }
+            }
+            headers.push(Header {
+                name,
+                line_start: pos as u32,
+                name_end: (pos + raw_name.len()) as u32,
+                value_start: value_start as u32,
+                value_end: value_end as u32,
+                line_end: (nl + 1) as u32,
+            });
+            pos = nl + 1;
+        };
+
+        let mut msg = Message {
+            buf,
+            start,
+            start_line_start: start_line_start as u32,
+            start_line_end: start_line_end as u32,
+            headers,
+            body_start: body_start as u32,
+            body_end: buf.len() as u32,
+            first,
+        };
+        if let Some(cl) = msg.content_length()? {
+            let end = body_start
+                .checked_add(cl as usize)
+                .filter(|&end| end <= buf.len())
+                .ok_or(ParseError::BadContentLength)?;
+            msg.body_end = end as u32;
+        }
+        Ok(msg)
+    }
+
+    /// The bytes the message was parsed from.
+    pub fn buf(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// The message's own bytes: start line to the end of the body.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        &self.buf[self.start_line_start as usize..self.body_end as usize]
+    }
+
+    /// The start line.
+    pub fn start_line(&self) -> &StartLine<'a> {
+        &self.start
+    }
+
+    /// Offsets of the start line, CRLF included.
+    pub fn start_line_range(&self) -> std::ops::Range<usize> {
+        self.start_line_start as usize..self.start_line_end as usize
+    }
+
+    /// True for a request.
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// The method of a request.
+    pub fn method(&self) -> Option<Method<'a>> {
+        match self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The Request-URI of a request, as written.
+    pub fn request_uri(&self) -> Option<&'a [u8]> {
+        match self.start {
+            StartLine::Request { uri, .. } => Some(uri),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code of a response.
+    pub fn status(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// Every header line in order.
+    pub fn headers(&self) -> &[Header] {
+        &self.headers
+    }
+
+    /// The value of a header line (trimmed; a folded value keeps its inner CRLF SP).
+    pub fn value(&self, h: &Header) -> &'a [u8] {
+        &self.buf[h.value_range()]
+    }
+
+    /// The name of a header line as received.
+    pub fn raw_name(&self, h: &Header) -> &'a [u8] {
+        &self.buf[h.name_range()]
+    }
+
+    /// The first header line called `name`.
+    pub fn find(&self, name: HeaderName) -> Option<&Header> {
+        match self.first.get(name as usize) {
+            Some(&0) => None,
+            Some(&i) => self.headers.get(i as usize - 1),
+            None => self.headers.iter().find(|h| h.name == name),
+        }
+    }
+
+    /// The value of the first header line called `name` (the whole line's value,
+    /// even for a list header).
+    pub fn header(&self, name: HeaderName) -> Option<&'a [u8]> {
+        self.find(name).map(|h| self.value(h))
+    }
+
+    /// The first header whose name is `name`, compared case-insensitively as written
+    /// (for extension headers, [`HeaderName::Other`]).
+    pub fn header_raw(&self, name: &[u8]) -> Option<&'a [u8]> {
+        let id = HeaderName::from_bytes(name);
+        if id != HeaderName::Other {
+            return self.header(id);
+        }
+        self.headers
+            .iter()
+            .find(|h| h.name == HeaderName::Other && self.raw_name(h).eq_ignore_ascii_case(name))
+            .map(|h| self.value(h))
+    }
+
+    /// Every header line called `name`.
+    pub fn all(&self, name: HeaderName) -> impl Iterator<Item = &Header> + '_ {
+        self.headers.iter().filter(move |h| h.name == name)
+    }
+
+    /// Every value of `name` across all its lines, a list header split at its commas
+    /// (never inside quotes or `<…>`). Each value is a slice of the buffer, so its
+    /// offset is [`Message::offset_of`].
+    pub fn values(&self, name: HeaderName) -> Values<'a, '_> {
+        Values {
+            msg: self,
+            name,
+            idx: 0,
+            list: None,
+        }
+    }
+
+    /// The topmost Via value.
+    pub fn top_via(&self) -> Option<&'a [u8]> {
+        self.values(HeaderName::Via).next()
+    }
+
+    /// The body (empty when there is none).
+    pub fn body(&self) -> &'a [u8] {
+        &self.buf[self.body_start as usize..self.body_end as usize]
+    }
+
+    /// Offset of the first body byte; the blank line ends just before it.
+    pub fn body_offset(&self) -> usize {
+        self.body_start as usize
+    }
+
+    /// Offset of the end of the header section, before the blank line.
+    pub fn headers_end(&self) -> usize {
+        match self.headers.last() {
+            Some(h) => h.line_end as usize,
+            None => self.start_line_end as usize,
+        }
+    }
+
+    /// Offset of `part` in the buffer; `part` must be a slice this message returned.
+    pub fn offset_of(&self, part: &[u8]) -> usize {
+        let base = self.buf.as_ptr() as usize;
+        let p = part.as_ptr() as usize;
+        debug_assert!(p >= base && p + part.len() <= base + self.buf.len());
+        p.wrapping_sub(base)
+    }
+
+    /// `Content-Length`, when present (`l` is its compact form).
+    pub fn content_length(&self) -> Result<Option<u32>, ParseError> {
+        match self.header(HeaderName::ContentLength) {
+            None => Ok(None),
+            Some(v) => parse_u32(trim(v))
+                .map(Some)
+                .ok_or(ParseError::BadContentLength),
+        }
+    }
+}
+
+/// Iterator of [`Message::values`].
+#[derive(Debug, Clone)]
+pub struct Values<'a, 'm> {
+    msg: &'m Message<'a>,
+    name: HeaderName,
+    idx: usize,
+    list: Option<CommaList<'a>>,
+}
+
+impl<'a> Iterator for Values<'a, '_> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            if let Some(list) = &mut self.list {
+                if let Some(v) = list.next() {
+                    return Some(v);
+                }
+                self.list = None;
+            }
+            let headers = &self.msg.headers;
+            let h = loop {
+                let h = headers.get(self.idx)?;
+                self.idx += 1;
+                if h.name == self.name {
+                    break h;
+                }
+            };
+            let v = self.msg.value(h);
+            if self.name.is_list() {
+                self.list = Some(CommaList::new(v));
+            } else {
+                return Some(v);
+            }
+        }
+    }
+}
+
+#[inline]
+fn strip_cr(line: &[u8]) -> &[u8] {
+    match line {
+        [rest @ .., b'\r'] => rest,
+        _ => line,
+    }
+}
+
+#[inline]
+fn trim_ws_start(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    &s[n..]
+}
+
+#[inline]
+fn trim_ws_end(s: &[u8]) -> &[u8] {
+    let n = s
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b' ' || b == b'\t')
+        .count();
+    &s[..s.len() - n]
+}
+
+fn is_sip_version(v: &[u8]) -> bool {
+    // RFC 3261 §7.1: the SIP-Version string is case-insensitive.
+    v.eq_ignore_ascii_case(b"SIP/2.0")
+}
+
+fn looks_like_version(v: &[u8]) -> bool {
+    v.len() >= 4 && v[..4].eq_ignore_ascii_case(b"SIP/")
+}
+
+fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ParseError> {
+    if looks_like_version(line) {
+        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+        let sp = memchr(b' ', line).ok_or(ParseError::InvalidStartLine)?;
+        if !is_sip_version(&line[..sp]) {
+            return Err(ParseError::BadVersion);
+        }
+        let rest = &line[sp + 1..];
+        let code = rest.get(..3).ok_or(ParseError::InvalidStatusCode)?;
+        if !code.iter().all(u8::is_ascii_digit) || !matches!(rest.get(3), None | Some(b' ')) {
+            return Err(ParseError::InvalidStatusCode);
+        }
+        let code = parse_u32(code).ok_or(ParseError::InvalidStatusCode)? as u16;
+        if !(100..=699).contains(&code) {
+            return Err(ParseError::InvalidStatusCode);
+        }
+        let reason = rest.get(4..).unwrap_or(&[]);
+        if reason.iter().any(|&b| b < 0x20 && b != b'\t') {
+            return Err(ParseError::InvalidReasonPhrase);
+        }
+        return Ok(StartLine::Response { code, reason });
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version CRLF, single spaces
+    // (RFC 4475 §3.1.2.7 rejects extra SP between the elements).
+    let sp1 = memchr(b' ', line).ok_or(ParseError::InvalidStartLine)?;
+    let sp2 = memchr::memrchr(b' ', line).ok_or(ParseError::InvalidStartLine)?;
+    if sp2 == sp1 {
+        return Err(ParseError::InvalidStartLine);
+    }
+    let method = Method::parse(&line[..sp1]).ok_or(ParseError::InvalidMethod)?;
+    let version = &line[sp2 + 1..];
+    if !looks_like_version(version) {
+        return Err(ParseError::InvalidStartLine);
+    }
+    if !is_sip_version(version) {
+        return Err(ParseError::BadVersion);
+    }
+    let uri = &line[sp1 + 1..sp2];
+    if uri.is_empty() || uri.iter().any(|&b| b <= b' ' || b == 0x7f) {
+        return Err(ParseError::InvalidRequestUri);
+    }
+    Ok(StartLine::Request { method, uri })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &[u8] = b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n\
+Max-Forwards: 70\r\n\
+To: Bob <sip:bob@biloxi.example.com>\r\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:alice@pc33.atlanta.example.com>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\
+\r\n\
+v=0\n";
+
+    #[test]
+    fn request_line_and_headers() {
+        let m = Message::parse(INVITE).unwrap();
+        assert_eq!(m.method(), Some(Method::Invite));
+        assert_eq!(m.request_uri(), Some(&b"sip:bob@biloxi.example.com"[..]));
+        assert_eq!(m.headers().len(), 9);
+        assert_eq!(
+            m.header(HeaderName::CallId),
+            Some(&b"a84b4c76e66710@pc33.atlanta.example.com"[..])
+        );
+        assert_eq!(m.header(HeaderName::CSeq), Some(&b"314159 INVITE"[..]));
+        assert_eq!(m.body(), b"v=0\n");
+        assert_eq!(m.content_length(), Ok(Some(4)));
+        assert_eq!(m.as_bytes(), INVITE);
+    }
+
+    #[test]
+    fn response_line() {
+        let m = Message::parse(b"SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h\r\n\r\n").unwrap();
+        assert_eq!(m.status(), Some(180));
+        assert_eq!(
+            m.start_line(),
+            &StartLine::Response {
+                code: 180,
+                reason: b"Ringing"
+            }
+        );
+        let m = Message::parse(b"SIP/2.0 200 \r\n\r\n").unwrap();
+        assert_eq!(m.status(), Some(200));
+        assert_eq!(
+            Message::parse(b"SIP/2.0 99 X\r\n\r\n").unwrap_err(),
+            ParseError::InvalidStatusCode
+        );
+        assert_eq!(
+            Message::parse(b"SIP/3.0 200 OK\r\n\r\n").unwrap_err(),
+            ParseError::BadVersion
+        );
+    }
+
+    #[test]
+    fn folding_and_compact_and_lists() {
+        let msg = b"OPTIONS sip:x SIP/2.0\r\n\
+v: SIP/2.0/UDP a;branch=1,\r\n SIP/2.0/TCP b;branch=2\r\n\
+Via:SIP/2.0/UDP c\r\n\
+Subject:\r\n  folded\r\n\tsubject  \r\n\
+l: 0\r\n\r\n";
+        let m = Message::parse(msg).unwrap();
+        let vias: Vec<&[u8]> = m.values(HeaderName::Via).collect();
+        assert_eq!(
+            vias,
+            vec![
+                &b"SIP/2.0/UDP a;branch=1"[..],
+                &b"SIP/2.0/TCP b;branch=2"[..],
+                &b"SIP/2.0/UDP c"[..]
+            ]
+        );
+        assert_eq!(
+            m.header(HeaderName::Subject),
+            Some(&b"folded\r\n\tsubject"[..])
+        );
+        let top = m.top_via().unwrap();
+        assert_eq!(&m.buf()[m.offset_of(top)..][..top.len()], top);
+    }
+
+    #[test]
+    fn framing_errors() {
+        assert_eq!(Message::parse(b"\r\n\r\n").unwrap_err(), ParseError::Empty);
+        assert_eq!(
+            Message::parse(b"OPTIONS sip:x SIP/2.0\r\nTo: a\r\n").unwrap_err(),
+            ParseError::Incomplete
+        );
+        assert_eq!(
+            Message::parse(b"OPTIONS sip:x SIP/2.0\r\nTo a\r\n\r\n").unwrap_err(),
+            ParseError::InvalidHeaderLine
+        );
+        assert_eq!(
+            Message::parse(b"OPTIONS  sip:x SIP/2.0\r\n\r\n").unwrap_err(),
+            ParseError::InvalidRequestUri
+        );
+        assert_eq!(
+            Message::parse(b"OPTIONS sip:x SIP/2.0\r\nl: 10\r\n\r\nabc").unwrap_err(),
+            ParseError::BadContentLength
+        );
+        assert_eq!(
+            Message::parse(b"OPTIONS sip:x SIP/2.0\r\nl: x\r\n\r\n").unwrap_err(),
+            ParseError::BadContentLength
+        );
+    }
+
+    #[test]
+    fn extra_bytes_after_body_are_ignored() {
+        // RFC 3261 §18.3
+        let m = Message::parse(b"OPTIONS sip:x SIP/2.0\r\nl: 2\r\n\r\nabcdef").unwrap();
+        assert_eq!(m.body(), b"ab");
+        assert!(m.as_bytes().ends_with(b"\r\n\r\nab"));
+    }
+
+    #[test]
+    fn no_allocation_below_inline_limit() {
+        let mut msg = b"OPTIONS sip:x SIP/2.0\r\n".to_vec();
+        for i in 0..INLINE_HEADERS {
+            msg.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+        }
+        msg.extend_from_slice(b"\r\n");
+        let m = Message::parse(&msg).unwrap();
+        assert!(!m.headers.spilled());
+    }
+}

@@ -1,0 +1,249 @@
+//! Character classes and small byte-slice helpers of the RFC 3261 §25.1 grammar.
+//!
+//! Header values are kept exactly as received, so a folded value (RFC 3261 §7.3.1)
+//! still holds its `CRLF SP` bytes. Every decoder therefore treats CR and LF as
+//! linear white space wherever the grammar allows `LWS`/`SWS`; that is what
+//! [`is_lws`] and [`trim`] do.
+
+/// `SP`, `HTAB`, and the CR/LF of a folded line.
+#[inline]
+pub fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// RFC 3261 §25.1 `token` characters.
+#[inline]
+pub fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// True when `s` is a non-empty run of token characters.
+#[inline]
+pub fn is_token_str(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_token(b))
+}
+
+/// Strips linear white space (including folding CR/LF) from both ends.
+#[inline]
+pub fn trim(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if is_lws(*first) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if is_lws(*last) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+/// Strips linear white space from the start.
+#[inline]
+pub fn trim_start(s: &[u8]) -> &[u8] {
+    let n = s.iter().take_while(|&&b| is_lws(b)).count();
+    &s[n..]
+}
+
+/// Strips linear white space from the end.
+#[inline]
+pub fn trim_end(s: &[u8]) -> &[u8] {
+    let n = s.iter().rev().take_while(|&&b| is_lws(b)).count();
+    &s[..s.len() - n]
+}
+
+/// ASCII case-insensitive equality.
+#[inline]
+pub fn eq_ic(a: &[u8], b: &[u8]) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// Parses a run of ASCII digits into a `u32`; `None` on empty input, any other byte,
+/// or overflow.
+#[inline]
+pub fn parse_u32(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 10 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u64::from(b - b'0');
+    }
+    u32::try_from(n).ok()
+}
+
+/// Parses a port number (`1*DIGIT`, at most 65535).
+#[inline]
+pub fn parse_port(s: &[u8]) -> Option<u16> {
+    parse_u32(s).and_then(|n| u16::try_from(n).ok())
+}
+
+/// Finds `needle` in `s` outside double-quoted strings (which honour `\` escapes)
+/// and outside `<…>`. This is how comma lists and parameter lists are split without
+/// breaking `"Doe, John" <sip:a@b;x=1>` apart.
+pub fn find_unquoted(s: &[u8], needle: u8) -> Option<usize> {
+    let mut i = 0;
+    let mut in_angle = false;
+    while i < s.len() {
+        let b = s[i];
+        match b {
+            b'"' if !in_angle => {
+                i += 1;
+                while i < s.len() && s[i] != b'"' {
+                    if s[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'<' if needle != b'<' => in_angle = true,
+            b'>' if in_angle => in_angle = false,
+            _ if b == needle && !in_angle => return Some(i),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Removes the surrounding double quotes of a `quoted-string`, leaving `\`
+/// escapes in place. Returns the input unchanged when it is not quoted.
+#[inline]
+pub fn unquote(s: &[u8]) -> &[u8] {
+    if s.len() >= 2 && s[0] == b'"' && s[s.len() - 1] == b'"' {
+        &s[1..s.len() - 1]
+    } else {
+        s
+    }
+}
+
+/// Resolves `\` escapes of a quoted-string body (after [`unquote`]).
+pub fn unescape_quoted(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'\\' && i + 1 < s.len() {
+            i += 1;
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Resolves `%HH` escapes (RFC 3261 §19.1.2, §25.1 `escaped`). `None` when an escape
+/// is truncated or not hexadecimal.
+pub fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' {
+            let hi = hex_val(*s.get(i + 1)?)?;
+            let lo = hex_val(*s.get(i + 2)?)?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(s[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+#[inline]
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Splits a comma-separated header value into its elements, never on a comma inside
+/// a quoted string or `<…>` (RFC 3261 §7.3.1). Elements are trimmed; empty ones are
+/// skipped.
+#[derive(Debug, Clone)]
+pub struct CommaList<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> CommaList<'a> {
+    /// Iterates the elements of `value`.
+    pub fn new(value: &'a [u8]) -> Self {
+        CommaList { rest: value }
+    }
+}
+
+impl<'a> Iterator for CommaList<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            if self.rest.is_empty() {
+                return None;
+            }
+            let (item, rest) = match find_unquoted(self.rest, b',') {
+                Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
+                None => (self.rest, &self.rest[self.rest.len()..]),
+            };
+            self.rest = rest;
+            let item = trim(item);
+            if !item.is_empty() {
+                return Some(item);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comma_list_respects_quotes_and_angles() {
+        let v = b"\"Doe, John\" <sip:a@b;x=1,2>;tag=1 , <sip:c@d>,,sip:e@f";
+        let items: Vec<&[u8]> = CommaList::new(v).collect();
+        assert_eq!(
+            items,
+            vec![
+                &b"\"Doe, John\" <sip:a@b;x=1,2>;tag=1"[..],
+                &b"<sip:c@d>"[..],
+                &b"sip:e@f"[..]
+            ]
+        );
+    }
+
+    #[test]
+    fn comma_list_escaped_quote() {
+        let v = br#""a \" , b" <sip:x@y>, sip:z@w"#;
+        assert_eq!(CommaList::new(v).count(), 2);
+    }
+
+    #[test]
+    fn folded_value_trims() {
+        assert_eq!(trim(b" \r\n\tabc \r\n "), b"abc");
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b""), None);
+        assert_eq!(parse_port(b"65536"), None);
+        assert_eq!(percent_decode(b"a%20b%2"), None);
+        assert_eq!(percent_decode(b"a%20b").as_deref(), Some(&b"a b"[..]));
+    }
+}
