@@ -217,6 +217,11 @@ impl<'a> ServerKeyRef<'a> {
         self.hash
     }
 
+    /// True when the key is an ACK's (matched under INVITE).
+    pub fn is_ack(&self) -> bool {
+        self.is_ack
+    }
+
     /// True for a pre-RFC 3261 key.
     pub fn is_legacy(&self) -> bool {
         matches!(self.fields, ServerFields::Legacy(_))

@@ -20,7 +20,7 @@ pub mod client_non_invite;
 pub mod key;
 pub mod server_invite;
 pub mod server_non_invite;
-// pub mod table;
+pub mod table;
 pub mod timer;
 
 use std::time::Duration;
