@@ -609,4 +609,107 @@ Supported: outbound\r\nProxy-Require: sec-agree\r\nUnsupported: foo\r\n";
             )
         });
     }
+
+    /// RFC 4475 §3.1.1.1 (wsinv), byte for byte.
+    const WSINV: &[u8] = b"INVITE sip:vivekg@chair-dnrc.example.com;unknownparam SIP/2.0\r\n\
+TO :\r\n sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n\r\n\
+from   : \"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8\r\n\
+MaX-fOrWaRdS: 0068\r\n\
+Call-ID: wsinv.ndaksdj@192.0.2.1\r\n\
+Content-Length   : 150\r\n\
+cseq: 0009\r\n  INVITE\r\n\
+Via  : SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw\r\n\
+s :\r\n\
+NewFangledHeader:   newfangled value\r\n continued newfangled value\r\n\
+UnknownHeaderWithUnusualValue: ;;,,;;,;\r\n\
+Content-Type: application/sdp\r\n\
+Route:\r\n <sip:services.example.com;lr;unknownwith=value;unknown-no-value>\r\n\
+v:  SIP  / 2.0  / TCP     spindle.example.com   ;\r\n  branch  =   z9hG4bK9ikj8  ,\r\n \
+SIP  /    2.0   / UDP  192.168.255.111   ; branch=\r\n z9hG4bK30239\r\n\
+m:\"Quoted string \\\"\\\"\" <sip:jdrosen@example.com> ; newparam =\r\n      newvalue ;\r\n  \
+secondparam ; q = 0.33\r\n\
+\r\n\
+v=0\r\n\
+o=mhandley 29739 7272939 IN IP4 192.0.2.3\r\n\
+s=-\r\n\
+c=IN IP4 192.0.2.4\r\n\
+t=0 0\r\n\
+m=audio 49217 RTP/AVP 0 12\r\n\
+m=video 3227 RTP/AVP 31\r\n\
+a=rtpmap:31 LPC\r\n";
+
+    #[test]
+    fn rfc4475_wsinv_scalars() {
+        let m = Message::parse(WSINV).unwrap();
+        assert_eq!(m.body().len(), 150);
+        assert_eq!(
+            m.cseq(),
+            Ok(CSeq {
+                seq: 9,
+                method: Method::Invite
+            })
+        );
+        assert_eq!(m.max_forwards(), Ok(Some(68)));
+        assert_eq!(m.call_id(), Ok(&b"wsinv.ndaksdj@192.0.2.1"[..]));
+        assert!(m.content_type().unwrap().unwrap().is_sdp());
+        let via = m.via().unwrap();
+        assert_eq!(via.branch(), Some(&b"390skdjuw"[..]));
+        assert_eq!(m.expires(), Ok(None));
+    }
+
+    #[test]
+    fn rfc4475_scalar02_overlarge_request_fields() {
+        // §3.1.2.4: 400 because of the CSeq; Max-Forwards and Expires are out of
+        // range too.
+        let buf = format!(
+            "REGISTER sip:example.com SIP/2.0\r\n\
+Via: SIP/2.0/TCP host129.example.com;branch=z9hG4bK342sdfoi3\r\n\
+To: <sip:user@example.com>\r\n\
+From: <sip:user@example.com>;tag=239232jh3\r\n\
+CSeq: 36893488147419103232 REGISTER\r\n\
+Call-ID: scalar02.23o0pd9vanlq3wnrlnewofjas9ui32\r\n\
+Max-Forwards: 300\r\n\
+Expires: 1{}\r\n\
+Contact: <sip:user@host129.example.com>\r\n  ;expires=280297596632815\r\n\
+Content-Length: 0\r\n\r\n",
+            "0".repeat(100)
+        );
+        let m = Message::parse(buf.as_bytes()).unwrap();
+        assert_eq!(m.cseq(), Err(ParseError::InvalidCSeq));
+        assert_eq!(m.max_forwards(), Err(ParseError::InvalidMaxForwards));
+        assert_eq!(m.expires(), Ok(Some(u32::MAX)));
+        assert!(m.via().unwrap().has_magic_cookie());
+    }
+
+    #[test]
+    fn rfc4475_scalarlg_overlarge_response_fields() {
+        // §3.1.2.5
+        let buf = b"SIP/2.0 503 Service Unavailable\r\n\
+Via: SIP/2.0/TCP host129.example.com;branch=z9hG4bKzzxdiwo34sw;received=192.0.2.129\r\n\
+CSeq: 9292394834772304023312 OPTIONS\r\n\
+Call-ID: scalarlg.noase0of0234hn2qofoaf0232aewf2394r\r\n\
+Retry-After: 949302838503028349304023988\r\n\
+Content-Length: 0\r\n\r\n";
+        let m = Message::parse(buf).unwrap();
+        assert_eq!(m.cseq(), Err(ParseError::InvalidCSeq));
+        assert_eq!(m.retry_after(), Ok(Some(u32::MAX)));
+        assert_eq!(
+            m.via().unwrap().received(),
+            Some(Ok("192.0.2.129".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn rfc4475_ncl_negative_and_non_numeric_content_length() {
+        // §3.1.2.3: the framing fails before any header is decoded.
+        for cl in ["-999", "five"] {
+            let buf = format!(
+                "INVITE sip:user@example.com SIP/2.0\r\nCSeq: 0 INVITE\r\nContent-Length: {cl}\r\n\r\nv=0\r\n"
+            );
+            assert_eq!(
+                Message::parse(buf.as_bytes()).unwrap_err(),
+                ParseError::BadContentLength
+            );
+        }
+    }
 }
