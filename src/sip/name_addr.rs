@@ -803,4 +803,50 @@ Contact: \"Doe, John\" <sip:j@h;x=1,2>;q=0.5, Bell, Alexander <sip:a@b>\r\n\r\n"
             Some(&b"Alexander"[..])
         );
     }
+
+    #[test]
+    fn never_panics_on_mangled_input() {
+        // Every prefix of each sample, and each sample with one byte replaced by a
+        // delimiter: decoders must answer Ok or Err, never panic. Bounded: the
+        // samples are short and the substitution set is fixed.
+        let samples: [&[u8]; 6] = [
+            b"\"A \\\"B\\\"\" <sips:u%41:pw@[2001:db8::1]:5061;lr;ttl=9?h=v&i=j>;tag=1;q=0.5",
+            b"sip:user;par=u%40example.net@example.com",
+            b"tel:+1-201-555-0123;ext=1;phone-context=x",
+            b"caller<sip:caller@example.com>;expires=99;reg-id=7",
+            b"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>;+sip.instance=\"<x>\"",
+            b"sip:a@192.0.2.1:5060;transport=tcp ; tag = x",
+        ];
+        let subst = [
+            b'"', b'\\', b'<', b'>', b'%', b'@', b':', b';', b'?', b'[', b']', b' ', b'\r', 0, 0xff,
+        ];
+        let exercise = |v: &[u8]| {
+            if let Ok(c) = Contact::parse(v) {
+                let _ = (c.expires(), c.q(), c.instance(), c.reg_id());
+                if let Some(a) = c.addr() {
+                    let _ = (a.tag(), a.display_unescaped());
+                    if let Ok(Uri::Sip(u)) = a.parse_uri() {
+                        let _ = (u.ttl(), u.user_unescaped(), u.password_unescaped());
+                        let _ = u.same_as(&u);
+                    }
+                }
+            }
+            if let Ok(u) = Uri::parse(v) {
+                assert!(u.same_as(&u), "{}", String::from_utf8_lossy(v));
+            }
+        };
+        for s in samples {
+            for n in 0..=s.len() {
+                exercise(&s[..n]);
+            }
+            let mut buf = s.to_vec();
+            for i in 0..s.len() {
+                for &b in &subst {
+                    buf[i] = b;
+                    exercise(&buf);
+                }
+                buf[i] = s[i];
+            }
+        }
+    }
 }

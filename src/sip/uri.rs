@@ -295,8 +295,8 @@ impl<'a> SipUri<'a> {
             && opt_component_eq(self.password, other.password, false)
             && self.host.same_as(&other.host)
             && self.port == other.port
-            && params_match(&self.params, &other.params)
-            && params_match(&other.params, &self.params)
+            && params_match(&self.params, &other.params, must_be_in_both)
+            && params_match(&other.params, &self.params, must_be_in_both)
             && headers_match(self.headers, other.headers)
     }
 }
@@ -376,11 +376,8 @@ impl<'a> TelUri<'a> {
                 .map(u8::to_ascii_lowercase)
         }
         digits(self.number).eq(digits(other.number))
-            && params_len(&self.params) == params_len(&other.params)
-            && self.params.into_iter().all(|p| {
-                find_param(&other.params, p.name)
-                    .is_some_and(|q| opt_component_eq(p.value, q.value, true))
-            })
+            && params_match(&self.params, &other.params, |_| true)
+            && params_match(&other.params, &self.params, |_| true)
     }
 }
 
@@ -621,21 +618,29 @@ fn find_param<'p>(params: &Params<'p>, name: &[u8]) -> Option<Param<'p>> {
         .find(|p| component_eq(p.name, name, true))
 }
 
-fn params_len(params: &Params<'_>) -> usize {
-    params.into_iter().count()
+/// The half of a parameter comparison seen from `a`: every parameter of `a` that
+/// `b` also has must match (case-insensitively), and those for which `required`
+/// holds must be in `b` as well. A repeated name (which RFC 3261 §19.1.1 and
+/// RFC 3966 §3 forbid, but parsing does not reject) counts by its first
+/// occurrence, as in [`Params::get`], so that comparison stays reflexive.
+fn params_match(a: &Params<'_>, b: &Params<'_>, required: fn(&[u8]) -> bool) -> bool {
+    a.into_iter().all(|p| {
+        let Some(p) = find_param(a, p.name) else {
+            return false;
+        };
+        match find_param(b, p.name) {
+            Some(q) => opt_component_eq(p.value, q.value, true),
+            None => !required(p.name),
+        }
+    })
 }
 
-/// The half of the §19.1.4 parameter rule seen from `a`: every parameter of `a`
-/// that `b` also has must match, and the ones that may not be absent on one side
-/// only must be in `b` as well.
-fn params_match(a: &Params<'_>, b: &Params<'_>) -> bool {
-    const MUST_BE_IN_BOTH: [&[u8]; 5] = [b"user", b"ttl", b"method", b"maddr", b"transport"];
-    a.into_iter().all(|p| match find_param(b, p.name) {
-        Some(q) => opt_component_eq(p.value, q.value, true),
-        None => !MUST_BE_IN_BOTH
-            .iter()
-            .any(|n| component_eq(p.name, n, true)),
-    })
+/// RFC 3261 §19.1.4: `user`, `ttl`, `method` and `maddr` never match when in one
+/// URI only; neither does `transport` (a default value is not an absent one).
+fn must_be_in_both(name: &[u8]) -> bool {
+    [&b"user"[..], b"ttl", b"method", b"maddr", b"transport"]
+        .iter()
+        .any(|n| component_eq(name, n, true))
 }
 
 /// Header components: the same set on both sides, names case-insensitive,
@@ -906,6 +911,14 @@ mod tests {
         assert!(a.same_as(&b));
         assert!(!a.same_as(&c));
         assert!(c.same_as(&Uri::parse(b"tel:+12015550123;EXT=1").unwrap()));
+        assert!(!c.same_as(&Uri::parse(b"tel:+12015550123;ext=2").unwrap()));
+        assert!(!Uri::parse(b"tel:+1;ext=1")
+            .unwrap()
+            .same_as(&Uri::parse(b"tel:+1;ext=1;isub=2").unwrap()));
+        // A repeated parameter counts by its first occurrence.
+        let d = Uri::parse(b"tel:+1;ext=1;ext=2").unwrap();
+        assert!(d.same_as(&d));
+        assert!(d.same_as(&Uri::parse(b"tel:+1;ext=1").unwrap()));
     }
 
     #[test]
@@ -1012,6 +1025,11 @@ mod tests {
         // An escaped reserved character is not the character itself.
         assert!(!same("sip:a%3Bb@h", "sip:a;b@h"));
         assert!(same("sip:a%3bb@h", "sip:a%3Bb@h"));
+        // Parameter names compare with escapes resolved, and the first of a
+        // repeated name is the one that counts.
+        assert!(!same("sip:a@h;%6Dethod=INVITE", "sip:a@h;method=BYE"));
+        assert!(same("sip:a@h;x=1;x=2", "sip:a@h;x=1;x=2"));
+        assert!(same("sip:a@h;x=1;x=2", "sip:a@h;x=1"));
     }
 
     #[test]
