@@ -13,21 +13,22 @@
 //! the usual branch + sent-by + method sizes. Only the rare pre-RFC 3261 key, with
 //! its Request-URI and top Via, is boxed.
 //!
-//! Comparison follows RFC 3261 §7.3.1: tokens (branch, tags) and host names are
-//! case-insensitive, so they are compared and hashed ASCII-case-folded; Call-ID
-//! (§8.1.1.4) and methods (§7.1) are case-sensitive; the Request-URI and top Via of
-//! the pre-3261 rules are compared as written (case-folded for the Via), which is
-//! what retransmissions carry — a simplification of §19.1.4's URI comparison.
+//! Comparison follows RFC 3261 §7.3.1: tokens (branch, tags) are case-insensitive,
+//! so they are compared and hashed ASCII-case-folded; a sent-by is compared in a
+//! canonical form (lowercased host, IP addresses by value); Call-ID (§8.1.1.4) and
+//! methods (§7.1) are case-sensitive; the Request-URI and top Via of the pre-3261
+//! rules are compared as written (case-folded for the Via), which is what
+//! retransmissions carry — a simplification of §19.1.4's URI comparison. The magic
+//! cookie itself is matched case-sensitively, as [`Via::has_magic_cookie`] does.
 
 use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
 
 use smallvec::SmallVec;
 
 use crate::sip::text::eq_ic;
-use crate::sip::Method;
-
-/// RFC 3261 §8.1.1.7: branches from RFC 3261 elements begin with this cookie.
-pub const MAGIC_COOKIE: &[u8; 7] = b"z9hG4bK";
+use crate::sip::via::{Via, MAGIC_COOKIE};
+use crate::sip::{Host, HostPort, Method};
 
 /// Fixed seeds: every shard, and every run, hashes alike.
 const SEEDS: [u64; 4] = [
@@ -60,12 +61,38 @@ fn write_exact(h: &mut impl Hasher, s: &[u8]) {
     h.write(s);
 }
 
-/// True when `branch` carries the RFC 3261 magic cookie, so that the branch alone
-/// (with sent-by and method) identifies the transaction (§17.2.3).
+/// True when `branch` carries the RFC 3261 magic cookie, so that the branch (with
+/// sent-by and method) identifies the transaction (§17.2.3). Case-sensitive, like
+/// [`Via::has_magic_cookie`].
 pub fn is_rfc3261_branch(branch: &[u8]) -> bool {
-    branch
-        .get(..MAGIC_COOKIE.len())
-        .is_some_and(|p| eq_ic(p, MAGIC_COOKIE))
+    branch.starts_with(MAGIC_COOKIE)
+}
+
+/// Room for the canonical text of any sent-by: a hostname is at most 254 bytes
+/// (checked by [`Host::parse`]), an IPv6 reference 47, plus `:65535`.
+const SENT_BY_MAX: usize = 272;
+
+/// The canonical text of a sent-by, compared and hashed instead of the text as
+/// written: the domain lowercased (§19.1.4: hosts are case-insensitive), IP
+/// addresses in their standard form (so `[2001:DB8:0::1]` equals
+/// `[2001:db8::1]`), then `:port` when a port was written. A missing port is not
+/// the default port: §17.2.3 asks for the same sent-by.
+fn canonical_sent_by<'b>(hp: &HostPort<'_>, buf: &'b mut [u8; SENT_BY_MAX]) -> &'b [u8] {
+    let mut w: &mut [u8] = &mut buf[..];
+    // Writes into a fixed buffer cannot fail for inputs `Host::parse` accepts;
+    // were one too long, the text is cut short the same way every time.
+    let _ = match hp.host {
+        Host::Domain(d) => w.write_all(d.as_bytes()),
+        Host::V4(a) => write!(w, "{a}"),
+        Host::V6(a) => write!(w, "[{a}]"),
+    };
+    if let Some(p) = hp.port {
+        let _ = write!(w, ":{p}");
+    }
+    let len = SENT_BY_MAX - w.len();
+    let out = &mut buf[..len];
+    out.make_ascii_lowercase();
+    out
 }
 
 /// The shard owning a request's server transaction: `hash(top Via branch) % n`
@@ -155,7 +182,10 @@ pub struct LegacyFields<'a> {
 
 #[derive(Debug, Clone, Copy)]
 enum ServerFields<'a> {
-    Rfc3261 { branch: &'a [u8], sent_by: &'a [u8] },
+    Rfc3261 {
+        branch: &'a [u8],
+        sent_by: HostPort<'a>,
+    },
     Legacy(LegacyFields<'a>),
 }
 
@@ -170,14 +200,21 @@ pub struct ServerKeyRef<'a> {
 }
 
 impl<'a> ServerKeyRef<'a> {
+    /// The key of a request from its decoded top Via and method: `None` when the
+    /// branch lacks the magic cookie, and [`ServerKeyRef::legacy`] applies.
+    pub fn from_via(via: &Via<'a>, method: Method<'a>) -> Option<Self> {
+        let branch = via.branch().filter(|b| is_rfc3261_branch(b))?;
+        Some(ServerKeyRef::rfc3261(branch, via.sent_by, method))
+    }
+
     /// The key of a request whose top Via branch carries the magic cookie: branch,
-    /// sent-by (as written: `host[:port]`), and method, where ACK matches INVITE.
-    pub fn rfc3261(branch: &'a [u8], sent_by: &'a [u8], method: Method<'a>) -> Self {
+    /// sent-by, and method, where ACK matches INVITE.
+    pub fn rfc3261(branch: &'a [u8], sent_by: HostPort<'a>, method: Method<'a>) -> Self {
         let m = match_method(method);
         let mut h = hasher();
         h.write_u8(1);
         write_folded(&mut h, branch);
-        write_folded(&mut h, sent_by);
+        write_exact(&mut h, canonical_sent_by(&sent_by, &mut [0; SENT_BY_MAX]));
         write_exact(&mut h, m);
         ServerKeyRef {
             hash: h.finish(),
@@ -231,6 +268,8 @@ impl<'a> ServerKeyRef<'a> {
     pub fn to_key(&self) -> ServerKey {
         let repr = match self.fields {
             ServerFields::Rfc3261 { branch, sent_by } => {
+                let mut buf = [0; SENT_BY_MAX];
+                let sent_by = canonical_sent_by(&sent_by, &mut buf);
                 ServerRepr::Rfc3261(Fields::new([branch, sent_by, self.method]))
             }
             ServerFields::Legacy(f) => ServerRepr::Legacy(Box::new(LegacyOwned {
@@ -260,7 +299,9 @@ impl<'a> ServerKeyRef<'a> {
         }
         match (&self.fields, &key.repr) {
             (ServerFields::Rfc3261 { branch, sent_by }, ServerRepr::Rfc3261(k)) => {
-                eq_ic(branch, k.get(0)) && eq_ic(sent_by, k.get(1)) && self.method == k.get(2)
+                eq_ic(branch, k.get(0))
+                    && self.method == k.get(2)
+                    && canonical_sent_by(sent_by, &mut [0; SENT_BY_MAX]) == k.get(1)
             }
             (ServerFields::Legacy(f), ServerRepr::Legacy(k)) => {
                 let kf = &k.fields;
@@ -306,7 +347,7 @@ struct LegacyOwned {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ServerRepr {
-    /// Branch, sent-by, method.
+    /// Branch, canonical sent-by, method.
     Rfc3261(Fields<3>),
     /// Boxed: rare, and several times the size of an RFC 3261 key.
     Legacy(Box<LegacyOwned>),
@@ -551,7 +592,9 @@ mod tests {
     use super::*;
 
     const BR: &[u8] = b"z9hG4bK776asdhds";
-    const SENT_BY: &[u8] = b"pc33.atlanta.com:5060";
+    fn sent_by() -> HostPort<'static> {
+        HostPort::parse(b"pc33.atlanta.com:5060").unwrap()
+    }
 
     fn legacy_invite() -> LegacyFields<'static> {
         LegacyFields {
@@ -568,10 +611,8 @@ mod tests {
     fn magic_cookie_detection() {
         assert!(is_rfc3261_branch(BR));
         assert!(is_rfc3261_branch(b"z9hG4bK"));
-        assert!(
-            is_rfc3261_branch(b"Z9HG4BKabc"),
-            "tokens are case-insensitive"
-        );
+        // Case-sensitive, like Via::has_magic_cookie.
+        assert!(!is_rfc3261_branch(b"Z9HG4BKabc"));
         assert!(!is_rfc3261_branch(b"776asdhds"));
         assert!(!is_rfc3261_branch(b"z9hG4b"));
         assert!(!is_rfc3261_branch(b""));
@@ -579,39 +620,80 @@ mod tests {
 
     #[test]
     fn server_key_branch_sent_by_method() {
-        let k = ServerKeyRef::rfc3261(BR, SENT_BY, Method::Invite).to_key();
-        assert!(ServerKeyRef::rfc3261(BR, SENT_BY, Method::Invite).matches(&k));
-        // Branch and host compare case-insensitively (§7.3.1).
-        assert!(ServerKeyRef::rfc3261(
-            b"Z9HG4BK776ASDHDS",
-            b"PC33.Atlanta.com:5060",
-            Method::Invite
-        )
-        .matches(&k));
+        let k = ServerKeyRef::rfc3261(BR, sent_by(), Method::Invite).to_key();
+        assert!(ServerKeyRef::rfc3261(BR, sent_by(), Method::Invite).matches(&k));
+        // Branch and host compare case-insensitively (§7.3.1: tokens, hosts).
+        let upper = HostPort::parse(b"PC33.Atlanta.com:5060").unwrap();
+        assert!(ServerKeyRef::rfc3261(b"z9hG4bK776ASDHDS", upper, Method::Invite).matches(&k));
         // Another sent-by with the same branch: another transaction (§17.2.3).
-        assert!(!ServerKeyRef::rfc3261(BR, b"evil.example.com", Method::Invite).matches(&k));
-        assert!(!ServerKeyRef::rfc3261(b"z9hG4bK776asdhdt", SENT_BY, Method::Invite).matches(&k));
+        let evil = HostPort::parse(b"evil.example.com:5060").unwrap();
+        assert!(!ServerKeyRef::rfc3261(BR, evil, Method::Invite).matches(&k));
+        // The port is part of sent-by, and an absent port is not 5060.
+        for other in [&b"pc33.atlanta.com:5070"[..], b"pc33.atlanta.com"] {
+            let hp = HostPort::parse(other).unwrap();
+            assert!(!ServerKeyRef::rfc3261(BR, hp, Method::Invite).matches(&k));
+        }
+        assert!(!ServerKeyRef::rfc3261(b"z9hG4bK776asdhdt", sent_by(), Method::Invite).matches(&k));
         // Another method: another transaction.
-        assert!(!ServerKeyRef::rfc3261(BR, SENT_BY, Method::Bye).matches(&k));
+        assert!(!ServerKeyRef::rfc3261(BR, sent_by(), Method::Bye).matches(&k));
         assert_eq!(k.method(), b"INVITE");
         assert_eq!(k.branch(), Some(BR));
     }
 
     #[test]
+    fn server_key_sent_by_ip_addresses_compare_by_value() {
+        let hp = |s: &'static [u8]| HostPort::parse(s).unwrap();
+        let k = ServerKeyRef::rfc3261(BR, hp(b"[2001:db8::1]:5060"), Method::Invite).to_key();
+        let same = ServerKeyRef::rfc3261(BR, hp(b"[2001:DB8:0:0::1]:5060"), Method::Invite);
+        assert_eq!(same.hash(), k.hash());
+        assert!(same.matches(&k));
+        let k4 = ServerKeyRef::rfc3261(BR, hp(b"192.0.2.1"), Method::Invite).to_key();
+        assert!(ServerKeyRef::rfc3261(BR, hp(b"192.0.2.1"), Method::Invite).matches(&k4));
+        assert!(!ServerKeyRef::rfc3261(BR, hp(b"192.0.2.2"), Method::Invite).matches(&k4));
+    }
+
+    #[test]
+    fn server_key_from_top_via() {
+        let via = Via::parse(b"SIP/2.0/UDP PC33.atlanta.com:5060;branch=z9hG4bK776asdhds").unwrap();
+        let k = ServerKeyRef::from_via(&via, Method::Invite).unwrap();
+        assert!(k.matches(&ServerKeyRef::rfc3261(BR, sent_by(), Method::Invite).to_key()));
+        // Without the cookie (or without a branch), the pre-3261 rules apply.
+        let old = Via::parse(b"SIP/2.0/UDP pc33.atlanta.com;branch=776asdhds").unwrap();
+        assert!(ServerKeyRef::from_via(&old, Method::Invite).is_none());
+        let none = Via::parse(b"SIP/2.0/UDP pc33.atlanta.com").unwrap();
+        assert!(ServerKeyRef::from_via(&none, Method::Invite).is_none());
+    }
+
+    #[test]
+    fn canonical_sent_by_fits_longest_hostname() {
+        let name = [
+            b"a".repeat(63),
+            b"b".repeat(63),
+            b"c".repeat(63),
+            b"d".repeat(61),
+        ]
+        .join(&b'.');
+        let text = [name.as_slice(), b":65535"].concat();
+        let hp = HostPort::parse(&text).unwrap();
+        let mut buf = [0; SENT_BY_MAX];
+        assert_eq!(canonical_sent_by(&hp, &mut buf), text.as_slice());
+    }
+
+    #[test]
     fn server_key_ack_matches_invite_transaction() {
-        let k = ServerKeyRef::rfc3261(BR, SENT_BY, Method::Invite).to_key();
-        let ack = ServerKeyRef::rfc3261(BR, SENT_BY, Method::Ack);
+        let k = ServerKeyRef::rfc3261(BR, sent_by(), Method::Invite).to_key();
+        let ack = ServerKeyRef::rfc3261(BR, sent_by(), Method::Ack);
         assert_eq!(ack.hash(), k.hash());
         assert!(ack.matches(&k));
         // But an ACK never matches a non-INVITE transaction.
-        let bye = ServerKeyRef::rfc3261(BR, SENT_BY, Method::Bye).to_key();
+        let bye = ServerKeyRef::rfc3261(BR, sent_by(), Method::Bye).to_key();
         assert!(!ack.matches(&bye));
     }
 
     #[test]
     fn server_key_cancel_is_its_own_transaction_but_finds_invite() {
-        let invite = ServerKeyRef::rfc3261(BR, SENT_BY, Method::Invite).to_key();
-        let cancel = ServerKeyRef::rfc3261(BR, SENT_BY, Method::Cancel);
+        let invite = ServerKeyRef::rfc3261(BR, sent_by(), Method::Invite).to_key();
+        let cancel = ServerKeyRef::rfc3261(BR, sent_by(), Method::Cancel);
         assert!(!cancel.matches(&invite));
         assert_ne!(cancel.hash(), invite.hash());
         let target = cancel.cancelled_invite();
@@ -619,23 +701,23 @@ mod tests {
         assert_eq!(target.hash(), invite.hash());
         // The CANCEL's own transaction matches its retransmission.
         let cancel_key = cancel.to_key();
-        assert!(ServerKeyRef::rfc3261(BR, SENT_BY, Method::Cancel).matches(&cancel_key));
+        assert!(ServerKeyRef::rfc3261(BR, sent_by(), Method::Cancel).matches(&cancel_key));
     }
 
     #[test]
     fn server_key_extension_method() {
         let m = Method::Other(b"FOO");
-        let k = ServerKeyRef::rfc3261(BR, SENT_BY, m).to_key();
-        assert!(ServerKeyRef::rfc3261(BR, SENT_BY, Method::Other(b"FOO")).matches(&k));
+        let k = ServerKeyRef::rfc3261(BR, sent_by(), m).to_key();
+        assert!(ServerKeyRef::rfc3261(BR, sent_by(), Method::Other(b"FOO")).matches(&k));
         // Methods are case-sensitive (§7.1).
-        assert!(!ServerKeyRef::rfc3261(BR, SENT_BY, Method::Other(b"foo")).matches(&k));
+        assert!(!ServerKeyRef::rfc3261(BR, sent_by(), Method::Other(b"foo")).matches(&k));
     }
 
     #[test]
     fn server_key_hash_collision_is_confirmed_by_fields() {
         // A forged key with the same hash but different fields must not match.
-        let k = ServerKeyRef::rfc3261(BR, SENT_BY, Method::Invite).to_key();
-        let mut forged = ServerKeyRef::rfc3261(b"z9hG4bKother", SENT_BY, Method::Invite);
+        let k = ServerKeyRef::rfc3261(BR, sent_by(), Method::Invite).to_key();
+        let mut forged = ServerKeyRef::rfc3261(b"z9hG4bKother", sent_by(), Method::Invite);
         forged.hash = k.hash();
         assert!(!forged.matches(&k));
     }
@@ -643,8 +725,8 @@ mod tests {
     #[test]
     fn server_key_long_fields_spill_but_match() {
         let long_branch = [b"z9hG4bK".as_slice(), &[b'x'; 300]].concat();
-        let k = ServerKeyRef::rfc3261(&long_branch, SENT_BY, Method::Options).to_key();
-        assert!(ServerKeyRef::rfc3261(&long_branch, SENT_BY, Method::Options).matches(&k));
+        let k = ServerKeyRef::rfc3261(&long_branch, sent_by(), Method::Options).to_key();
+        assert!(ServerKeyRef::rfc3261(&long_branch, sent_by(), Method::Options).matches(&k));
     }
 
     #[test]
@@ -722,7 +804,7 @@ mod tests {
     #[test]
     fn legacy_and_rfc3261_keys_never_match_each_other() {
         let legacy = ServerKeyRef::legacy(legacy_invite(), Method::Invite).to_key();
-        let modern = ServerKeyRef::rfc3261(BR, SENT_BY, Method::Invite);
+        let modern = ServerKeyRef::rfc3261(BR, sent_by(), Method::Invite);
         assert!(!modern.matches(&legacy));
         let mut forged = ServerKeyRef::legacy(legacy_invite(), Method::Invite);
         let modern_key = modern.to_key();

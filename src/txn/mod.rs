@@ -45,6 +45,17 @@ pub enum Reliability {
     Reliable,
 }
 
+impl From<crate::sip::via::Transport<'_>> for Reliability {
+    /// The reliability of a Via transport (UDP and unknown transports are not).
+    fn from(t: crate::sip::via::Transport<'_>) -> Self {
+        if t.is_reliable() {
+            Reliability::Reliable
+        } else {
+            Reliability::Unreliable
+        }
+    }
+}
+
 impl Reliability {
     /// True for [`Reliability::Reliable`].
     pub fn is_reliable(self) -> bool {
@@ -303,6 +314,14 @@ mod tests {
         assert_eq!(t.t4, Duration::from_secs(5));
         assert_eq!(t.t1_x64(), Duration::from_secs(32));
         assert_eq!(t.validate(), Ok(()));
+    }
+
+    #[test]
+    fn reliability_of_via_transport() {
+        use crate::sip::via::Transport;
+        assert_eq!(Reliability::from(Transport::Udp), Reliability::Unreliable);
+        assert_eq!(Reliability::from(Transport::Tcp), Reliability::Reliable);
+        assert_eq!(Reliability::from(Transport::Tls), Reliability::Reliable);
     }
 
     #[test]

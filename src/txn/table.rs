@@ -537,12 +537,14 @@ impl<T> TxnTable<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::Method;
+    use crate::sip::{HostPort, Method};
     use crate::txn::key::{LegacyFields, ServerKeyRef};
     use std::time::Duration;
 
     const BR: &[u8] = b"z9hG4bK776asdhds";
-    const SENT_BY: &[u8] = b"pc33.atlanta.com";
+    fn sent_by() -> HostPort<'static> {
+        HostPort::parse(b"pc33.atlanta.com").unwrap()
+    }
 
     fn setup(max: usize) -> (Instant, TxnTable<u32>, TimerWheel<TxnTimer>) {
         let t0 = Instant::now();
@@ -570,7 +572,7 @@ mod tests {
     #[test]
     fn table_server_invite_ack_and_cancel_lookup() {
         let (t0, mut table, mut wheel) = setup(10);
-        let invite = ServerKeyRef::rfc3261(BR, SENT_BY, Method::Invite);
+        let invite = ServerKeyRef::rfc3261(BR, sent_by(), Method::Invite);
         let id = table
             .insert_server(&invite, Reliability::Unreliable, 1)
             .unwrap();
@@ -581,13 +583,13 @@ mod tests {
         // Retransmission and ACK find it; CANCEL does not, but finds it through
         // cancelled_invite.
         assert_eq!(table.find_server(&invite), Some(id));
-        let ack = ServerKeyRef::rfc3261(BR, SENT_BY, Method::Ack);
+        let ack = ServerKeyRef::rfc3261(BR, sent_by(), Method::Ack);
         assert_eq!(table.find_server(&ack), Some(id));
         assert_eq!(
             table.insert_server(&ack, Reliability::Unreliable, 0),
             Err(TableError::Ack)
         );
-        let cancel = ServerKeyRef::rfc3261(BR, SENT_BY, Method::Cancel);
+        let cancel = ServerKeyRef::rfc3261(BR, sent_by(), Method::Cancel);
         assert_eq!(table.find_server(&cancel), None);
         assert_eq!(table.find_server(&cancel.cancelled_invite()), Some(id));
         let cid = table
@@ -661,9 +663,9 @@ mod tests {
     #[test]
     fn table_max_transactions_cap() {
         let (t0, mut table, mut wheel) = setup(2);
-        let a = ServerKeyRef::rfc3261(b"z9hG4bKa", SENT_BY, Method::Invite);
-        let b = ServerKeyRef::rfc3261(b"z9hG4bKb", SENT_BY, Method::Invite);
-        let c = ServerKeyRef::rfc3261(b"z9hG4bKc", SENT_BY, Method::Invite);
+        let a = ServerKeyRef::rfc3261(b"z9hG4bKa", sent_by(), Method::Invite);
+        let b = ServerKeyRef::rfc3261(b"z9hG4bKb", sent_by(), Method::Invite);
+        let c = ServerKeyRef::rfc3261(b"z9hG4bKc", sent_by(), Method::Invite);
         let ida = table.insert_server(&a, Reliability::Reliable, 0).unwrap();
         table.insert_server(&b, Reliability::Reliable, 0).unwrap();
         assert_eq!(
