@@ -57,7 +57,9 @@ impl<'a> Message<'a> {
     ///    Content-Type repeated ([`ParseError::DuplicateHeader`]; RFC 4475 §3.3.8,
     ///    §3.3.9);
     /// 4. for a request, the Request-URI is a URI and, if SIP, carries no
-    ///    `?headers` (RFC 3261 §19.1.5 forbids them there; RFC 4475 §3.1.2.11)
+    ///    `?headers` (not allowed there by RFC 3261 §19.1.1 Table 1; rejecting
+    ///    rather than ignoring them is what RFC 4475 §3.1.2.11 calls acceptable,
+    ///    and it keeps them out of anything forwarded)
     ///    ([`ParseError::InvalidRequestUri`]); for a response, the status code is
     ///    in 100..=699;
     /// 5. From and To decode, their URIs included ([`ParseError::InvalidFrom`],
