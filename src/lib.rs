@@ -1,2 +1,3 @@
+pub mod proxy;
 pub mod sip;
 pub mod txn;
