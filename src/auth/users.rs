@@ -205,14 +205,6 @@ impl UserStore {
         }
         set
     }
-
-    /// The hashes every user in the store can be verified with in `realm`: the
-    /// algorithms worth offering before the user is known.
-    pub fn common_hashes(&self, realm: &[u8]) -> Hashes {
-        self.users
-            .keys()
-            .fold(Hashes::ALL, |acc, u| acc.intersect(self.hashes(u, realm)))
-    }
 }
 
 /// A set of [`Hash`]es.
@@ -428,14 +420,6 @@ mod tests {
         assert!(s.ha1(b"bob", b"r", Hash::Md5).is_none());
         assert!(s.ha1(b"Alice", b"r", Hash::Md5).is_none());
         assert_eq!(s.hashes(b"bob", b"r"), Hashes::NONE);
-    }
-
-    #[test]
-    fn common_hashes_follow_the_weakest_user() {
-        assert_eq!(store("a:pw\nb:pw\n").common_hashes(b"r"), Hashes::ALL);
-        let s = store(&format!("a:pw\nb:r:{MD5_HA1}\n"));
-        assert_eq!(s.common_hashes(b"r"), Hashes::NONE.with(Hash::Md5));
-        assert_eq!(UserStore::default().common_hashes(b"r"), Hashes::ALL);
     }
 
     #[test]
