@@ -781,3 +781,43 @@ fn nonce_survives_a_restart_with_a_persisted_secret() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn challenge_goes_into_a_401_response() {
+    // The integration the registrar does: write_response with the challenge
+    // headers, then a phone reads them back from the response.
+    let a = auth();
+    let req = request("REGISTER", "sip:example.com", None);
+    let req = Message::parse(req.as_bytes()).unwrap();
+    let AuthOutcome::Challenge(state) = a.check(T0, &req, AuthKind::Www, REALM.as_bytes()) else {
+        panic!("expected a challenge");
+    };
+    let ch = a.challenge(T0, REALM.as_bytes(), AuthKind::Www, state);
+    let extra: Vec<_> = ch.headers().collect();
+    let mut out = Vec::new();
+    crate::sip::write_response(
+        &req,
+        ch.status(),
+        ch.reason(),
+        Some(b"t1"),
+        &extra,
+        &mut out,
+    )
+    .unwrap();
+    let resp = Message::parse(&out).unwrap();
+    assert_eq!(resp.status(), Some(401));
+    let got: Vec<_> = resp.www_authenticates().map(|c| c.unwrap()).collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].algorithm(), Some(&b"SHA-256"[..]));
+    assert_eq!(got[1].algorithm(), Some(&b"MD5"[..]));
+    let offer = Offer {
+        realm: REALM.into(),
+        nonce: String::from_utf8(got[0].nonce().unwrap().to_vec()).unwrap(),
+        algorithm: "SHA-256".into(),
+        stale: false,
+    };
+    assert_eq!(
+        answer(&a, T0 + 2, &offer, &Answer::new("alice", "alice-pw")),
+        authorized("alice")
+    );
+}
