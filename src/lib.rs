@@ -1,3 +1,5 @@
 pub mod cli;
 pub mod config;
+pub mod runtime;
+pub mod shard;
 pub mod sip;

@@ -14,7 +14,8 @@ use std::time::Instant;
 use crate::config::{Config, Transport};
 use crate::sip::header::HeaderName;
 use crate::sip::text::trim;
-use crate::sip::Message;
+use crate::sip::via::MAGIC_COOKIE;
+use crate::sip::{write_response, Host, Message, Method, ParseError, Uri, Via};
 
 /// Index of a shard (= executor = core), `0..N`.
 pub type ShardId = usize;
@@ -59,7 +60,10 @@ pub enum Dest {
         fallback: Option<SocketAddr>,
     },
     /// Bytes over a pooled (reused or newly opened) connection to `to`.
-    Stream { transport: Transport, to: SocketAddr },
+    Stream {
+        transport: Transport,
+        to: SocketAddr,
+    },
 }
 
 /// One message to send: a destination and a range of the outbox buffer.
@@ -136,6 +140,28 @@ impl Outbox {
         });
     }
 
+    /// Appends a transmit written by `write`, unless it fails (then nothing is kept).
+    pub fn try_send_with<E>(
+        &mut self,
+        dest: Dest,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.buf.len();
+        match write(&mut self.buf) {
+            Ok(()) => {
+                self.transmits.push(Transmit {
+                    dest,
+                    range: start..self.buf.len(),
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.buf.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
     /// Appends a mesh message for shard `to`.
     pub fn mesh(&mut self, to: ShardId, msg: MeshMsg) {
         self.mesh.push((to, msg));
@@ -153,6 +179,8 @@ pub struct ShardStats {
     pub from_mesh: u64,
     /// Requests answered with 400.
     pub bad_requests: u64,
+    /// OPTIONS addressed to the proxy and answered 200.
+    pub options_answered: u64,
     /// Messages dropped (unparseable, malformed responses, responses not ours).
     pub dropped: u64,
 }
@@ -165,8 +193,14 @@ const OWNER_SEEDS: [u64; 4] = [
     0x082e_fa98_ec4e_6c89,
 ];
 
-/// The RFC 3261 §8.1.1.7 magic cookie.
-const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
+/// Methods listed in `Allow` when the proxy answers OPTIONS itself: everything it
+/// handles or forwards.
+pub const ALLOW: &[u8] =
+    b"INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, UPDATE, INFO, SUBSCRIBE, NOTIFY, REFER, MESSAGE, PUBLISH";
+/// Bodies the proxy itself accepts (RFC 3261 §11.2).
+pub const ACCEPT: &[u8] = b"application/sdp";
+/// Option tags the proxy supports; none yet (the registrar issue adds path/outbound).
+pub const SUPPORTED: &[u8] = b"";
 
 /// The sans-IO core of one executor.
 #[derive(Debug)]
@@ -178,8 +212,8 @@ pub struct Shard {
     /// Ports of our listeners.
     local_ports: Vec<u16>,
     domains: Vec<String>,
-    listen_transports: Vec<Transport>,
     max_message_size: usize,
+    udp_mtu: usize,
     hasher: ahash::RandomState,
     stats: ShardStats,
 }
@@ -197,8 +231,8 @@ impl Shard {
             local_ips,
             local_ports,
             domains: cfg.domains.clone(),
-            listen_transports: cfg.listen.iter().map(|l| l.transport).collect(),
             max_message_size: cfg.max_message_size,
+            udp_mtu: cfg.udp.mtu,
             hasher: ahash::RandomState::with_seeds(
                 OWNER_SEEDS[0],
                 OWNER_SEEDS[1],
@@ -273,9 +307,7 @@ impl Shard {
             }
             Some((h.finish() % self.shards as u64) as usize)
         } else {
-            branch
-                .and_then(branch_shard)
-                .filter(|&s| s < self.shards)
+            branch.and_then(branch_shard).filter(|&s| s < self.shards)
         }
     }
 
@@ -320,12 +352,182 @@ impl Shard {
         }
     }
 
-    fn handle(&mut self, _now: Instant, _from: Peer, _msg: &Message<'_>, _out: &mut Outbox) {}
+    fn handle(&mut self, _now: Instant, from: Peer, msg: &Message<'_>, out: &mut Outbox) {
+        let Some(method) = msg.method() else {
+            // A response: no client transaction of ours exists yet, so it is not ours
+            // (RFC 3261 §16.7 / §18.1.2); malformed ones are dropped silently too.
+            self.stats.dropped += 1;
+            return;
+        };
+        let via = msg.via().ok();
+        if let Err(e) = check_request(msg, method) {
+            // An ACK is never answered (RFC 3261 §17.2.3 / §16.7): drop a bad one.
+            if method == Method::Ack {
+                self.stats.dropped += 1;
+                return;
+            }
+            self.stats.bad_requests += 1;
+            self.respond(
+                from,
+                via.as_ref(),
+                msg,
+                400,
+                e.reason().as_bytes(),
+                &[],
+                out,
+            );
+            return;
+        }
+        match method {
+            Method::Options if msg.request_uri().is_some_and(|u| self.is_me(u)) => {
+                self.stats.options_answered += 1;
+                let extra: [(&str, &[u8]); 3] = [
+                    ("Allow", ALLOW),
+                    ("Accept", ACCEPT),
+                    ("Supported", SUPPORTED),
+                ];
+                self.respond(from, via.as_ref(), msg, 200, b"OK", &extra, out);
+            }
+            // Routing other requests is the proxy issue's job.
+            _ => self.stats.dropped += 1,
+        }
+    }
+
+    /// Writes a response to `req` and addresses it (RFC 3261 §18.2.2, RFC 3581 §4).
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &self,
+        from: Peer,
+        via: Option<&Via<'_>>,
+        req: &Message<'_>,
+        code: u16,
+        reason: &[u8],
+        extra: &[(&str, &[u8])],
+        out: &mut Outbox,
+    ) {
+        let tag = self.to_tag(req);
+        let dest = response_dest(from, via);
+        if let Err(e) = out.try_send_with(dest, |buf| {
+            write_response(req, code, reason, Some(&tag), extra, buf)
+        }) {
+            tracing::debug!(error = %e, code, "response not written");
+        }
+    }
+
+    /// A To tag for a response this element generates statelessly: the same request
+    /// (and its retransmissions) always gets the same tag (RFC 3261 §8.2.6.2, §16.6).
+    fn to_tag(&self, req: &Message<'_>) -> [u8; 16] {
+        let mut h = self.hasher.build_hasher();
+        h.write(req.header(HeaderName::CallId).map(trim).unwrap_or(&[]));
+        h.write(req.header(HeaderName::CSeq).map(trim).unwrap_or(&[]));
+        h.write(top_branch(req).unwrap_or(&[]));
+        let v = h.finish();
+        let mut tag = [0u8; 16];
+        for (i, b) in tag.iter_mut().enumerate() {
+            *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        tag
+    }
+
+    /// True when a Request-URI addresses this proxy itself: no user part, the host one
+    /// of our addresses or domains, the port (or its default) one we listen on.
+    pub fn is_me(&self, request_uri: &[u8]) -> bool {
+        let Ok(uri) = Uri::parse(request_uri) else {
+            return false;
+        };
+        let Some(sip) = uri.as_sip() else {
+            return false;
+        };
+        if sip.user.is_some() {
+            return false;
+        }
+        let host_ok = match sip.host {
+            Host::Domain(d) => self.domains.iter().any(|ours| ours.eq_ignore_ascii_case(d)),
+            Host::V4(_) | Host::V6(_) => {
+                sip.host.ip().is_some_and(|ip| self.local_ips.contains(&ip))
+            }
+        };
+        host_ok && self.local_ports.contains(&sip.port_or_default())
+    }
+
+    /// How a request of `len` bytes goes to `to` over `transport`: a UDP request
+    /// larger than `--udp-mtu` goes over TCP instead (RFC 3261 §18.1.1).
+    pub fn request_dest(
+        &self,
+        transport: Transport,
+        to: SocketAddr,
+        listener: u16,
+        len: usize,
+    ) -> Dest {
+        match transport {
+            Transport::Udp if len > self.udp_mtu => Dest::Stream {
+                transport: Transport::Tcp,
+                to,
+            },
+            Transport::Udp => Dest::Udp { listener, to },
+            t => Dest::Stream { transport: t, to },
+        }
+    }
+}
+
+/// Checks what a request must carry before anything can be done with it (RFC 3261
+/// §8.1.1: Via, To, From, Call-ID, CSeq, Max-Forwards; §8.2.1 and §20.16: the CSeq
+/// method equals the Request-Line's). The error names the faulty element.
+fn check_request(msg: &Message<'_>, method: Method<'_>) -> Result<(), ParseError> {
+    if let Some(uri) = msg.request_uri() {
+        Uri::parse(uri).map_err(|_| ParseError::InvalidRequestUri)?;
+    }
+    let via = msg.via()?;
+    if !via.is_sip_2_0() {
+        return Err(ParseError::InvalidVia);
+    }
+    msg.from()?;
+    msg.to()?;
+    msg.call_id()?;
+    let cseq = msg.cseq()?;
+    if cseq.method != method {
+        return Err(ParseError::CSeqMethodMismatch);
+    }
+    msg.max_forwards()?;
+    Ok(())
+}
+
+/// Where a response to a request from `from` goes (RFC 3261 §18.2.2, RFC 3581 §4).
+///
+/// Over a connection: back on that connection, or, if it has closed, a new one to
+/// the source address and the sent-by port. Over UDP: to the source address (the
+/// `received` a server adds whenever sent-by differs from it), at the source port
+/// when the client asked for `rport`, otherwise the sent-by port. `maddr`
+/// (multicast) is not supported and is ignored.
+pub fn response_dest(from: Peer, via: Option<&Via<'_>>) -> Dest {
+    let sent_by_port = via
+        .and_then(|v| v.sent_by.port)
+        .unwrap_or_else(|| from.transport.default_port());
+    match from.conn {
+        Some(conn) => Dest::Conn {
+            conn,
+            transport: from.transport,
+            fallback: via.map(|_| SocketAddr::new(from.addr.ip(), sent_by_port)),
+        },
+        None => {
+            let port = match via {
+                Some(v) if v.rport().is_none() => sent_by_port,
+                // rport asked for, or no usable Via: answer where the request came from.
+                _ => from.addr.port(),
+            };
+            Dest::Udp {
+                listener: from.listener,
+                to: SocketAddr::new(from.addr.ip(), port),
+            }
+        }
+    }
 }
 
 /// The top Via's `branch` parameter.
-fn top_branch<'a>(_msg: &Message<'a>) -> Option<&'a [u8]> {
-    None
+fn top_branch<'a>(msg: &Message<'a>) -> Option<&'a [u8]> {
+    msg.top_via()
+        .and_then(|v| Via::parse(v).ok())
+        .and_then(|v| v.branch())
 }
 
 /// The shard named in a branch this proxy generated: `z9hG4bK` `cs` DIGITS `.` …

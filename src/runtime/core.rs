@@ -28,6 +28,8 @@ pub(crate) struct ConnEntry {
 
 /// Everything one executor owns.
 pub(crate) struct Core {
+    /// This core's own `Rc`, for tasks it spawns from `&self` methods.
+    me: std::rc::Weak<Core>,
     pub id: ShardId,
     pub shared: Arc<Shared>,
     pub shard: RefCell<Shard>,
@@ -40,7 +42,6 @@ pub(crate) struct Core {
     pub pool: RefCell<ahash::AHashMap<(Transport, SocketAddr), u64>>,
     next_conn: Cell<u64>,
     pub sip_tq: TaskQueueHandle,
-    pub bg_tq: TaskQueueHandle,
 }
 
 impl Core {
@@ -151,7 +152,9 @@ impl Core {
                 return;
             }
         }
-        conn::open(self, transport, to, bytes);
+        if let Some(me) = self.me.upgrade() {
+            conn::open(&me, transport, to, bytes);
+        }
     }
 
     /// This core's own `Rc`, for tasks it spawns.
@@ -185,7 +188,8 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
             *slot = Some(Rc::new(UdpSocket::from(s)));
         }
     }
-    let core = Rc::new(Core {
+    let core = Rc::new_cyclic(|me| Core {
+        me: me.clone(),
         id,
         shard: RefCell::new(Shard::new(id, cfg, shared.local_ips.clone())),
         shared: Arc::clone(&shared),
@@ -195,7 +199,6 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
         pool: RefCell::new(ahash::AHashMap::new()),
         next_conn: Cell::new(0),
         sip_tq,
-        bg_tq,
     });
 
     for (from, rx) in mesh.receivers {
@@ -208,24 +211,23 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
     let mut listeners = Vec::new();
     for (i, sock) in core.udp.iter().enumerate() {
         if let Some(sock) = sock {
-            let task = glommio::spawn_local_into(
-                udp_loop(core.rc(), i as u16, Rc::clone(sock)),
-                sip_tq,
-            )
-            .map_err(|e| e.to_string())?;
+            let task =
+                glommio::spawn_local_into(udp_loop(core.rc(), i as u16, Rc::clone(sock)), sip_tq)
+                    .map_err(|e| e.to_string())?;
             listeners.push(task);
         }
     }
     for (i, transport, s) in sockets.stream {
         // SAFETY-free conversion: glommio takes ownership of the listening fd.
         let listener = into_listener(s);
-        let task = glommio::spawn_local_into(
-            conn::accept_loop(core.rc(), i, transport, listener),
-            sip_tq,
-        )
-        .map_err(|e| e.to_string())?;
+        let task =
+            glommio::spawn_local_into(conn::accept_loop(core.rc(), i, transport, listener), sip_tq)
+                .map_err(|e| e.to_string())?;
         listeners.push(task);
     }
+    glommio::spawn_local_into(stats_loop(core.rc()), bg_tq)
+        .map_err(|e| e.to_string())?
+        .detach();
     super::core_started(&shared);
 
     let mut out = Outbox::new();
@@ -320,4 +322,20 @@ async fn mesh_loop(core: Rc<Core>, from: ShardId, rx: ConnectedReceiver<MeshMsg>
         }
     }
     tracing::debug!(from, "mesh channel closed");
+}
+
+/// Logs the shard's counters now and then (background queue, debug level).
+async fn stats_loop(core: Rc<Core>) {
+    loop {
+        glommio::timer::sleep(Duration::from_secs(10)).await;
+        let s = core.shard.borrow().stats();
+        tracing::debug!(
+            core = core.id,
+            local = s.local,
+            forwarded = s.forwarded,
+            from_mesh = s.from_mesh,
+            connections = core.conns.borrow().len(),
+            "shard stats"
+        );
+    }
 }

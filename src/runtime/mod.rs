@@ -28,7 +28,9 @@ const MESH_CAPACITY: usize = 4096;
 /// Why the proxy could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("another process already listens on {0} (SO_REUSEPORT would split the traffic with it)")]
+    #[error(
+        "another process already listens on {0} (SO_REUSEPORT would split the traffic with it)"
+    )]
     PortInUse(ListenSpec),
     #[error("cannot bind {0}: {1}")]
     Bind(ListenSpec, std::io::Error),
@@ -150,7 +152,12 @@ pub fn run_until(cfg: Config, shutdown: Arc<AtomicBool>) -> Result<(), RunError>
         tls_client,
         local_ips,
         shutdown,
-        mesh: Mutex::new(mesh::build(cores, MESH_CAPACITY).into_iter().map(Some).collect()),
+        mesh: Mutex::new(
+            mesh::build(cores, MESH_CAPACITY)
+                .into_iter()
+                .map(Some)
+                .collect(),
+        ),
         next_core: AtomicUsize::new(0),
         started: AtomicUsize::new(0),
         conns_total: AtomicUsize::new(0),

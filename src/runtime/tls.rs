@@ -85,8 +85,8 @@ fn generate(cfg: &Config, cert: &Path, key: &Path) -> Result<(), TlsError> {
     }
     names.sort();
     names.dedup();
-    let ck = rcgen::generate_simple_self_signed(names)
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let ck =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     fs::create_dir_all(&cfg.data_dir).map_err(|e| file_err(&cfg.data_dir, e))?;
     write_private(key, ck.key_pair.serialize_pem().as_bytes()).map_err(|e| file_err(key, e))?;
     fs::write(cert, ck.cert.pem()).map_err(|e| file_err(cert, e))?;
