@@ -537,3 +537,316 @@ pub fn branch_shard(branch: &[u8]) -> Option<ShardId> {
     let end = rest.iter().position(|&b| b == b'.')?;
     crate::sip::text::parse_u32(rest.get(..end)?).map(|n| n as usize)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(cores: usize) -> Config {
+        let mut c = Config::for_tests();
+        c.cores = cores;
+        c.listen = vec![
+            "udp:0.0.0.0:5060".parse().unwrap(),
+            "tcp:0.0.0.0:5060".parse().unwrap(),
+        ];
+        c.domains = vec!["proxy.example.com".into()];
+        c
+    }
+
+    fn shard(id: ShardId, cores: usize) -> Shard {
+        Shard::new(
+            id,
+            &cfg(cores),
+            vec!["192.0.2.10".parse().unwrap(), "127.0.0.1".parse().unwrap()],
+        )
+    }
+
+    fn udp_peer(addr: &str) -> Peer {
+        Peer {
+            transport: Transport::Udp,
+            addr: addr.parse().unwrap(),
+            listener: 0,
+            conn: None,
+        }
+    }
+
+    fn options(uri: &str, via_params: &str, branch: &str) -> Vec<u8> {
+        format!(
+            "OPTIONS {uri} SIP/2.0\r\n\
+Via: SIP/2.0/UDP client.example.com:5070;branch={branch}{via_params}\r\n\
+Max-Forwards: 70\r\n\
+To: <{uri}>\r\n\
+From: <sip:alice@example.com>;tag=a1\r\n\
+Call-ID: c1@client\r\n\
+CSeq: 7 OPTIONS\r\n\
+Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn run(sh: &mut Shard, from: Peer, bytes: &[u8]) -> Outbox {
+        let mut out = Outbox::new();
+        sh.on_datagram(Instant::now(), from, bytes, &mut out);
+        out
+    }
+
+    fn only_transmit(out: &Outbox) -> (Dest, String) {
+        let v: Vec<_> = out.transmits().collect();
+        assert_eq!(v.len(), 1, "expected one transmit");
+        (v[0].0, String::from_utf8(v[0].1.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn options_to_the_proxy_gets_200_with_capabilities() {
+        let mut sh = shard(0, 1);
+        let out = run(
+            &mut sh,
+            udp_peer("198.51.100.7:40000"),
+            &options("sip:192.0.2.10", "", "z9hG4bK1"),
+        );
+        let (dest, text) = only_transmit(&out);
+        assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{text}");
+        assert!(text.contains("\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS"));
+        assert!(text.contains("\r\nAccept: application/sdp\r\n"));
+        assert!(text.contains("\r\nSupported:"));
+        assert!(text.contains("\r\nTo: <sip:192.0.2.10>;tag="));
+        // RFC 3261 §18.2.2: no rport, so the sent-by port at the source address.
+        assert_eq!(
+            dest,
+            Dest::Udp {
+                listener: 0,
+                to: "198.51.100.7:5070".parse().unwrap()
+            }
+        );
+        assert_eq!(sh.stats().options_answered, 1);
+    }
+
+    #[test]
+    fn rport_sends_the_response_to_the_source_port() {
+        // RFC 3581 §4
+        let mut sh = shard(0, 1);
+        let out = run(
+            &mut sh,
+            udp_peer("198.51.100.7:40000"),
+            &options("sip:proxy.example.com", ";rport", "z9hG4bK1"),
+        );
+        let (dest, _) = only_transmit(&out);
+        assert_eq!(
+            dest,
+            Dest::Udp {
+                listener: 0,
+                to: "198.51.100.7:40000".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn the_same_request_gets_the_same_to_tag() {
+        let mut sh = shard(0, 1);
+        let req = options("sip:127.0.0.1:5060", "", "z9hG4bK1");
+        let a = only_transmit(&run(&mut sh, udp_peer("127.0.0.1:1"), &req)).1;
+        let b = only_transmit(&run(&mut sh, udp_peer("127.0.0.1:1"), &req)).1;
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn options_for_someone_else_is_not_answered_here() {
+        let mut sh = shard(0, 1);
+        for uri in [
+            "sip:bob@192.0.2.10",    // has a user part
+            "sip:192.0.2.99",        // not our address
+            "sip:192.0.2.10:5099",   // not our port
+            "sip:other.example.com", // not our domain
+        ] {
+            let out = run(
+                &mut sh,
+                udp_peer("127.0.0.1:1"),
+                &options(uri, "", "z9hG4bK1"),
+            );
+            assert!(out.is_empty(), "{uri} answered");
+        }
+    }
+
+    #[test]
+    fn malformed_requests_get_400_naming_the_fault() {
+        let mut sh = shard(0, 1);
+        let good = String::from_utf8(options("sip:127.0.0.1", "", "z9hG4bK1")).unwrap();
+        for (broken, reason) in [
+            (
+                good.replace("CSeq: 7 OPTIONS", "CSeq: x OPTIONS"),
+                "Bad CSeq",
+            ),
+            (
+                good.replace("CSeq: 7 OPTIONS", "CSeq: 7 INVITE"),
+                "CSeq Method Mismatch",
+            ),
+            (
+                good.replace("Call-ID: c1@client\r\n", ""),
+                "Missing Call-ID",
+            ),
+            (
+                good.replace("Max-Forwards: 70", "Max-Forwards: 300"),
+                "Bad Max-Forwards",
+            ),
+            (
+                good.replace("From: <sip:alice@example.com>;tag=a1\r\n", ""),
+                "Missing From",
+            ),
+        ] {
+            let out = run(&mut sh, udp_peer("127.0.0.1:1"), broken.as_bytes());
+            let (_, text) = only_transmit(&out);
+            assert!(
+                text.starts_with(&format!("SIP/2.0 400 {reason}\r\n")),
+                "{reason}: {text}"
+            );
+        }
+        assert_eq!(sh.stats().bad_requests, 5);
+    }
+
+    #[test]
+    fn a_400_for_a_broken_via_goes_to_the_source() {
+        let mut sh = shard(0, 1);
+        let req = String::from_utf8(options("sip:127.0.0.1", "", "z9hG4bK1"))
+            .unwrap()
+            .replace("SIP/2.0/UDP client.example.com:5070", "SIP/2.0/UDP [bad");
+        let out = run(&mut sh, udp_peer("198.51.100.7:40000"), req.as_bytes());
+        let (dest, text) = only_transmit(&out);
+        assert!(text.starts_with("SIP/2.0 400 "), "{text}");
+        assert_eq!(
+            dest,
+            Dest::Udp {
+                listener: 0,
+                to: "198.51.100.7:40000".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_ack_and_responses_are_dropped_silently() {
+        let mut sh = shard(0, 1);
+        let ack = String::from_utf8(options("sip:127.0.0.1", "", "z9hG4bK1"))
+            .unwrap()
+            .replace("OPTIONS sip", "ACK sip")
+            .replace("CSeq: 7 OPTIONS", "CSeq: 7 ACK")
+            .replace("Max-Forwards: 70", "Max-Forwards: 999");
+        assert!(run(&mut sh, udp_peer("127.0.0.1:1"), ack.as_bytes()).is_empty());
+        let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\nCSeq: x\r\n\r\n";
+        assert!(run(&mut sh, udp_peer("127.0.0.1:1"), resp).is_empty());
+        assert!(run(&mut sh, udp_peer("127.0.0.1:1"), b"garbage\r\n\r\n").is_empty());
+        assert_eq!(sh.stats().dropped, 3);
+    }
+
+    #[test]
+    fn over_a_connection_the_response_goes_back_on_it() {
+        // RFC 3261 §18.2.2
+        let mut sh = shard(0, 1);
+        let conn = ConnId { shard: 0, seq: 9 };
+        let from = Peer {
+            transport: Transport::Tcp,
+            addr: "198.51.100.7:40000".parse().unwrap(),
+            listener: 1,
+            conn: Some(conn),
+        };
+        let mut out = Outbox::new();
+        sh.on_stream_message(
+            Instant::now(),
+            from,
+            &options("sip:127.0.0.1", "", "z9hG4bK1"),
+            &mut out,
+        );
+        let (dest, _) = only_transmit(&out);
+        assert_eq!(
+            dest,
+            Dest::Conn {
+                conn,
+                transport: Transport::Tcp,
+                fallback: Some("198.51.100.7:5070".parse().unwrap()),
+            }
+        );
+    }
+
+    #[test]
+    fn requests_owned_by_another_shard_cross_the_mesh_once() {
+        let mut shards = [shard(0, 2), shard(1, 2)];
+        let mut owners = [0usize; 2];
+        for i in 0..64 {
+            let req = options("sip:127.0.0.1", "", &format!("z9hG4bK{i}x"));
+            let msg = Message::parse(&req).unwrap();
+            let owner = shards[0].owner_of(&msg).unwrap();
+            // Every shard agrees on the owner.
+            assert_eq!(shards[1].owner_of(&msg), Some(owner));
+            owners[owner] += 1;
+            let other = 1 - owner;
+            let out = run(&mut shards[other], udp_peer("127.0.0.1:1"), &req);
+            assert!(out.transmits().next().is_none());
+            let mut out = out;
+            let mesh: Vec<_> = out.drain_mesh().collect();
+            assert_eq!(mesh.len(), 1);
+            let (to, msg) = mesh.into_iter().next().unwrap();
+            assert_eq!(to, owner);
+            let mut out2 = Outbox::new();
+            shards[owner].on_mesh(Instant::now(), msg, &mut out2);
+            let (_, text) = only_transmit(&out2);
+            assert!(text.starts_with("SIP/2.0 200 OK"));
+            assert_eq!(out2.drain_mesh().count(), 0);
+        }
+        assert!(owners[0] > 0 && owners[1] > 0, "{owners:?}");
+        assert_eq!(
+            shards[0].stats().forwarded + shards[1].stats().forwarded,
+            64
+        );
+        assert_eq!(
+            shards[0].stats().from_mesh + shards[1].stats().from_mesh,
+            64
+        );
+    }
+
+    #[test]
+    fn rfc2543_requests_are_owned_by_call_id_and_cseq() {
+        let sh = shard(0, 4);
+        let a = options("sip:127.0.0.1", "", "old-branch-1");
+        let b = options("sip:127.0.0.1", "", "old-branch-2");
+        // No magic cookie: the branch is ignored, the same Call-ID and CSeq agree.
+        assert_eq!(
+            sh.owner_of(&Message::parse(&a).unwrap()),
+            sh.owner_of(&Message::parse(&b).unwrap())
+        );
+    }
+
+    #[test]
+    fn responses_are_owned_by_the_shard_in_our_branch() {
+        let sh = shard(0, 4);
+        let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKcs3.abc\r\n\r\n";
+        assert_eq!(sh.owner_of(&Message::parse(resp).unwrap()), Some(3));
+        let foreign = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKzz\r\n\r\n";
+        assert_eq!(sh.owner_of(&Message::parse(foreign).unwrap()), None);
+        assert_eq!(branch_shard(b"z9hG4bKcs12.x"), Some(12));
+        assert_eq!(branch_shard(b"z9hG4bKcs.x"), None);
+    }
+
+    #[test]
+    fn large_udp_requests_go_over_tcp() {
+        // RFC 3261 §18.1.1
+        let sh = shard(0, 1);
+        let to: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        assert_eq!(
+            sh.request_dest(Transport::Udp, to, 0, 1300),
+            Dest::Udp { listener: 0, to }
+        );
+        assert_eq!(
+            sh.request_dest(Transport::Udp, to, 0, 1301),
+            Dest::Stream {
+                transport: Transport::Tcp,
+                to
+            }
+        );
+    }
+
+    #[test]
+    fn oversized_messages_are_dropped() {
+        let mut sh = shard(0, 1);
+        let mut req = options("sip:127.0.0.1", "", "z9hG4bK1");
+        req.resize(sh.max_message_size + 1, b'\n');
+        assert!(run(&mut sh, udp_peer("127.0.0.1:1"), &req).is_empty());
+    }
+}
