@@ -1,5 +1,6 @@
 pub mod cli;
 pub mod config;
+pub mod proxy;
 pub mod runtime;
 pub mod shard;
 pub mod sip;

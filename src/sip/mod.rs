@@ -30,4 +30,6 @@ pub use name_addr::{Contact, NameAddr, QValue};
 pub use params::{Param, Params};
 pub use uri::{SipUri, TelUri, Uri};
 pub use via::{Transport, Via};
-pub use writer::{forward_request, forward_response, write_response, RequestEdits, WriteError};
+pub use writer::{
+    forward_request, forward_response, write_response, RequestEdits, ViaReceived, WriteError,
+};

@@ -8,6 +8,8 @@
 //!
 //! Every function appends to `out` and leaves it untouched when it returns an error.
 
+use std::io::Write as _;
+use std::net::IpAddr;
 use std::ops::Range;
 
 use memchr::{memchr, memchr2};
@@ -17,7 +19,7 @@ use thiserror::Error;
 use super::header::HeaderName;
 use super::message::{Header, Message};
 use super::params::Params;
-use super::text::{find_unquoted, is_token_str, CommaList};
+use super::text::{eq_ic, find_unquoted, is_token_str, CommaList};
 
 /// Why a message was not written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -73,9 +75,28 @@ pub struct RequestEdits<'e> {
     /// The Max-Forwards value to send (§16.6 step 3): replaces the value received,
     /// or adds the header when the request had none.
     pub max_forwards: Option<u8>,
-    /// Drop the first Route value (§16.4: it named this proxy; §16.6 step 6 for a
-    /// strict-routing next hop whose URI becomes the Request-URI).
-    pub remove_first_route: bool,
+    /// How many leading Route values to drop (§16.4: they name this proxy — two
+    /// after double record-routing; §16.6 step 6 for a strict-routing next hop whose
+    /// URI becomes the Request-URI).
+    pub remove_first_routes: u8,
+    /// Drop the last Route value (§16.4: the previous hop was a strict router, so
+    /// the Request-URI holds our Record-Route URI and the last Route value is the
+    /// real Request-URI, which the caller passes as `request_uri`).
+    pub remove_last_route: bool,
+    /// What the receiving transport records on the topmost Via (§18.2.1, RFC 3581).
+    pub via_received: Option<ViaReceived>,
+}
+
+/// The `received` and `rport` parameters a server transport sets on the topmost
+/// Via of a request it received (RFC 3261 §18.2.1, RFC 3581 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViaReceived {
+    /// The packet's source address: written as `;received=`, replacing a value
+    /// already there. `None` leaves `received` alone.
+    pub received: Option<IpAddr>,
+    /// The packet's source port: fills in an `rport` parameter the client put
+    /// there (RFC 3581 §4 — only when it asked for it). `None` leaves it alone.
+    pub rport: Option<u16>,
 }
 
 /// Writes `req` with `edits` applied, for sending to the next hop.
@@ -109,8 +130,8 @@ pub fn forward_request(
     }
 
     let top = req.start_line_range().end;
-    // At most one op per field of `edits`: never spills.
-    let mut ops: SmallVec<[Op; 5]> = SmallVec::new();
+    // At most one op per field of `edits` (two for `via_received`): never spills.
+    let mut ops: SmallVec<[Op; 8]> = SmallVec::new();
     let mut push = |op| ops.push(op);
     // Pushed in the order they are written when they share an offset: insertions
     // before a removal that starts at the same line.
@@ -136,9 +157,43 @@ pub fn forward_request(
             None => push(Op::insert(top, Piece::MaxForwards(mf))),
         }
     }
-    if edits.remove_first_route {
-        if let Some(cut) = first_value_cut(req, HeaderName::Route) {
-            push(Op::replace(cut, Piece::Nothing));
+    if edits.remove_first_routes > 0 || edits.remove_last_route {
+        let total = if edits.remove_last_route {
+            req.values(HeaderName::Route).count()
+        } else {
+            0
+        };
+        let first = usize::from(edits.remove_first_routes);
+        let removed = |i: usize| i < first || (edits.remove_last_route && i + 1 == total);
+        values_cut(req, HeaderName::Route, removed, &mut |cut| {
+            push(Op::replace(cut, Piece::Nothing))
+        });
+    }
+    if let (Some(vr), Some(top)) = (edits.via_received, req.top_via()) {
+        let params = Params::new(top);
+        if let Some(port) = vr.rport {
+            if let Some(p) = params.into_iter().find(|p| eq_ic(p.name, b"rport")) {
+                let at = req.offset_of(p.name);
+                let end = p
+                    .value
+                    .map_or(at + p.name.len(), |v| req.offset_of(v) + v.len());
+                push(Op::replace(at..end, Piece::Rport(port)));
+            }
+        }
+        if let Some(ip) = vr.received {
+            match params.into_iter().find(|p| eq_ic(p.name, b"received")) {
+                Some(p) => {
+                    let at = req.offset_of(p.name);
+                    let end = p
+                        .value
+                        .map_or(at + p.name.len(), |v| req.offset_of(v) + v.len());
+                    push(Op::replace(at..end, Piece::Received(ip, false)));
+                }
+                None => push(Op::insert(
+                    req.offset_of(top) + top.len(),
+                    Piece::Received(ip, true),
+                )),
+            }
         }
     }
     // Stable: keeps the push order among ops at one offset.
@@ -247,6 +302,10 @@ enum Piece<'e> {
     Via(&'e [u8]),
     RecordRoute(&'e [&'e [u8]]),
     MaxForwards(u8),
+    /// `rport=PORT`.
+    Rport(u16),
+    /// `received=IP`, with a leading `;` when appended.
+    Received(IpAddr, bool),
 }
 
 /// One edit: replace `range` of the source (empty for an insertion) with `piece`.
@@ -300,6 +359,8 @@ fn extra_len(ops: &[Op]) -> usize {
             Piece::Via(v) => v.len() + 7,
             Piece::RecordRoute(rr) => rr.iter().map(|v| v.len() + 16).sum(),
             Piece::MaxForwards(_) => 19,
+            Piece::Rport(_) => 11,
+            Piece::Received(..) => 49,
         })
         .sum()
 }
@@ -320,6 +381,18 @@ fn write_piece(out: &mut Vec<u8>, piece: &Piece) {
             push_decimal(out, n.into());
             out.extend_from_slice(b"\r\n");
         }
+        Piece::Rport(port) => {
+            out.extend_from_slice(b"rport=");
+            push_decimal(out, port);
+        }
+        Piece::Received(ip, leading_semicolon) => {
+            if leading_semicolon {
+                out.push(b';');
+            }
+            // RFC 3261 §25.1: `received` is a bare IPv4address / IPv6address.
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "received={ip}");
+        }
     }
 }
 
@@ -335,6 +408,50 @@ fn first_value_cut(msg: &Message, name: HeaderName) -> Option<Range<usize>> {
             None => h.line_range(),
         })
     })
+}
+
+/// Reports, through `cut`, the bytes to drop to remove the values of header `name`
+/// whose index (counted across all its lines) satisfies `removed`: a line losing
+/// every value goes whole; otherwise each run of removed values goes with the comma
+/// that joined it to a kept neighbour, so the line stays a well-formed list.
+fn values_cut(
+    msg: &Message,
+    name: HeaderName,
+    removed: impl Fn(usize) -> bool,
+    cut: &mut impl FnMut(Range<usize>),
+) {
+    let mut index = 0;
+    for h in msg.all(name) {
+        let values: SmallVec<[&[u8]; 8]> = CommaList::new(msg.value(h)).collect();
+        let first = index;
+        index += values.len();
+        let gone = |i: usize| removed(first + i);
+        if values.is_empty() || !(0..values.len()).any(gone) {
+            continue;
+        }
+        if (0..values.len()).all(gone) {
+            cut(h.line_range());
+            continue;
+        }
+        let start = |v: &[u8]| msg.offset_of(v);
+        let end = |v: &[u8]| msg.offset_of(v) + v.len();
+        let mut i = 0;
+        while i < values.len() {
+            if !gone(i) {
+                i += 1;
+                continue;
+            }
+            let a = i;
+            while i < values.len() && gone(i) {
+                i += 1;
+            }
+            // The run is values[a..i]; some value on the line is kept.
+            match values.get(i) {
+                Some(next) => cut(start(values[a])..start(next)),
+                None => cut(end(values[a - 1])..end(values[i - 1])),
+            }
+        }
+    }
 }
 
 /// True when a To (or From) value carries a `tag` parameter. The header parameters
@@ -571,11 +688,111 @@ v=0\n";
     }
 
     #[test]
+    fn last_route_value_removed_for_strict_router() {
+        // RFC 3261 §16.4: the last Route value becomes the Request-URI.
+        let msg = b"BYE sip:proxy.example.com;lr SIP/2.0\r\nRoute: <sip:p2;lr>\r\nRoute: <sip:p3;lr>, <sip:bob@ua.example.com>\r\nl: 0\r\n\r\n";
+        let out = forward(
+            msg,
+            &RequestEdits {
+                request_uri: Some(b"sip:bob@ua.example.com"),
+                remove_last_route: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s(&out),
+            "BYE sip:bob@ua.example.com SIP/2.0\r\nRoute: <sip:p2;lr>\r\nRoute: <sip:p3;lr>\r\nl: 0\r\n\r\n"
+        );
+        // A single value: the line goes, and asking for both removals drops it once.
+        let msg = b"BYE sip:proxy.example.com SIP/2.0\r\nRoute: <sip:bob@ua>\r\nl: 0\r\n\r\n";
+        let out = forward(
+            msg,
+            &RequestEdits {
+                remove_first_routes: 1,
+                remove_last_route: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(s(&out), "BYE sip:proxy.example.com SIP/2.0\r\nl: 0\r\n\r\n");
+    }
+
+    #[test]
+    fn two_leading_routes_removed_after_double_record_route() {
+        // Both of our Record-Route values come back as the first two Route values.
+        let msg = b"BYE sip:bob@ua SIP/2.0\r\nRoute: <sip:in;lr>\r\nRoute: <sip:out;lr>, <sip:p3;lr>, <sip:p4;lr>\r\nl: 0\r\n\r\n";
+        let out = forward(
+            msg,
+            &RequestEdits {
+                remove_first_routes: 2,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s(&out),
+            "BYE sip:bob@ua SIP/2.0\r\nRoute: <sip:p3;lr>, <sip:p4;lr>\r\nl: 0\r\n\r\n"
+        );
+        // First two and last of one line: only the middle value stays.
+        let msg = b"BYE sip:bob@ua SIP/2.0\r\nRoute: <sip:a;lr>,<sip:b;lr>, <sip:c;lr> ,<sip:d>\r\nl: 0\r\n\r\n";
+        let out = forward(
+            msg,
+            &RequestEdits {
+                remove_first_routes: 2,
+                remove_last_route: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s(&out),
+            "BYE sip:bob@ua SIP/2.0\r\nRoute: <sip:c;lr>\r\nl: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn via_received_and_rport_filled_in() {
+        // RFC 3581 §4: rport without a value gets the source port, and received is
+        // added even when it equals the sent-by host.
+        let msg = b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bK1, SIP/2.0/UDP h;rport\r\nl: 0\r\n\r\n";
+        let vr = ViaReceived {
+            received: Some("192.0.2.7".parse().unwrap()),
+            rport: Some(40123),
+        };
+        let out = forward(
+            msg,
+            &RequestEdits {
+                via_received: Some(vr),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s(&out),
+            "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;rport=40123;branch=z9hG4bK1;received=192.0.2.7, SIP/2.0/UDP h;rport\r\nl: 0\r\n\r\n"
+        );
+        // An existing received is replaced; IPv6 is written bare (§25.1); no rport
+        // requested means none is added.
+        let msg = b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP [2001:db8::1];received=1.2.3.4;branch=z9hG4bK1\r\nl: 0\r\n\r\n";
+        let vr = ViaReceived {
+            received: Some("2001:db8::9".parse().unwrap()),
+            rport: Some(5),
+        };
+        let out = forward(
+            msg,
+            &RequestEdits {
+                via_received: Some(vr),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s(&out),
+            "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP [2001:db8::1];received=2001:db8::9;branch=z9hG4bK1\r\nl: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
     fn first_route_value_removed_from_a_list() {
         let out = forward(
             INVITE,
             &RequestEdits {
-                remove_first_route: true,
+                remove_first_routes: 1,
                 ..Default::default()
             },
         );
@@ -593,7 +810,7 @@ v=0\n";
         let out = forward(
             msg,
             &RequestEdits {
-                remove_first_route: true,
+                remove_first_routes: 1,
                 ..Default::default()
             },
         );
@@ -606,7 +823,7 @@ v=0\n";
         let out = forward(
             msg,
             &RequestEdits {
-                remove_first_route: true,
+                remove_first_routes: 1,
                 ..Default::default()
             },
         );
@@ -616,7 +833,7 @@ v=0\n";
         let out = forward(
             msg,
             &RequestEdits {
-                remove_first_route: true,
+                remove_first_routes: 1,
                 ..Default::default()
             },
         );
@@ -630,7 +847,7 @@ v=0\n";
         let out = forward(
             msg,
             &RequestEdits {
-                remove_first_route: true,
+                remove_first_routes: 1,
                 ..Default::default()
             },
         );
@@ -652,7 +869,7 @@ v=0\n";
             &RequestEdits {
                 record_route: rr,
                 max_forwards: Some(70),
-                remove_first_route: true,
+                remove_first_routes: 1,
                 ..Default::default()
             },
         );
@@ -673,12 +890,17 @@ v=0\n";
                 via: Some(b"SIP/2.0/UDP us.example.com;branch=z9hG4bKus"),
                 record_route: rr,
                 max_forwards: Some(69),
-                remove_first_route: true,
+                remove_first_routes: 1,
+                remove_last_route: false,
+                via_received: Some(ViaReceived {
+                    received: Some("192.0.2.1".parse().unwrap()),
+                    rport: None,
+                }),
             },
         );
         let want = b"INVITE sip:bob@192.0.2.4 SIP/2.0\r\n\
 Via: SIP/2.0/UDP us.example.com;branch=z9hG4bKus\r\n\
-Via: SIP/2.0/UDP p1.example.com;branch=z9hG4bKp1, SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776\r\n\
+Via: SIP/2.0/UDP p1.example.com;branch=z9hG4bKp1;received=192.0.2.1, SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776\r\n\
 Max-Forwards: 69\r\n\
 Route: <sip:p2.example.com;lr>\r\n\
 Record-Route: <sip:us.example.com;lr>\r\n\
