@@ -4,3 +4,4 @@ pub mod proxy;
 pub mod runtime;
 pub mod shard;
 pub mod sip;
+pub mod txn;
