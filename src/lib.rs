@@ -1,1 +1,2 @@
+pub mod registrar;
 pub mod sip;
