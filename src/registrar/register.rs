@@ -457,7 +457,10 @@ impl Registrar {
             .ok_or_else(|| reject(400, "Contact Too Long"))?;
             let change = match tentative.iter().find(|b| b.same_binding(&binding)) {
                 Some(old) => {
-                    if old.call_id() == call_id && cseq <= old.cseq {
+                    // A contact listed twice in this request is not out of order
+                    // with itself: the later value wins.
+                    let ours = written.iter().any(|w| w.same_binding(old));
+                    if !ours && old.call_id() == call_id && cseq <= old.cseq {
                         return Err(reject(500, "Out of Order Request"));
                     }
                     if item.expires == 0 {

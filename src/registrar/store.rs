@@ -148,8 +148,16 @@ pub fn open(dir: &Path, shards: usize, now: u64) -> Result<Loaded, StoreError> {
             let snap = dir.join(file_name(epoch, shard, "snap"));
             let log = dir.join(file_name(epoch, shard, "log"));
             let before = warnings.len();
-            let included = load_file(&snap, shards, &mut locations, None, &mut warnings)?;
-            load_file(&log, shards, &mut locations, included, &mut warnings)?;
+            let expect = (epoch, shard);
+            let included = load_file(&snap, expect, shards, &mut locations, None, &mut warnings)?;
+            load_file(
+                &log,
+                expect,
+                shards,
+                &mut locations,
+                included,
+                &mut warnings,
+            )?;
             for w in &warnings[before..] {
                 if let LoadWarning::Truncated { path, .. } | LoadWarning::Corrupt { path, .. } = w {
                     damaged.push(path.clone());
@@ -162,7 +170,12 @@ pub fn open(dir: &Path, shards: usize, now: u64) -> Result<Loaded, StoreError> {
     }
 
     // The new epoch: snapshots first, then the MANIFEST that makes them current.
+    // Files of this or a later epoch are leftovers of a start that crashed before
+    // its MANIFEST was written (possibly with another shard count): never current.
     let new_epoch = epoch.map_or(1, |e| e + 1);
+    for f in files.iter().filter(|f| f.epoch >= new_epoch) {
+        fs::remove_file(&f.path).map_err(io_err(&f.path))?;
+    }
     let mut stores = Vec::with_capacity(shards);
     for (i, loc) in locations.iter().enumerate() {
         let shard = i as u32;
@@ -375,6 +388,7 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 /// recorded in the file's header. A missing file is empty.
 fn load_file(
     path: &Path,
+    (epoch, shard): (u64, u32),
     shards: usize,
     locations: &mut [Location],
     skip_gen: Option<u64>,
@@ -415,16 +429,16 @@ fn load_file(
             offset: at as u64,
         };
         if gen.is_none() {
-            // The first record must be the header.
+            // The first record must be the header, naming this file.
             match decode_header(payload) {
-                Some(g) => {
+                Some((e, s, g)) if (e, s) == (epoch, shard) => {
                     gen = Some(g);
                     if skip_gen.is_some() && skip_gen == gen {
                         return Ok(gen);
                     }
                     continue;
                 }
-                None => {
+                _ => {
                     warnings.push(corrupt());
                     break;
                 }
@@ -609,15 +623,14 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn decode_header(payload: &[u8]) -> Option<u64> {
+/// (epoch, shard, generation) of a header record.
+fn decode_header(payload: &[u8]) -> Option<(u64, u32, u64)> {
     let mut c = Cursor(payload);
     if c.u8()? != KIND_HEADER || c.take(MAGIC.len())? != MAGIC {
         return None;
     }
     let _file = c.u8()?;
-    let _epoch = c.u64()?;
-    let _shard = c.u32()?;
-    c.u64()
+    Some((c.u64()?, c.u32()?, c.u64()?))
 }
 
 fn decode_change(payload: &[u8]) -> Option<Change> {
@@ -680,8 +693,21 @@ fn decode_binding(c: &mut Cursor<'_>) -> Option<Binding> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A log header record.
+    pub(crate) fn header_bytes(epoch: u64, shard: u32, gen: u64) -> Vec<u8> {
+        encode_header(FILE_LOG, epoch, shard, gen)
+    }
+
+    #[test]
+    fn header_names_its_file() {
+        let h = header_bytes(2, 3, 9);
+        assert_eq!(h.len(), 36);
+        let (payload, _) = next_record(&h, 0).unwrap();
+        assert_eq!(decode_header(payload), Some((2, 3, 9)));
+    }
     use crate::registrar::location::tests::{aor, binding};
 
     #[test]

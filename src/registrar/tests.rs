@@ -1268,3 +1268,37 @@ fn store_missing_manifest_loads_the_newest_epoch() {
     ));
     assert_eq!(all_bindings(&loaded.locations), before);
 }
+
+#[test]
+fn register_contact_listed_twice_is_not_out_of_order() {
+    let mut r = registrar();
+    let a = send(
+        &mut r,
+        NOW,
+        &req().h("Contact: <sip:alice@192.0.2.10>;expires=100, <sip:alice@192.0.2.10>;expires=200"),
+    );
+    assert_eq!(a.status, 200);
+    assert_eq!(expires_of(&a), ["200"]);
+}
+
+#[test]
+fn store_ignores_files_of_an_unfinished_start() {
+    // A start that crashed before its MANIFEST, with another shard count, left
+    // files of the next epoch: they must not leak into the next load.
+    let dir = tempfile::tempdir().unwrap();
+    let before = populate(dir.path(), 1, 5);
+    // Fake leftovers: another store's log (more users), renamed for epoch 2,
+    // shard 3, its header rewritten to match.
+    let other = tempfile::tempdir().unwrap();
+    populate(other.path(), 1, 8);
+    let mut ghost = std::fs::read(log_path(other.path())).unwrap();
+    let header = store::tests::header_bytes(2, 3, 1);
+    ghost.splice(..header.len(), header);
+    std::fs::write(dir.path().join("e2-s3.log"), ghost).unwrap();
+    let loaded = store::open(dir.path(), 1, NOW + 1).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(all_bindings(&loaded.locations), before);
+    assert!(!dir.path().join("e2-s3.log").exists());
+    let again = store::open(dir.path(), 1, NOW + 2).unwrap();
+    assert_eq!(all_bindings(&again.locations), before);
+}
