@@ -12,10 +12,11 @@ use std::ops::Range;
 use std::time::Instant;
 
 use crate::config::{Config, Transport};
+use crate::proxy::identity::Identity;
 use crate::sip::header::HeaderName;
 use crate::sip::text::trim;
 use crate::sip::via::MAGIC_COOKIE;
-use crate::sip::{write_response, Host, Message, Method, ParseError, Uri, Via};
+use crate::sip::{write_response, Message, Method, Uri, Via};
 
 /// Index of a shard (= executor = core), `0..N`.
 pub type ShardId = usize;
@@ -207,11 +208,8 @@ pub const SUPPORTED: &[u8] = b"";
 pub struct Shard {
     id: ShardId,
     shards: usize,
-    /// IP addresses this host answers on (for "is this URI us?").
-    local_ips: Vec<IpAddr>,
-    /// Ports of our listeners.
-    local_ports: Vec<u16>,
-    domains: Vec<String>,
+    /// Who "this proxy" is (addresses, ports, domains).
+    identity: Identity,
     max_message_size: usize,
     udp_mtu: usize,
     hasher: ahash::RandomState,
@@ -222,15 +220,15 @@ impl Shard {
     /// The shard `id` of `shards`. `local_ips` are the addresses the host answers on;
     /// wildcard listen addresses are expanded by the caller.
     pub fn new(id: ShardId, cfg: &Config, local_ips: Vec<IpAddr>) -> Shard {
-        let mut local_ports: Vec<u16> = cfg.listen.iter().map(|l| l.addr.port()).collect();
-        local_ports.sort_unstable();
-        local_ports.dedup();
+        let listeners: Vec<(IpAddr, u16)> = cfg
+            .listen
+            .iter()
+            .map(|l| (l.addr.ip(), l.addr.port()))
+            .collect();
         Shard {
             id,
             shards: cfg.cores.max(1),
-            local_ips,
-            local_ports,
-            domains: cfg.domains.clone(),
+            identity: Identity::new(&listeners, &local_ips, &cfg.domains),
             max_message_size: cfg.max_message_size,
             udp_mtu: cfg.udp.mtu,
             hasher: ahash::RandomState::with_seeds(
@@ -360,7 +358,7 @@ impl Shard {
             return;
         };
         let via = msg.via().ok();
-        if let Err(e) = check_request(msg, method) {
+        if let Err(e) = msg.check() {
             // An ACK is never answered (RFC 3261 §17.2.3 / §16.7): drop a bad one.
             if method == Method::Ack {
                 self.stats.dropped += 1;
@@ -438,16 +436,8 @@ impl Shard {
         let Some(sip) = uri.as_sip() else {
             return false;
         };
-        if sip.user.is_some() {
-            return false;
-        }
-        let host_ok = match sip.host {
-            Host::Domain(d) => self.domains.iter().any(|ours| ours.eq_ignore_ascii_case(d)),
-            Host::V4(_) | Host::V6(_) => {
-                sip.host.ip().is_some_and(|ip| self.local_ips.contains(&ip))
-            }
-        };
-        host_ok && self.local_ports.contains(&sip.port_or_default())
+        // A URI with a user part names someone served here, not the proxy itself.
+        sip.user.is_none() && self.identity.is_me(sip)
     }
 
     /// How a request of `len` bytes goes to `to` over `transport`: a UDP request
@@ -468,28 +458,6 @@ impl Shard {
             t => Dest::Stream { transport: t, to },
         }
     }
-}
-
-/// Checks what a request must carry before anything can be done with it (RFC 3261
-/// §8.1.1: Via, To, From, Call-ID, CSeq, Max-Forwards; §8.2.1 and §20.16: the CSeq
-/// method equals the Request-Line's). The error names the faulty element.
-fn check_request(msg: &Message<'_>, method: Method<'_>) -> Result<(), ParseError> {
-    if let Some(uri) = msg.request_uri() {
-        Uri::parse(uri).map_err(|_| ParseError::InvalidRequestUri)?;
-    }
-    let via = msg.via()?;
-    if !via.is_sip_2_0() {
-        return Err(ParseError::InvalidVia);
-    }
-    msg.from()?;
-    msg.to()?;
-    msg.call_id()?;
-    let cseq = msg.cseq()?;
-    if cseq.method != method {
-        return Err(ParseError::CSeqMethodMismatch);
-    }
-    msg.max_forwards()?;
-    Ok(())
 }
 
 /// Where a response to a request from `from` goes (RFC 3261 §18.2.2, RFC 3581 §4).

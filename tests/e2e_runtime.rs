@@ -491,3 +491,22 @@ fn connections_over_the_per_address_limit_are_refused() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let server = Server::start("idle", 1, &["--tcp-idle-timeout", "1s"]);
+    let target = format!("127.0.0.1:{}", server.port);
+    let mut tcp = tcp_client(server.udp_addr());
+    tcp.write_all(&options(&target, "TCP", "idle", 1, ""))
+        .unwrap();
+    let mut reader = StreamReader::new(tcp.try_clone().unwrap());
+    assert!(reader.response().starts_with("SIP/2.0 200 OK"));
+    assert!(reader.buf.is_empty());
+    // Nothing more is sent: the server closes the connection (EOF, not our timeout).
+    let mut buf = [0u8; 16];
+    match tcp.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the server to close the connection, got {other:?}"),
+    }
+}
