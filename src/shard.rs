@@ -521,7 +521,7 @@ Content-Length: 0\r\n\r\n"
         for (i, (uri, code)) in [
             ("sip:bob@192.0.2.10", "404"),    // a user of ours, not registered
             ("sip:192.0.2.99", "403"),        // not us, no relay
-            ("sip:192.0.2.10:5099", "404"),   // our host, another port: our domain
+            ("sip:192.0.2.10:5099", "403"),   // our host, another port: someone else
             ("sip:other.example.com", "503"), // a host name: no resolver yet
         ]
         .into_iter()

@@ -370,7 +370,11 @@ impl Engine {
             self.respond(now, id, msg, 404, b"Not Found", &[], out);
             return;
         };
-        if plan.next.is_none() && self.identity.is_our_domain(&hop_sip.host) {
+        if plan.next.is_none()
+            && self
+                .identity
+                .is_our_domain(&hop_sip.host, hop_sip.port, hop_sip.port_or_default())
+        {
             // A user of ours: the location service decides (registrar issue).
             self.respond(now, id, msg, 404, b"Not Found", &[], out);
             return;
@@ -1423,3 +1427,6 @@ fn own_challenges_removed(resp: &Message<'_>, all: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -139,17 +139,20 @@ pub fn forward_request(
         let at = req.offset_of(uri);
         push(Op::replace(at..at + uri.len(), Piece::Bytes(new_uri)));
     }
-    if let Some(via) = edits.via {
-        let at = req
-            .find(HeaderName::Via)
-            .map_or(top, |h| h.line_range().start);
-        push(Op::insert(at, Piece::Via(via)));
-    }
+    // Record-Route first: when it goes right after the start line, it then stays
+    // above our Via instead of splitting the Via lines apart (legal, §7.3.1, but
+    // many tools read the Via set as one block).
     if !edits.record_route.is_empty() {
         let at = req
             .find(HeaderName::RecordRoute)
             .map_or(top, |h| h.line_range().start);
         push(Op::insert(at, Piece::RecordRoute(edits.record_route)));
+    }
+    if let Some(via) = edits.via {
+        let at = req
+            .find(HeaderName::Via)
+            .map_or(top, |h| h.line_range().start);
+        push(Op::insert(at, Piece::Via(via)));
     }
     if let Some(mf) = edits.max_forwards {
         match req.find(HeaderName::MaxForwards) {
@@ -707,12 +710,13 @@ v=0\n";
                 ..Default::default()
             },
         );
-        // Via is the first header, so both insertions share the offset.
+        // Via is the first header, so both insertions share the offset: the
+        // Record-Route goes first, keeping the Via lines together.
         assert_eq!(
             s(&out),
             "OPTIONS sip:x SIP/2.0\r\n\
-             Via: SIP/2.0/UDP us;branch=z9hG4bK2\r\n\
              Record-Route: <sip:us;lr>\r\n\
+             Via: SIP/2.0/UDP us;branch=z9hG4bK2\r\n\
              Via: SIP/2.0/UDP a;branch=z9hG4bK1\r\nl: 0\r\n\r\n"
         );
     }
