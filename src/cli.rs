@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{Config, ListenSpec, ProxyOptions, TcpLimits, Timers, TlsFiles, UdpConfig};
+use crate::config::{
+    AuthMode, Config, ListenSpec, ProxyOptions, RegistrarOptions, TcpLimits, Timers, TlsFiles,
+    UdpConfig,
+};
 use crate::proxy::Cidr;
 
 /// The listeners used when no `--listen` is given.
@@ -32,6 +35,8 @@ pub struct Cli {
     pub general: General,
     #[command(flatten)]
     pub proxy: ProxyArgs,
+    #[command(flatten)]
+    pub registrar: RegistrarArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
     #[command(flatten)]
@@ -168,6 +173,75 @@ pub struct ProxyArgs {
         value_name = "N"
     )]
     pub max_transactions: usize,
+}
+
+/// Registrar and authentication (RFC 3261 §10, §22).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Registrar and authentication")]
+pub struct RegistrarArgs {
+    /// Binding lifetime when a REGISTER names none, seconds.
+    #[arg(
+        long,
+        env = "CORESIP_DEFAULT_EXPIRES",
+        default_value_t = 3600,
+        value_name = "SECS"
+    )]
+    pub default_expires: u32,
+
+    /// Shorter (non-zero) registrations get 423 Interval Too Brief, seconds.
+    #[arg(
+        long,
+        env = "CORESIP_MIN_EXPIRES",
+        default_value_t = 60,
+        value_name = "SECS"
+    )]
+    pub min_expires: u32,
+
+    /// Longer registrations are granted this much, seconds.
+    #[arg(
+        long,
+        env = "CORESIP_MAX_EXPIRES",
+        default_value_t = 7200,
+        value_name = "SECS"
+    )]
+    pub max_expires: u32,
+
+    /// Bindings per address-of-record; 0 means no limit. Past it, 403.
+    #[arg(
+        long,
+        env = "CORESIP_MAX_CONTACTS",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub max_contacts: usize,
+
+    /// Past --max-contacts, replace the oldest binding instead of answering 403.
+    #[arg(long, env = "CORESIP_REPLACE_OLDEST_CONTACT")]
+    pub replace_oldest_contact: bool,
+
+    /// Which requests must authenticate: none, register (401 for REGISTER) or all
+    /// (also 407 for out-of-dialog requests from our domains). Needs --users.
+    #[arg(long, env = "CORESIP_AUTH", value_enum, default_value_t = AuthMode::Register)]
+    pub auth: AuthMode,
+
+    /// Digest realm. Default: the first --domain.
+    #[arg(long, env = "CORESIP_REALM", value_name = "REALM")]
+    pub realm: Option<String>,
+
+    /// Users file: one `user:password` or `user:realm:HA1` per line (see
+    /// deploy/users.example). Without it nobody is challenged.
+    #[arg(long, env = "CORESIP_USERS", value_name = "FILE")]
+    pub users: Option<PathBuf>,
+
+    /// Nonces older than this are answered with stale=true.
+    #[arg(long, env = "CORESIP_NONCE_TTL", default_value = "300s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub nonce_ttl: Duration,
+
+    /// How often bindings are flushed to disk; after a crash at most this much is lost.
+    #[arg(long, env = "CORESIP_SYNC_INTERVAL", default_value = "1s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub sync_interval: Duration,
 }
 
 /// Message and connection limits.
@@ -315,6 +389,27 @@ impl Cli {
                 return Err(bad(flag, "must be more than 0"));
             }
         }
+        let r = self.registrar;
+        if r.min_expires > r.max_expires {
+            return Err(bad("--min-expires", "must not exceed --max-expires"));
+        }
+        if r.default_expires == 0 {
+            return Err(bad("--default-expires", "must be more than 0"));
+        }
+        if r.nonce_ttl.is_zero() {
+            return Err(bad("--nonce-ttl", "must be more than 0"));
+        }
+        if r.sync_interval.is_zero() {
+            return Err(bad("--sync-interval", "must be more than 0"));
+        }
+        if let Some(u) = &r.users {
+            if !u.is_file() {
+                return Err(bad(
+                    "--users",
+                    format!("{} is not a readable file", u.display()),
+                ));
+            }
+        }
         if self.proxy.max_transactions == 0 {
             return Err(bad("--max-transactions", "must be at least 1"));
         }
@@ -366,6 +461,18 @@ impl Cli {
                 record_route: !self.proxy.no_record_route,
                 relay: self.proxy.relay,
                 max_transactions: self.proxy.max_transactions,
+            },
+            registrar: RegistrarOptions {
+                default_expires: r.default_expires,
+                min_expires: r.min_expires,
+                max_expires: r.max_expires,
+                max_contacts: r.max_contacts,
+                replace_oldest: r.replace_oldest_contact,
+                auth: r.auth,
+                realm: r.realm.unwrap_or_default(),
+                users: r.users,
+                nonce_ttl: r.nonce_ttl,
+                sync_interval: r.sync_interval,
             },
             shutdown_grace: g.shutdown_grace,
             log_level: g.log_level,

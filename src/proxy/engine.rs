@@ -14,8 +14,14 @@ use std::time::Instant;
 
 use smallvec::SmallVec;
 
-use crate::config::Transport;
-use crate::shard::{Dest, Outbox, Peer};
+use crate::auth::users::UserStore;
+use crate::auth::{AuthKind, AuthOutcome, Authenticator};
+use crate::config::{AuthMode, Transport};
+use crate::registrar::{
+    AorKey, ConnRef, RegisterOutcome, Registrar, RegistrarConfig, ShardStore, Source, StoreError,
+    TransportKind,
+};
+use crate::shard::{ConnId, Dest, Outbox, Peer};
 use crate::sip::header::HeaderName;
 use crate::sip::method::Method;
 use crate::sip::uri::Uri;
@@ -103,6 +109,54 @@ impl Listener {
     }
 }
 
+/// Digest authentication of one shard (RFC 3261 §22).
+#[derive(Debug)]
+pub struct AuthSetup {
+    pub authenticator: Authenticator,
+    pub users: std::sync::Arc<UserStore>,
+    pub mode: AuthMode,
+    pub realm: String,
+}
+
+/// The registrar, its store and authentication, as one shard runs them.
+#[derive(Debug)]
+pub struct Services {
+    pub registrar: Registrar,
+    /// The shard's binding log; `None` keeps bindings in memory only (tests).
+    pub store: Option<ShardStore>,
+    /// `None` when nobody is challenged (`--auth none`, or no `--users`).
+    pub auth: Option<AuthSetup>,
+}
+
+impl Services {
+    /// A registrar for `cfg`'s domains with bindings in memory only and nobody
+    /// challenged.
+    pub fn in_memory(cfg: &crate::config::Config) -> Services {
+        Services {
+            registrar: Registrar::new(registrar_config(cfg)).unwrap_or_else(|_| {
+                // `--domain` values are checked as hosts by the CLI.
+                Registrar::new(RegistrarConfig::default()).expect("no domains is valid")
+            }),
+            store: None,
+            auth: None,
+        }
+    }
+}
+
+/// The registrar settings of a configuration.
+pub fn registrar_config(cfg: &crate::config::Config) -> RegistrarConfig {
+    let r = &cfg.registrar;
+    RegistrarConfig {
+        domains: cfg.domains.clone(),
+        default_expires: r.default_expires,
+        min_expires: r.min_expires,
+        max_expires: r.max_expires,
+        max_contacts: r.max_contacts,
+        replace_oldest: r.replace_oldest,
+        ..RegistrarConfig::default()
+    }
+}
+
 /// Counters of the proxy core.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct EngineStats {
@@ -117,6 +171,10 @@ pub struct EngineStats {
     pub timeouts: u64,
     pub table_full: u64,
     pub dropped: u64,
+    pub registrations: u64,
+    pub auth_challenges: u64,
+    pub auth_failures: u64,
+    pub bindings_expired: u64,
 }
 
 /// Where a request is sent.
@@ -125,6 +183,23 @@ struct Target<'a> {
     /// The Request-URI to write, when it changes (§16.6 step 2).
     request_uri: Option<&'a [u8]>,
     hop: NextHop<'a>,
+    /// A registered contact is reached where its REGISTER came from (behind NAT,
+    /// over the same connection), not where its Contact URI points.
+    fixed: Option<Fixed>,
+    /// A preloaded Route set (the contact's Path, RFC 3327).
+    route: Option<&'a [u8]>,
+}
+
+/// A binding copied out of the location part: its contact and Path as ranges of a
+/// shared buffer, and where it registered from.
+type Found = (std::ops::Range<usize>, std::ops::Range<usize>, Source);
+
+/// The transport, destination and listener of a registered contact.
+#[derive(Debug, Clone, Copy)]
+struct Fixed {
+    transport: Transport,
+    dest: Dest,
+    listener: u16,
 }
 
 /// Per-transaction data kept in the table.
@@ -188,6 +263,12 @@ pub struct Engine {
     fired: Vec<TxnTimer>,
     tags: ahash::RandomState,
     stats: EngineStats,
+    registrar: Registrar,
+    store: Option<ShardStore>,
+    auth: Option<AuthSetup>,
+    /// Wall-clock seconds at `origin`: bindings and nonces live in UNIX time.
+    unix_origin: u64,
+    origin: Instant,
 }
 
 impl std::fmt::Debug for Engine {
@@ -201,15 +282,24 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// The core of shard `shard`; `seed` makes its branches unique across runs.
+    /// `unix_now` is the wall clock at `now`, in seconds since the UNIX epoch.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         shard: u16,
         seed: u64,
         now: Instant,
+        unix_now: u64,
         cfg: ProxyConfig,
         identity: Identity,
         listeners: Vec<Listener>,
+        services: Services,
     ) -> Engine {
         Engine {
+            registrar: services.registrar,
+            store: services.store,
+            auth: services.auth,
+            unix_origin: unix_now,
+            origin: now,
             table: TxnTable::new(cfg.max_transactions, cfg.timers),
             wheel: TimerWheel::new(now),
             branches: BranchGenerator::new(shard, seed),
@@ -235,6 +325,34 @@ impl Engine {
     /// Who this proxy is.
     pub fn identity(&self) -> &Identity {
         &self.identity
+    }
+
+    /// The registrar (and through it the shard's location part).
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
+    /// Writes and fsyncs the binding changes queued since the last call.
+    pub fn sync_store(&mut self) -> Result<(), StoreError> {
+        match &mut self.store {
+            Some(s) => s.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Replaces the binding log with a snapshot when the log has grown past
+    /// `max_log` bytes.
+    pub fn compact_store(&mut self, now: Instant, max_log: u64) -> Result<(), StoreError> {
+        let unix = self.unix(now);
+        match &mut self.store {
+            Some(s) if s.log_len() > max_log => s.compact(unix, self.registrar.location()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Seconds since the UNIX epoch at `now`.
+    fn unix(&self, now: Instant) -> u64 {
+        self.unix_origin + now.saturating_duration_since(self.origin).as_secs()
     }
 
     // ---------------------------------------------------------------------------
@@ -333,10 +451,182 @@ impl Engine {
             // client stops retransmitting.
             self.respond(now, id, msg, 100, b"Trying", &[], out);
         }
-        self.route_request(now, id, from, msg, to_me, out);
+        if method == Method::Register && self.register_is_ours(msg) {
+            self.on_register(now, id, from, msg, out);
+            return;
+        }
+        let authenticated = match self.authenticate_request(now, id, msg, method, out) {
+            Some(a) => a,
+            None => return,
+        };
+        self.route_request(now, id, from, msg, to_me, authenticated, out);
+    }
+
+    /// True when a REGISTER's Request-URI names one of our domains (RFC 3261
+    /// §10.3 step 1); others are proxied like any request.
+    fn register_is_ours(&self, msg: &Message<'_>) -> bool {
+        msg.request_uri()
+            .and_then(|u| Uri::parse(u).ok())
+            .and_then(|u| u.as_sip().map(|s| self.registrar.is_our_domain(&s.host)))
+            .unwrap_or(false)
+    }
+
+    /// A REGISTER for one of our domains (RFC 3261 §10.3), on the shard that owns
+    /// its AOR.
+    fn on_register(
+        &mut self,
+        now: Instant,
+        id: TxnId,
+        from: Peer,
+        msg: &Message<'_>,
+        out: &mut Outbox,
+    ) {
+        let unix = self.unix(now);
+        // Steps 3–4: authenticate, and the user may only register its own AOR.
+        if let Some(auth) = self.auth.as_ref().filter(|a| a.mode != AuthMode::None) {
+            let realm = auth.realm.clone();
+            match auth
+                .authenticator
+                .check(unix, msg, AuthKind::Www, realm.as_bytes())
+            {
+                AuthOutcome::Authorized { user } => {
+                    let own = msg
+                        .to()
+                        .ok()
+                        .and_then(|t| t.parse_uri().ok())
+                        .and_then(|u| u.as_sip().map(|s| s.user_is(user)))
+                        .unwrap_or(false);
+                    if !own {
+                        self.stats.auth_failures += 1;
+                        self.respond(now, id, msg, 403, b"Forbidden (AOR Mismatch)", &[], out);
+                        return;
+                    }
+                }
+                other => {
+                    self.answer_auth_failure(now, id, msg, AuthKind::Www, other, out);
+                    return;
+                }
+            }
+        }
+        let source = Source {
+            addr: from.addr,
+            transport: match from.transport {
+                Transport::Udp => TransportKind::Udp,
+                Transport::Tcp => TransportKind::Tcp,
+                Transport::Tls => TransportKind::Tls,
+            },
+            conn: from.conn.map(|c| ConnRef {
+                shard: c.shard,
+                id: c.seq,
+            }),
+            listener: from.listener,
+        };
+        let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) else {
+            return;
+        };
+        let mut resp = std::mem::take(&mut s.last_response);
+        resp.clear();
+        match self.registrar.on_register(unix, msg, source, &mut resp) {
+            RegisterOutcome::Answered { status, changes } => {
+                if let Some(store) = &mut self.store {
+                    store.record(&changes);
+                }
+                self.stats.registrations += 1;
+                if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
+                    s.last_response = resp;
+                    s.final_sent = true;
+                }
+                self.server_event(now, id, ServerEvent::TuResponse(status), out);
+            }
+            RegisterOutcome::ForeignDomain | RegisterOutcome::NotRegister => {
+                self.respond(now, id, msg, 403, b"Not Our Domain", &[], out);
+            }
+        }
+    }
+
+    /// `--auth all`: an out-of-dialog request from one of our domains must carry
+    /// valid Proxy-Authorization (RFC 3261 §22.3). Returns whether the sender is an
+    /// authenticated local user, or `None` when the request has been answered.
+    fn authenticate_request(
+        &mut self,
+        now: Instant,
+        id: TxnId,
+        msg: &Message<'_>,
+        method: Method<'_>,
+        out: &mut Outbox,
+    ) -> Option<bool> {
+        let Some(auth) = self.auth.as_ref().filter(|a| a.mode == AuthMode::All) else {
+            return Some(false);
+        };
+        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
+        let local_sender = msg
+            .from()
+            .ok()
+            .and_then(|f| f.parse_uri().ok())
+            .and_then(|u| {
+                u.as_sip().map(|s| {
+                    self.identity
+                        .is_our_domain(&s.host, s.port, s.port_or_default())
+                })
+            })
+            .unwrap_or(false);
+        if in_dialog || !local_sender || !crate::auth::is_challengeable(method) {
+            return Some(false);
+        }
+        let realm = auth.realm.clone();
+        let unix = self.unix(now);
+        match auth
+            .authenticator
+            .check(unix, msg, AuthKind::Proxy, realm.as_bytes())
+        {
+            AuthOutcome::Authorized { .. } => Some(true),
+            other => {
+                self.answer_auth_failure(now, id, msg, AuthKind::Proxy, other, out);
+                None
+            }
+        }
+    }
+
+    /// 401/407 with fresh challenges, 403 or 400, for failed credentials.
+    fn answer_auth_failure(
+        &mut self,
+        now: Instant,
+        id: TxnId,
+        msg: &Message<'_>,
+        kind: AuthKind,
+        outcome: AuthOutcome<'_>,
+        out: &mut Outbox,
+    ) {
+        let Some(auth) = self.auth.as_ref() else {
+            return;
+        };
+        match outcome {
+            AuthOutcome::Challenge(state) => {
+                let unix = self.unix(now);
+                let ch = auth
+                    .authenticator
+                    .challenge(unix, auth.realm.as_bytes(), kind, state);
+                let headers: SmallVec<[(&str, Vec<u8>); 2]> =
+                    ch.headers().map(|(n, v)| (n, v.to_vec())).collect();
+                let extra: SmallVec<[(&str, &[u8]); 2]> =
+                    headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+                self.stats.auth_challenges += 1;
+                self.respond(now, id, msg, ch.status(), ch.reason(), &extra, out);
+            }
+            AuthOutcome::Forbidden => {
+                self.stats.auth_failures += 1;
+                self.respond(now, id, msg, 403, b"Forbidden", &[], out);
+            }
+            AuthOutcome::BadRequest(_) => {
+                self.stats.auth_failures += 1;
+                self.respond(now, id, msg, 400, b"Bad Credentials", &[], out);
+            }
+            AuthOutcome::Authorized { .. } => {}
+        }
     }
 
     /// §16.4–§16.6 for a new request whose server transaction is `id`.
+    #[allow(clippy::too_many_arguments)]
     fn route_request(
         &mut self,
         now: Instant,
@@ -344,6 +634,7 @@ impl Engine {
         from: Peer,
         msg: &Message<'_>,
         to_me: bool,
+        authenticated: bool,
         out: &mut Outbox,
     ) {
         let plan = match preprocess(msg, &self.identity) {
@@ -375,8 +666,8 @@ impl Engine {
                 .identity
                 .is_our_domain(&hop_sip.host, hop_sip.port, hop_sip.port_or_default())
         {
-            // A user of ours: the location service decides (registrar issue).
-            self.respond(now, id, msg, 404, b"Not Found", &[], out);
+            // A user of ours: the location service names the targets (§16.5).
+            self.route_to_user(now, id, from, msg, &plan, &hop_sip, out);
             return;
         }
         let hop = match next_hop(&hop_sip) {
@@ -391,15 +682,90 @@ impl Engine {
             self.respond(now, id, msg, 503, b"Cannot Resolve Next Hop", &[], out);
             return;
         };
-        if !self.may_relay(msg, &plan, addr.ip()) {
+        if !authenticated && !self.may_relay(msg, &plan, addr.ip()) {
             self.respond(now, id, msg, 403, b"Relaying Forbidden", &[], out);
             return;
         }
         let target = Target {
             request_uri: plan.strict_fixed.then_some(plan.request_uri),
             hop,
+            fixed: None,
+            route: None,
         };
         self.fork(now, id, from, msg, &plan, &[target], out);
+    }
+
+    /// Target determination for a user of one of our domains (§16.5): every live
+    /// binding of the AOR, in parallel (§16.6). None: 480 when the user exists in
+    /// the users file, else 404.
+    #[allow(clippy::too_many_arguments)]
+    fn route_to_user(
+        &mut self,
+        now: Instant,
+        id: TxnId,
+        from: Peer,
+        msg: &Message<'_>,
+        plan: &RoutePlan<'_>,
+        uri: &crate::sip::SipUri<'_>,
+        out: &mut Outbox,
+    ) {
+        let unix = self.unix(now);
+        let Ok(aor) = AorKey::from_sip_uri(uri) else {
+            self.respond(now, id, msg, 404, b"Not Found", &[], out);
+            return;
+        };
+        // Copied out of the location part: the forwarding below changes the engine.
+        let mut texts: Vec<u8> = Vec::new();
+        let mut found: SmallVec<[Found; 4]> = SmallVec::new();
+        for b in self.registrar.location().lookup(&aor, unix) {
+            let c = texts.len()..texts.len() + b.contact().len();
+            texts.extend_from_slice(b.contact());
+            let p = texts.len()..texts.len() + b.path().len();
+            texts.extend_from_slice(b.path());
+            found.push((c, p, b.source));
+        }
+        if found.is_empty() {
+            let known = self.auth.as_ref().is_some_and(|a| {
+                uri.user
+                    .is_some_and(|u| a.users.knows(u, a.realm.as_bytes()))
+            });
+            if known {
+                self.respond(now, id, msg, 480, b"Temporarily Unavailable", &[], out);
+            } else {
+                self.respond(now, id, msg, 404, b"Not Found", &[], out);
+            }
+            return;
+        }
+        let mut targets: SmallVec<[Target<'_>; 4]> = SmallVec::new();
+        for (c, p, source) in &found {
+            let contact = &texts[c.clone()];
+            let path = &texts[p.clone()];
+            let route = (!path.is_empty()).then_some(path);
+            // With a Path the request goes to its first hop; otherwise to where the
+            // REGISTER came from.
+            let hop_uri: &[u8] = match route {
+                Some(path) => first_route_uri(path).unwrap_or(contact),
+                None => contact,
+            };
+            let Ok(hop) = super::next_hop::next_hop_of(hop_uri) else {
+                continue;
+            };
+            let fixed = match route {
+                Some(_) => None,
+                None => registered_dest(source),
+            };
+            targets.push(Target {
+                request_uri: Some(contact),
+                hop,
+                fixed,
+                route,
+            });
+        }
+        if targets.is_empty() {
+            self.respond(now, id, msg, 480, b"Temporarily Unavailable", &[], out);
+            return;
+        }
+        self.fork(now, id, from, msg, plan, &targets, out);
     }
 
     /// The relay policy: coresip is never an open relay. A request may go to a
@@ -485,15 +851,31 @@ impl Engine {
         method: Method<'_>,
         out: &mut Outbox,
     ) -> Option<TxnId> {
-        let to = target.hop.addr()?;
-        // §18.1.1: a request that would not fit a UDP datagram goes over TCP.
-        let estimate = msg.as_bytes().len() + 300;
-        let transport = match target.hop.transport {
-            Transport::Udp if estimate > self.cfg.udp_mtu => Transport::Tcp,
-            t => t,
-        };
         let b = self.branches.next_branch();
-        let (out_idx, out_listener) = self.outbound_listener(from, transport, to)?;
+        let (transport, dest, out_idx, out_listener) = match target.fixed {
+            Some(f) => {
+                let l = self.listeners.get(f.listener as usize)?;
+                (f.transport, f.dest, f.listener as usize, l)
+            }
+            None => {
+                let to = target.hop.addr()?;
+                // §18.1.1: a request that would not fit a UDP datagram goes over TCP.
+                let estimate = msg.as_bytes().len() + 300;
+                let transport = match target.hop.transport {
+                    Transport::Udp if estimate > self.cfg.udp_mtu => Transport::Tcp,
+                    t => t,
+                };
+                let (idx, l) = self.outbound_listener(from, transport, to)?;
+                let dest = match transport {
+                    Transport::Udp => Dest::Udp {
+                        listener: idx as u16,
+                        to,
+                    },
+                    t => Dest::Stream { transport: t, to },
+                };
+                (transport, dest, idx, l)
+            }
+        };
         let inbound = self.listeners.get(from.listener as usize);
 
         let mut branch = [0u8; 45];
@@ -553,16 +935,10 @@ impl Engine {
             remove_first_routes: plan.ours,
             remove_last_route: plan.strict_fixed,
             via_received,
+            route_preload: target.route,
         };
         let mut bytes = Vec::with_capacity(msg.as_bytes().len() + 256);
         writer::forward_request(msg, &edits, &mut bytes).ok()?;
-        let dest = match transport {
-            Transport::Udp => Dest::Udp {
-                listener: out_idx as u16,
-                to,
-            },
-            t => Dest::Stream { transport: t, to },
-        };
         let key = ClientKeyRef::new(&branch, method);
         let is_invite = method == Method::Invite;
         let ctx = ClientCtx {
@@ -970,12 +1346,13 @@ impl Engine {
                 .set_timer(now, id, TimerKind::C, None, &mut self.wheel);
         }
         if (200..300).contains(&code) {
-            // §16.7 step 5/10: every 2xx goes upstream at once; the others are
-            // cancelled.
-            self.forward_upstream(now, server, upstream, code, msg, out);
+            // §16.7 step 5/10: every 2xx goes upstream at once; the other branches
+            // are cancelled (first: the 2xx ends the server transaction, and with it
+            // the list of branches).
             if is_invite {
                 self.cancel_others(now, server, id, out);
             }
+            self.forward_upstream(now, server, upstream, code, msg, out);
             return;
         }
         // A final non-2xx: a candidate for the best response (§16.7 step 6).
@@ -1301,8 +1678,17 @@ impl Engine {
     // ---------------------------------------------------------------------------
     // Time
 
-    /// Fires due timers. Call at least every tick (10 ms).
+    /// Fires due timers and expires bindings. Call at least every tick (10 ms).
     pub fn on_tick(&mut self, now: Instant, out: &mut Outbox) {
+        let unix = self.unix(now);
+        if self
+            .registrar
+            .location()
+            .next_expiry()
+            .is_some_and(|t| t <= unix)
+        {
+            self.stats.bindings_expired += self.registrar.location_mut().expire(unix) as u64;
+        }
         let mut fired = std::mem::take(&mut self.fired);
         fired.clear();
         self.wheel.advance(now, &mut fired);
@@ -1426,6 +1812,47 @@ fn own_challenges_removed(resp: &Message<'_>, all: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Where a registered contact is reached: back where its REGISTER came from, over
+/// the same connection for TCP and TLS (RFC 5626 §5.2's flow; RFC 3261 §10.3 keeps
+/// the source for NAT).
+fn registered_dest(s: &Source) -> Option<Fixed> {
+    let transport = match s.transport {
+        TransportKind::Udp => Transport::Udp,
+        TransportKind::Tcp => Transport::Tcp,
+        TransportKind::Tls => Transport::Tls,
+        _ => return None,
+    };
+    let dest = match (transport, s.conn) {
+        (Transport::Udp, _) => Dest::Udp {
+            listener: s.listener,
+            to: s.addr,
+        },
+        (t, Some(c)) => Dest::Conn {
+            conn: ConnId {
+                shard: c.shard,
+                seq: c.id,
+            },
+            transport: t,
+            fallback: Some(s.addr),
+        },
+        (t, None) => Dest::Stream {
+            transport: t,
+            to: s.addr,
+        },
+    };
+    Some(Fixed {
+        transport,
+        dest,
+        listener: s.listener,
+    })
+}
+
+/// The URI of the first value of a Route/Path list.
+fn first_route_uri(list: &[u8]) -> Option<&[u8]> {
+    let first = crate::sip::text::CommaList::new(list).next()?;
+    crate::sip::NameAddr::parse(first).ok().map(|n| n.uri)
 }
 
 #[cfg(test)]

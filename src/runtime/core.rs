@@ -191,7 +191,12 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
     let core = Rc::new_cyclic(|me| Core {
         me: me.clone(),
         id,
-        shard: RefCell::new(Shard::new(id, cfg, shared.local_ips.clone())),
+        shard: RefCell::new(Shard::new(
+            id,
+            cfg,
+            shared.local_ips.clone(),
+            shared.take_services(id),
+        )),
         shared: Arc::clone(&shared),
         udp,
         mesh: mesh.senders,
@@ -228,6 +233,9 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
     glommio::spawn_local_into(stats_loop(core.rc()), bg_tq)
         .map_err(|e| e.to_string())?
         .detach();
+    glommio::spawn_local_into(persist_loop(core.rc(), cfg.registrar.sync_interval), bg_tq)
+        .map_err(|e| e.to_string())?
+        .detach();
     super::core_started(&shared);
 
     let mut out = Outbox::new();
@@ -247,6 +255,10 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
         core.shard.borrow_mut().on_tick(Instant::now(), &mut out);
         core.flush(&mut out).await;
     }
+    // Nothing registered is lost on a clean stop.
+    if let Err(e) = core.shard.borrow_mut().sync_store() {
+        tracing::error!(core = id, error = %e, "registrar store not synced at shutdown");
+    }
     let s = core.shard.borrow().stats();
     tracing::info!(
         core = id,
@@ -257,6 +269,32 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
         "core stopped"
     );
     Ok(())
+}
+
+/// Log size past which a shard's binding log is folded into a snapshot.
+const COMPACT_AFTER: u64 = 8 << 20;
+
+/// Background (NotImportant queue): fsyncs the binding log every `interval`, so a
+/// crash loses at most that much, and compacts it now and then.
+async fn persist_loop(core: Rc<Core>, interval: Duration) {
+    let mut since_compact = Duration::ZERO;
+    loop {
+        glommio::timer::sleep(interval).await;
+        if let Err(e) = core.shard.borrow_mut().sync_store() {
+            tracing::error!(error = %e, "registrar store sync failed");
+        }
+        since_compact += interval;
+        if since_compact >= Duration::from_secs(60) {
+            since_compact = Duration::ZERO;
+            if let Err(e) = core
+                .shard
+                .borrow_mut()
+                .compact_store(Instant::now(), COMPACT_AFTER)
+            {
+                tracing::error!(error = %e, "registrar store compaction failed");
+            }
+        }
+    }
 }
 
 fn into_listener(s: socket2::Socket) -> TcpListener {

@@ -6,6 +6,7 @@
 mod conn;
 mod core;
 pub mod mesh;
+mod services;
 pub mod sockets;
 pub mod tls;
 
@@ -38,6 +39,12 @@ pub enum RunError {
     Memlock { have: u64, need: u64 },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("registrar store: {0}")]
+    Store(crate::registrar::StoreError),
+    #[error("{0}")]
+    Users(crate::auth::users::UsersError),
+    #[error("nonce secret: {0}")]
+    Secret(crate::auth::nonce::SecretError),
     #[error("executor: {0}")]
     Executor(String),
 }
@@ -61,6 +68,9 @@ pub(crate) struct Shared {
     /// Set by SIGTERM/SIGINT.
     pub shutdown: Arc<AtomicBool>,
     mesh: Mutex<Vec<Option<mesh::MeshEnds<MeshMsg>>>>,
+    /// Each core's registrar and store, taken when it starts.
+    services: Mutex<Vec<Option<crate::proxy::Services>>>,
+    auth: Option<services::AuthParts>,
     /// Hands out core indices as executors start.
     next_core: AtomicUsize,
     /// Cores that have started (the last one says "ready").
@@ -78,6 +88,18 @@ impl Shared {
             .lock()
             .ok()
             .and_then(|mut v| v.get_mut(core).and_then(Option::take))
+    }
+
+    /// The registrar, store and authentication of `core`.
+    pub(crate) fn take_services(&self, core: usize) -> crate::proxy::Services {
+        let mut s = self
+            .services
+            .lock()
+            .ok()
+            .and_then(|mut v| v.get_mut(core).and_then(Option::take))
+            .unwrap_or_else(|| crate::proxy::Services::in_memory(&self.cfg));
+        s.auth = self.auth.as_ref().map(services::AuthParts::for_shard);
+        s
     }
 
     fn take_sockets(&self, core: usize) -> CoreSockets {
@@ -144,8 +166,11 @@ pub fn run_until(cfg: Config, shutdown: Arc<AtomicBool>) -> Result<(), RunError>
         }
     }
 
+    let (core_services, auth) = services::load(&cfg)?;
     let cores = cfg.cores;
     let shared = Arc::new(Shared {
+        services: Mutex::new(core_services.into_iter().map(Some).collect()),
+        auth,
         cfg,
         sockets: Mutex::new(per_core),
         tls_server,
