@@ -12,6 +12,7 @@ use std::ops::Range;
 use std::time::Instant;
 
 use crate::config::{Config, Transport};
+use crate::metrics::{DropReason, ShardMetrics, Snapshot};
 use crate::proxy::identity::Identity;
 use crate::sip::header::HeaderName;
 use crate::sip::text::trim;
@@ -214,6 +215,8 @@ pub struct Shard {
     udp_mtu: usize,
     hasher: ahash::RandomState,
     stats: ShardStats,
+    /// Counters and histograms for the admin thread (src/metrics).
+    pub metrics: ShardMetrics,
 }
 
 impl Shard {
@@ -238,6 +241,7 @@ impl Shard {
                 OWNER_SEEDS[3],
             ),
             stats: ShardStats::default(),
+            metrics: ShardMetrics::new(),
         }
     }
 
@@ -249,6 +253,23 @@ impl Shard {
     /// The counters.
     pub fn stats(&self) -> ShardStats {
         self.stats
+    }
+
+    /// The figures for the admin thread: [`Shard::metrics`] plus, until the proxy
+    /// records into `metrics` itself, the [`ShardStats`] counters mapped onto it.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = self.metrics.snapshot();
+        let st = self.stats;
+        s.local += st.local;
+        s.mesh_out += st.forwarded;
+        s.mesh_in += st.from_mesh;
+        // Each of these got exactly one generated response (400, 200).
+        s.responses_out[3] += st.bad_requests;
+        s.responses_out[1] += st.options_answered;
+        // `dropped` mixes unparseable messages and stray responses; until they are
+        // counted apart, all of it shows as unroutable.
+        s.dropped[DropReason::Unroutable as usize] += st.dropped;
+        s
     }
 
     /// Work that has not finished (transactions); shutdown waits for it to drain.
