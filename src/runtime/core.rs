@@ -13,6 +13,7 @@ use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::net::{TcpListener, UdpSocket};
 use glommio::{Latency, Shares, TaskQueueHandle};
 
+use super::admin::{Reporter, ShardReport, REPORT_EVERY};
 use super::{conn, Shared};
 use crate::config::Transport;
 use crate::shard::{ConnId, Dest, MeshMsg, Outbox, Peer, Shard, ShardId};
@@ -225,9 +226,11 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         listeners.push(task);
     }
-    glommio::spawn_local_into(stats_loop(core.rc()), bg_tq)
-        .map_err(|e| e.to_string())?
-        .detach();
+    if let Some(reporter) = shared.reporter.clone() {
+        glommio::spawn_local_into(report_loop(core.rc(), reporter), bg_tq)
+            .map_err(|e| e.to_string())?
+            .detach();
+    }
     super::core_started(&shared);
 
     let mut out = Outbox::new();
@@ -324,18 +327,20 @@ async fn mesh_loop(core: Rc<Core>, from: ShardId, rx: ConnectedReceiver<MeshMsg>
     tracing::debug!(from, "mesh channel closed");
 }
 
-/// Logs the shard's counters now and then (background queue, debug level).
-async fn stats_loop(core: Rc<Core>) {
+/// Sends the shard's snapshot to the admin thread once a second (background queue).
+/// Never waits on the admin thread: a report it has no room for is dropped, and the
+/// next one supersedes it.
+async fn report_loop(core: Rc<Core>, reporter: Reporter) {
     loop {
-        glommio::timer::sleep(Duration::from_secs(10)).await;
-        let s = core.shard.borrow().stats();
-        tracing::debug!(
-            core = core.id,
-            local = s.local,
-            forwarded = s.forwarded,
-            from_mesh = s.from_mesh,
-            connections = core.conns.borrow().len(),
-            "shard stats"
-        );
+        let mut snapshot = core.shard.borrow().snapshot();
+        // Connections are the runtime's, not the shard's.
+        snapshot.connections_open = core.conns.borrow().len() as u64;
+        if !reporter.offer(ShardReport {
+            shard: core.id,
+            snapshot,
+        }) {
+            tracing::debug!(core = core.id, "metrics snapshot dropped");
+        }
+        glommio::timer::sleep(REPORT_EVERY).await;
     }
 }
