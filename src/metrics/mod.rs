@@ -8,7 +8,7 @@
 //!
 //! Snapshots are cumulative since the shard started: counters only grow, gauges are
 //! the value at the time of the snapshot, histograms hold every observation. Rates and
-//! interval quantiles are differences of two snapshots ([`Snapshot::delta_quantile`]).
+//! interval quantiles are differences of two snapshots ([`Snapshot::forward_latency_quantile_since`]).
 //!
 //! The histograms are exposed as Prometheus histograms with fixed buckets rather than
 //! summaries: buckets can be summed across instances and turned into any quantile over
@@ -350,7 +350,7 @@ impl Snapshot {
     /// taken, in µs; `None` when nothing was observed in between. `earlier` must be an
     /// older snapshot of the same shards (its histogram a subset of this one's);
     /// otherwise the quantile is over everything since start.
-    pub fn delta_quantile(&self, earlier: &Snapshot, q: f64) -> Option<u64> {
+    pub fn forward_latency_quantile_since(&self, earlier: &Snapshot, q: f64) -> Option<u64> {
         let mut h = self.forward_latency_us.clone();
         if h.subtract(&earlier.forward_latency_us).is_err() {
             h = self.forward_latency_us.clone();

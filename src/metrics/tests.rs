@@ -178,16 +178,19 @@ fn merge_sums_counters_gauges_and_histograms() {
 }
 
 #[test]
-fn delta_quantile_covers_only_the_interval() {
+fn forward_latency_quantile_since_covers_only_the_interval() {
     let mut m = ShardMetrics::new();
     for _ in 0..100 {
         m.observe_forward_latency(Duration::from_micros(5_000));
     }
     let earlier = m.snapshot();
-    assert_eq!(m.snapshot().delta_quantile(&earlier, 0.5), None);
+    assert_eq!(
+        m.snapshot().forward_latency_quantile_since(&earlier, 0.5),
+        None
+    );
     m.observe_forward_latency(Duration::from_micros(20));
     let now = m.snapshot();
-    assert_eq!(now.delta_quantile(&earlier, 0.99), Some(20));
+    assert_eq!(now.forward_latency_quantile_since(&earlier, 0.99), Some(20));
     // Over everything, the 5 ms observations dominate.
     assert!(now.forward_latency_us.value_at_quantile(0.5) >= 4_900);
 }

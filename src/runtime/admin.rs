@@ -110,8 +110,8 @@ pub fn summary(prev: &Snapshot, now: &Snapshot, interval: Duration) -> Summary {
         drops_per_s: rate(prev.dropped_total(), now.dropped_total()),
         transactions_live: now.transactions_live,
         bindings_live: now.bindings_live,
-        p50_us: now.delta_quantile(prev, 0.5),
-        p99_us: now.delta_quantile(prev, 0.99),
+        p50_us: now.forward_latency_quantile_since(prev, 0.5),
+        p99_us: now.forward_latency_quantile_since(prev, 0.99),
     }
 }
 
