@@ -6,6 +6,7 @@
 //! ([`parse_or_exit`]).
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,6 +46,37 @@ pub struct Cli {
     pub limits: Limits,
     #[command(flatten)]
     pub timers: TimerArgs,
+    #[command(flatten)]
+    pub monitoring: Monitoring,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of running the proxy.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Print the current figures of a running instance, read from its metrics port.
+    Stats {
+        /// The --metrics address of the running instance.
+        #[arg(long, env = "CORESIP_METRICS", value_name = "ADDR:PORT")]
+        metrics: SocketAddr,
+    },
+}
+
+/// Metrics endpoint and periodic summary.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Monitoring")]
+pub struct Monitoring {
+    /// Serve Prometheus metrics on http://ADDR:PORT/metrics and a health check on
+    /// /health (200 while every core reports, else 503). Off unless given.
+    #[arg(long, env = "CORESIP_METRICS", value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Log one summary line (rates, live transactions, p50/p99 latency) this often;
+    /// 0s turns it off.
+    #[arg(long, env = "CORESIP_STATS_INTERVAL", default_value = "10s",
+          value_name = "DURATION", value_parser = parse_duration)]
+    pub stats_interval: Duration,
 }
 
 /// Cores, sockets, identity.
@@ -476,6 +508,8 @@ impl Cli {
             },
             shutdown_grace: g.shutdown_grace,
             log_level: g.log_level,
+            metrics: self.monitoring.metrics,
+            stats_interval: self.monitoring.stats_interval,
         })
     }
 }
@@ -489,6 +523,8 @@ pub enum Parsed {
     Print(String),
     /// Print this one line on stderr and exit 2.
     Fail(String),
+    /// `coresip stats`: show the figures served on this metrics address.
+    Stats(SocketAddr),
 }
 
 /// Parses `args` (the program name first) into a [`Parsed`] outcome.
@@ -498,6 +534,10 @@ where
     T: Into<OsString> + Clone,
 {
     match Cli::try_parse_from(args) {
+        Ok(Cli {
+            command: Some(Command::Stats { metrics }),
+            ..
+        }) => Parsed::Stats(metrics),
         Ok(cli) => match cli.into_config(cpus) {
             Ok(cfg) => Parsed::Run(Box::new(cfg)),
             Err(e) => Parsed::Fail(e.to_string()),
@@ -549,6 +589,16 @@ pub fn parse_or_exit(cpus: usize) -> Config {
         Parsed::Fail(line) => {
             eprintln!("{line}");
             std::process::exit(2);
+        }
+        Parsed::Stats(addr) => {
+            let mut stdout = std::io::stdout().lock();
+            match crate::runtime::admin::print_stats(addr, &mut stdout) {
+                Ok(()) => std::process::exit(0),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
     }
 }
@@ -629,6 +679,30 @@ mod tests {
         assert_eq!(c.timers, Timers::default());
         assert_eq!(c.data_dir, PathBuf::from("./coresip-data"));
         assert_eq!(c.log_level, "info");
+        assert_eq!(c.metrics, None);
+        assert_eq!(c.stats_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn monitoring_flags_and_the_stats_subcommand() {
+        let c = config(&["--metrics", "127.0.0.1:9090", "--stats-interval", "0s"]);
+        assert_eq!(c.metrics, Some("127.0.0.1:9090".parse().unwrap()));
+        assert_eq!(c.stats_interval, Duration::ZERO);
+        let c = config(&["--metrics", "[::1]:9090"]);
+        assert_eq!(c.metrics, Some("[::1]:9090".parse().unwrap()));
+        for (args, flag) in [
+            (&["--metrics", "localhost"][..], "--metrics"),
+            (&["--metrics", "1.2.3.4"][..], "--metrics"),
+            (&["--stats-interval", "10"][..], "--stats-interval"),
+            (&["stats"][..], "--metrics"),
+        ] {
+            let line = failure(args);
+            assert!(line.contains(flag), "{args:?} → {line}");
+        }
+        match run(&["stats", "--metrics", "127.0.0.1:9100"]) {
+            Parsed::Stats(addr) => assert_eq!(addr, "127.0.0.1:9100".parse().unwrap()),
+            other => panic!("expected stats, got {other:?}"),
+        }
     }
 
     #[test]
@@ -680,7 +754,15 @@ mod tests {
         let Parsed::Print(help) = run(&["--help"]) else {
             panic!("help expected")
         };
-        for heading in ["General:", "TLS:", "UDP:", "Limits:", "Timers"] {
+        for heading in [
+            "General:",
+            "TLS:",
+            "UDP:",
+            "Limits:",
+            "Timers",
+            "Monitoring:",
+            "Commands:",
+        ] {
             assert!(help.contains(heading), "{heading} missing from help");
         }
         assert!(help.contains("CORESIP_UDP_MTU"));

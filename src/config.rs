@@ -234,6 +234,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// `tracing` filter level (error, warn, info, debug, trace).
     pub log_level: String,
+    /// Where the admin thread serves `/metrics` and `/health`; `None`: not served.
+    pub metrics: Option<SocketAddr>,
+    /// How often the admin thread logs a summary line; zero: never.
+    pub stats_interval: Duration,
 }
 
 impl Config {
@@ -263,6 +267,8 @@ impl Config {
             registrar: RegistrarOptions::default(),
             shutdown_grace: Duration::from_secs(5),
             log_level: "info".into(),
+            metrics: None,
+            stats_interval: Duration::ZERO,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::ops::Range;
 use std::time::Instant;
 
 use crate::config::{Config, Transport};
+use crate::metrics::{DropReason, ShardMetrics, Snapshot};
 use crate::proxy::{Engine, EngineStats, Identity, Listener, ProxyConfig, Services};
 use crate::registrar::{aor_of_register, shard_of_aor, AorKey};
 use crate::sip::header::HeaderName;
@@ -270,6 +271,19 @@ impl Shard {
         self.engine.stats()
     }
 
+    /// The figures for the admin thread.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = self.engine.metrics().snapshot();
+        s.transactions_live = self.engine.in_flight() as u64;
+        s.bindings_live = self.engine.registrar().location().len() as u64;
+        s
+    }
+
+    /// The metrics, for what the runtime measures (latency, connections).
+    pub fn metrics_mut(&mut self) -> &mut ShardMetrics {
+        self.engine.metrics_mut()
+    }
+
     /// Work that has not finished (transactions); shutdown waits for it to drain.
     pub fn in_flight(&self) -> usize {
         self.engine.in_flight()
@@ -310,6 +324,7 @@ impl Shard {
         match msg {
             MeshMsg::Inbound { peer, bytes } => {
                 self.stats.from_mesh += 1;
+                self.engine.metrics_mut().inc_mesh_in();
                 self.on_message(now, peer, &bytes, true, out);
             }
             // Writes are the runtime's business; requests and responses have no users yet.
@@ -394,6 +409,7 @@ impl Shard {
     ) {
         if bytes.len() > self.max_message_size {
             self.stats.dropped += 1;
+            self.engine.metrics_mut().inc_dropped(DropReason::Limits);
             return;
         }
         let msg = match Message::parse(bytes) {
@@ -401,6 +417,7 @@ impl Shard {
             Err(_) => {
                 // Without a parsed start line and Via there is no one to answer.
                 self.stats.dropped += 1;
+                self.engine.metrics_mut().inc_dropped(DropReason::Malformed);
                 return;
             }
         };
@@ -410,12 +427,17 @@ impl Shard {
             Some(o) => o,
             None if msg.is_request() => self.id,
             None => {
+                // A response that names no shard of ours.
                 self.stats.dropped += 1;
+                self.engine
+                    .metrics_mut()
+                    .inc_dropped(DropReason::Unroutable);
                 return;
             }
         };
         if owner != self.id && !hopped {
             self.stats.forwarded += 1;
+            self.engine.metrics_mut().inc_mesh_out();
             out.mesh(
                 owner,
                 MeshMsg::Inbound {
@@ -427,6 +449,7 @@ impl Shard {
         }
         if !hopped {
             self.stats.local += 1;
+            self.engine.metrics_mut().inc_local();
         }
         if msg.is_request() {
             self.engine.on_request(now, from, &msg, out);

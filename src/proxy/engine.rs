@@ -17,6 +17,7 @@ use smallvec::SmallVec;
 use crate::auth::users::UserStore;
 use crate::auth::{AuthKind, AuthOutcome, Authenticator};
 use crate::config::{AuthMode, Transport};
+use crate::metrics::{DropReason, ShardMetrics};
 use crate::registrar::{
     AorKey, ConnRef, RegisterOutcome, Registrar, RegistrarConfig, ShardStore, Source, StoreError,
     TransportKind,
@@ -224,6 +225,8 @@ struct ServerCtx {
     challenges: Vec<u8>,
     final_sent: bool,
     cancelled: bool,
+    /// When the request arrived (transaction duration).
+    created: Instant,
 }
 
 /// What a branch does about CANCEL (§9.1: not before a provisional arrived).
@@ -263,6 +266,7 @@ pub struct Engine {
     fired: Vec<TxnTimer>,
     tags: ahash::RandomState,
     stats: EngineStats,
+    metrics: ShardMetrics,
     registrar: Registrar,
     store: Option<ShardStore>,
     auth: Option<AuthSetup>,
@@ -306,6 +310,7 @@ impl Engine {
             fired: Vec::new(),
             tags: ahash::RandomState::with_seeds(seed, 0x0074_6f74_6167, 0x5f73_6970, shard.into()),
             stats: EngineStats::default(),
+            metrics: ShardMetrics::new(),
             cfg,
             identity,
             listeners,
@@ -315,6 +320,16 @@ impl Engine {
     /// The counters.
     pub fn stats(&self) -> EngineStats {
         self.stats
+    }
+
+    /// Counters and histograms for the admin thread.
+    pub fn metrics(&self) -> &ShardMetrics {
+        &self.metrics
+    }
+
+    /// The metrics, for what the runtime measures (latency, connections).
+    pub fn metrics_mut(&mut self) -> &mut ShardMetrics {
+        &mut self.metrics
     }
 
     /// Live transactions (shutdown waits for them).
@@ -364,6 +379,7 @@ impl Engine {
         let Some(method) = msg.method() else {
             return;
         };
+        self.metrics.inc_request_in(&method);
         let via = match msg.via() {
             Ok(v) => v,
             Err(e) => {
@@ -371,7 +387,7 @@ impl Engine {
                 // where the request came from, as Kamailio's sanity checks do. An
                 // ACK is never answered.
                 if method == Method::Ack {
-                    self.stats.dropped += 1;
+                    self.dropped(DropReason::Malformed);
                 } else {
                     let to = crate::shard::response_dest(from, None);
                     self.reply_stateless(msg, to, 400, e.reason().as_bytes(), &[], out);
@@ -380,7 +396,7 @@ impl Engine {
             }
         };
         let Some(key) = server_key(msg, &via, method) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let reply_to = crate::shard::response_dest(from, Some(&via));
@@ -392,6 +408,7 @@ impl Engine {
         // A retransmission (§17.2.3): the transaction answers it.
         if let Some(id) = self.table.find_server(&key) {
             self.stats.retransmissions_absorbed += 1;
+            self.metrics.inc_retransmission_absorbed();
             self.server_event(now, id, ServerEvent::Request, out);
             return;
         }
@@ -422,12 +439,16 @@ impl Engine {
             challenges: Vec::new(),
             final_sent: false,
             cancelled: false,
+            created: now,
         };
         let id = match self
             .table
             .insert_server(&key, reliability, Ctx::Server(ctx))
         {
-            Ok(id) => id,
+            Ok(id) => {
+                self.metrics.inc_transaction_created();
+                id
+            }
             Err(TableError::Full) => {
                 self.stats.table_full += 1;
                 self.reply_stateless(
@@ -498,6 +519,7 @@ impl Engine {
                         .unwrap_or(false);
                     if !own {
                         self.stats.auth_failures += 1;
+                        self.metrics.inc_auth_failure();
                         self.respond(now, id, msg, 403, b"Forbidden (AOR Mismatch)", &[], out);
                         return;
                     }
@@ -532,6 +554,7 @@ impl Engine {
                     store.record(&changes);
                 }
                 self.stats.registrations += 1;
+                self.metrics.inc_registration();
                 if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
                     s.last_response = resp;
                     s.final_sent = true;
@@ -611,14 +634,17 @@ impl Engine {
                 let extra: SmallVec<[(&str, &[u8]); 2]> =
                     headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
                 self.stats.auth_challenges += 1;
+                self.metrics.inc_auth_challenge();
                 self.respond(now, id, msg, ch.status(), ch.reason(), &extra, out);
             }
             AuthOutcome::Forbidden => {
                 self.stats.auth_failures += 1;
+                self.metrics.inc_auth_failure();
                 self.respond(now, id, msg, 403, b"Forbidden", &[], out);
             }
             AuthOutcome::BadRequest(_) => {
                 self.stats.auth_failures += 1;
+                self.metrics.inc_auth_failure();
                 self.respond(now, id, msg, 400, b"Bad Credentials", &[], out);
             }
             AuthOutcome::Authorized { .. } => {}
@@ -833,6 +859,8 @@ impl Engine {
         }
         if sent == 0 {
             self.respond(now, id, msg, 503, b"Service Unavailable", &[], out);
+        } else if sent > 1 {
+            self.metrics.inc_fork(sent);
         }
     }
 
@@ -963,6 +991,8 @@ impl Engine {
             )
             .ok()?;
         out.send_with(dest, |b| b.extend_from_slice(&bytes));
+        self.metrics.inc_transaction_created();
+        self.metrics.inc_request_out(&method);
         if let Some(Ctx::Client(c)) = self.table.get_mut(client).map(|e| &mut e.data) {
             c.request = bytes;
         }
@@ -1012,7 +1042,7 @@ impl Engine {
             return;
         }
         if msg.check().is_err() {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         }
         self.relay_stateless(from, msg, out);
@@ -1022,7 +1052,7 @@ impl Engine {
     /// our Via, Max-Forwards. Never answered; dropped where it cannot go.
     fn relay_stateless(&mut self, from: Peer, msg: &Message<'_>, out: &mut Outbox) {
         let Ok(plan) = preprocess(msg, &self.identity) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let hop_uri = plan.next.as_ref().map_or(plan.request_uri, |r| r.uri);
@@ -1031,16 +1061,16 @@ impl Engine {
             _ => None,
         };
         let Some((hop, to)) = hop.and_then(|h| h.addr().map(|a| (h, a))) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         if !self.may_relay(msg, &plan, to.ip()) {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         }
         let branch = self.branches.next_branch();
         let Some((idx, l)) = self.outbound_listener(from, hop.transport, to) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let mut via = SmallVec::<[u8; 128]>::new();
@@ -1075,6 +1105,9 @@ impl Engine {
             .is_ok()
         {
             self.stats.stateless_relays += 1;
+            if let Some(m) = msg.method() {
+                self.metrics.inc_request_out(&m);
+            }
         }
     }
 
@@ -1111,12 +1144,16 @@ impl Engine {
             challenges: Vec::new(),
             final_sent: false,
             cancelled: false,
+            created: now,
         };
         match self
             .table
             .insert_server(key, Reliability::Unreliable, Ctx::Server(ctx))
         {
-            Ok(id) => self.respond(now, id, msg, 200, b"OK", &[], out),
+            Ok(id) => {
+                self.metrics.inc_transaction_created();
+                self.respond(now, id, msg, 200, b"OK", &[], out)
+            }
             Err(_) => self.reply_stateless(msg, reply_to, 200, b"OK", &[], out),
         }
         let branches = match self.table.get_mut(invite).map(|e| &mut e.data) {
@@ -1176,10 +1213,12 @@ impl Engine {
             _ => Reliability::Reliable,
         };
         out.send_with(dest, |b| b.extend_from_slice(&cancel));
+        self.metrics.inc_request_out(&Method::Cancel);
         if let Ok(cid) =
             self.table
                 .insert_client(now, &key, reliability, Ctx::Client(ctx), &mut self.wheel)
         {
+            self.metrics.inc_transaction_created();
             if let Some(Ctx::Client(cc)) = self.table.get_mut(cid).map(|e| &mut e.data) {
                 cc.request = cancel;
             }
@@ -1196,12 +1235,13 @@ impl Engine {
         let Some(code) = msg.status() else {
             return;
         };
+        self.metrics.inc_response_in(code);
         let (Ok(via), Ok(cseq)) = (msg.via(), msg.cseq()) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let Some(branch) = via.branch() else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let key = ClientKeyRef::new(branch, cseq.method);
@@ -1215,7 +1255,7 @@ impl Engine {
             ) {
                 self.forward_response_stateless(msg, out);
             } else {
-                self.stats.dropped += 1;
+                self.dropped(DropReason::Malformed);
             }
             return;
         };
@@ -1241,15 +1281,15 @@ impl Engine {
     /// §18.2.2) without a transaction.
     fn forward_response_stateless(&mut self, msg: &Message<'_>, out: &mut Outbox) {
         let Some(next) = msg.values(HeaderName::Via).nth(1) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let Ok(via) = Via::parse(next) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let Some(dest) = self.via_dest(&via) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         if out
@@ -1257,6 +1297,7 @@ impl Engine {
             .is_ok()
         {
             self.stats.forwarded_responses += 1;
+            self.metrics.inc_response_out(msg.status().unwrap_or(0));
         }
     }
 
@@ -1390,6 +1431,7 @@ impl Engine {
                     .is_ok()
             {
                 self.stats.forwarded_responses += 1;
+                self.metrics.inc_response_out(code);
             }
             return;
         }
@@ -1403,6 +1445,7 @@ impl Engine {
                 .is_ok()
             {
                 self.stats.forwarded_responses += 1;
+                self.metrics.inc_response_out(code);
             }
             return;
         }
@@ -1497,7 +1540,12 @@ impl Engine {
             return;
         };
         let dest = c.dest;
-        let _ = out.try_send_with(dest, |b| writer::write_ack(&req, resp, b));
+        if out
+            .try_send_with(dest, |b| writer::write_ack(&req, resp, b))
+            .is_ok()
+        {
+            self.metrics.inc_request_out(&Method::Ack);
+        }
     }
 
     fn branch_terminated(&mut self, id: TxnId) {
@@ -1518,6 +1566,7 @@ impl Engine {
             // transport error counts as 503.
             Action::Timeout(_) => {
                 self.stats.timeouts += 1;
+                self.metrics.inc_transaction_timed_out();
                 self.branch_failed(now, id, 408, out);
             }
             Action::TransportError => self.branch_failed(now, id, 503, out),
@@ -1530,6 +1579,7 @@ impl Engine {
     /// that has not behaves as if it got 408.
     fn timer_c(&mut self, now: Instant, id: TxnId, out: &mut Outbox) {
         self.stats.timeouts += 1;
+        self.metrics.inc_transaction_timed_out();
         let provisional =
             matches!(self.table.get(id).map(|e| &e.data), Some(Ctx::Client(c)) if c.provisional);
         if provisional {
@@ -1600,10 +1650,10 @@ impl Engine {
         let mut actions = Actions::new();
         self.table
             .server_event(now, id, event, &mut self.wheel, &mut actions);
-        self.server_actions(id, &actions, out);
+        self.server_actions(now, id, &actions, out);
     }
 
-    fn server_actions(&mut self, id: TxnId, actions: &[Action], out: &mut Outbox) {
+    fn server_actions(&mut self, now: Instant, id: TxnId, actions: &[Action], out: &mut Outbox) {
         for a in actions {
             match a {
                 Action::SendResponse | Action::RetransmitResponse => {
@@ -1611,15 +1661,29 @@ impl Engine {
                         if !s.last_response.is_empty() {
                             let dest = s.reply_to;
                             out.send_with(dest, |b| b.extend_from_slice(&s.last_response));
+                            let code = s
+                                .last_response
+                                .get(8..11)
+                                .and_then(crate::sip::text::parse_u32)
+                                .unwrap_or(0);
+                            self.metrics.inc_response_out(code as u16);
                         }
                     }
                 }
                 Action::Terminated => {
-                    self.table.remove(id, &mut self.wheel);
+                    if let Some(Ctx::Server(s)) = self.table.remove(id, &mut self.wheel) {
+                        self.metrics
+                            .observe_transaction_duration(now.saturating_duration_since(s.created));
+                    }
                 }
                 _ => {}
             }
         }
+    }
+
+    fn dropped(&mut self, reason: DropReason) {
+        self.stats.dropped += 1;
+        self.metrics.inc_dropped(reason);
     }
 
     /// Answers a request without creating a transaction: validation failures
@@ -1657,6 +1721,7 @@ impl Engine {
             .is_ok()
         {
             self.stats.local_replies += 1;
+            self.metrics.inc_response_out(code);
         }
     }
 
@@ -1687,7 +1752,9 @@ impl Engine {
             .next_expiry()
             .is_some_and(|t| t <= unix)
         {
-            self.stats.bindings_expired += self.registrar.location_mut().expire(unix) as u64;
+            let n = self.registrar.location_mut().expire(unix) as u64;
+            self.stats.bindings_expired += n;
+            self.metrics.add_binding_expirations(n);
         }
         let mut fired = std::mem::take(&mut self.fired);
         fired.clear();
@@ -1697,7 +1764,7 @@ impl Engine {
             self.table.on_timer(now, t, &mut self.wheel, &mut actions);
             let is_server = matches!(self.table.get(t.id).map(|e| &e.data), Some(Ctx::Server(_)));
             if is_server {
-                self.server_actions(t.id, &actions, out);
+                self.server_actions(now, t.id, &actions, out);
             } else {
                 for a in actions {
                     self.client_action(now, t.id, a, out);

@@ -13,6 +13,7 @@ use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::net::{TcpListener, UdpSocket};
 use glommio::{Latency, Shares, TaskQueueHandle};
 
+use super::admin::{Reporter, ShardReport, REPORT_EVERY};
 use super::{conn, Shared};
 use crate::config::Transport;
 use crate::shard::{ConnId, Dest, MeshMsg, Outbox, Peer, Shard, ShardId};
@@ -230,12 +231,14 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         listeners.push(task);
     }
-    glommio::spawn_local_into(stats_loop(core.rc()), bg_tq)
-        .map_err(|e| e.to_string())?
-        .detach();
     glommio::spawn_local_into(persist_loop(core.rc(), cfg.registrar.sync_interval), bg_tq)
         .map_err(|e| e.to_string())?
         .detach();
+    if let Some(reporter) = shared.reporter.clone() {
+        glommio::spawn_local_into(report_loop(core.rc(), reporter), bg_tq)
+            .map_err(|e| e.to_string())?
+            .detach();
+    }
     super::core_started(&shared);
 
     let mut out = Outbox::new();
@@ -328,11 +331,20 @@ async fn udp_loop(core: Rc<Core>, listener: u16, sock: Rc<UdpSocket>) {
             listener,
             conn: None,
         };
+        let received = Instant::now();
         core.shard
             .borrow_mut()
-            .on_datagram(Instant::now(), peer, bytes, &mut out);
+            .on_datagram(received, peer, bytes, &mut out);
         if !out.is_empty() {
+            let sends = out.transmits().count();
             core.flush(&mut out).await;
+            // Proxy-added latency: datagram in, its consequences handed to the kernel.
+            if sends > 0 {
+                core.shard
+                    .borrow_mut()
+                    .metrics_mut()
+                    .observe_forward_latency(received.elapsed());
+            }
         }
     }
 }
@@ -361,18 +373,20 @@ async fn mesh_loop(core: Rc<Core>, from: ShardId, rx: ConnectedReceiver<MeshMsg>
     tracing::debug!(from, "mesh channel closed");
 }
 
-/// Logs the shard's counters now and then (background queue, debug level).
-async fn stats_loop(core: Rc<Core>) {
+/// Sends the shard's snapshot to the admin thread once a second (background queue).
+/// Never waits on the admin thread: a report it has no room for is dropped, and the
+/// next one supersedes it.
+async fn report_loop(core: Rc<Core>, reporter: Reporter) {
     loop {
-        glommio::timer::sleep(Duration::from_secs(10)).await;
-        let s = core.shard.borrow().stats();
-        tracing::debug!(
-            core = core.id,
-            local = s.local,
-            forwarded = s.forwarded,
-            from_mesh = s.from_mesh,
-            connections = core.conns.borrow().len(),
-            "shard stats"
-        );
+        let mut snapshot = core.shard.borrow().snapshot();
+        // Connections are the runtime's, not the shard's.
+        snapshot.connections_open = core.conns.borrow().len() as u64;
+        if !reporter.offer(ShardReport {
+            shard: core.id,
+            snapshot,
+        }) {
+            tracing::debug!(core = core.id, "metrics snapshot dropped");
+        }
+        glommio::timer::sleep(REPORT_EVERY).await;
     }
 }

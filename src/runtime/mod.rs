@@ -3,6 +3,7 @@
 //! SO_REUSEPORT, and a lock-free mesh between the cores. This module only moves bytes
 //! and time in and out of the shards.
 
+pub mod admin;
 mod conn;
 mod core;
 pub mod mesh;
@@ -45,6 +46,8 @@ pub enum RunError {
     Users(crate::auth::users::UsersError),
     #[error("nonce secret: {0}")]
     Secret(crate::auth::nonce::SecretError),
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
     #[error("executor: {0}")]
     Executor(String),
 }
@@ -80,6 +83,9 @@ pub(crate) struct Shared {
     /// Inbound stream connections open per source address, all cores. Touched only
     /// when a connection opens or closes, never per message.
     pub conns_per_ip: Mutex<ahash::AHashMap<IpAddr, usize>>,
+    /// Where cores send their metrics snapshots; `None` when the admin thread has
+    /// nothing to do (no --metrics, --stats-interval 0s).
+    pub reporter: Option<admin::Reporter>,
 }
 
 impl Shared {
@@ -167,6 +173,19 @@ pub fn run_until(cfg: Config, shutdown: Arc<AtomicBool>) -> Result<(), RunError>
     }
 
     let (core_services, auth) = services::load(&cfg)?;
+    // Started before the executors so that a taken metrics port stops startup; dropped
+    // (stopped and joined) when this function returns, after the executors.
+    let admin = if cfg.metrics.is_some() || !cfg.stats_interval.is_zero() {
+        Some(admin::Admin::start(
+            cfg.cores,
+            cfg.metrics,
+            cfg.stats_interval,
+        )?)
+    } else {
+        None
+    };
+    let reporter = admin.as_ref().map(admin::Admin::reporter);
+
     let cores = cfg.cores;
     let shared = Arc::new(Shared {
         services: Mutex::new(core_services.into_iter().map(Some).collect()),
@@ -187,6 +206,7 @@ pub fn run_until(cfg: Config, shutdown: Arc<AtomicBool>) -> Result<(), RunError>
         started: AtomicUsize::new(0),
         conns_total: AtomicUsize::new(0),
         conns_per_ip: Mutex::new(ahash::AHashMap::new()),
+        reporter,
     });
 
     let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(cores, None))
