@@ -44,8 +44,7 @@ impl Display for Bytes<'_> {
 
 mod coresip_peer {
     use super::{Bytes, Fields};
-    use coresip::sip::text::{parse_u32, trim};
-    use coresip::sip::{HeaderName, Message, Params};
+    use coresip::sip::Message;
 
     pub fn parse(buf: &[u8]) -> Option<usize> {
         Message::parse(buf).ok().map(|m| m.headers().len())
@@ -53,21 +52,18 @@ mod coresip_peer {
 
     pub fn fields<R>(buf: &[u8], f: impl FnOnce(Fields<'_>) -> R) -> Option<R> {
         let msg = Message::parse(buf).ok()?;
-        let branch = Params::new(msg.top_via()?).value(b"branch")?;
-        let cseq = msg.header(HeaderName::CSeq)?;
-        let sp = cseq.iter().position(|&b| b == b' ' || b == b'\t')?;
-        let number = parse_u32(&cseq[..sp])?;
-        let method = Bytes(trim(&cseq[sp..]));
-        let call_id = msg.header(HeaderName::CallId)?;
-        let from_tag = Params::new(msg.header(HeaderName::From)?).value(b"tag")?;
-        let to_tag = Params::new(msg.header(HeaderName::To)?).value(b"tag");
+        let via = msg.via().ok()?;
+        let cseq = msg.cseq().ok()?;
+        let call_id = msg.call_id().ok()?;
+        let from = msg.from().ok()?;
+        let to = msg.to().ok()?;
         Some(f(Fields {
-            branch,
-            cseq: number,
-            method: &method,
+            branch: via.branch()?,
+            cseq: cseq.seq,
+            method: &Bytes(cseq.method.as_bytes()),
             call_id,
-            from_tag,
-            to_tag,
+            from_tag: from.tag()?,
+            to_tag: to.tag(),
         }))
     }
 }
