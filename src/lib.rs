@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod proxy;
+pub mod registrar;
 pub mod runtime;
 pub mod shard;
 pub mod sip;
