@@ -542,6 +542,7 @@ impl Engine {
                 id: c.seq,
             }),
             listener: from.listener,
+            nat: nat_detected(msg, from),
         };
         let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) else {
             return;
@@ -776,9 +777,11 @@ impl Engine {
             let Ok(hop) = super::next_hop::next_hop_of(hop_uri) else {
                 continue;
             };
+            // A NATed contact is reached where it registered from; any other at
+            // its Contact URI.
             let fixed = match route {
-                Some(_) => None,
-                None => registered_dest(source),
+                None if source.nat => registered_dest(source),
+                _ => None,
             };
             targets.push(Target {
                 request_uri: Some(contact),
@@ -1914,6 +1917,40 @@ fn registered_dest(s: &Source) -> Option<Fixed> {
         dest,
         listener: s.listener,
     })
+}
+
+/// Does a REGISTER come from behind a NAT? The test of Kamailio's
+/// `nat_uac_test`: the top Via names another address than the packet's source
+/// (for UDP also another port, RFC 3581), or a Contact names a private address
+/// while the source is public.
+fn nat_detected(msg: &Message<'_>, from: Peer) -> bool {
+    let via_differs = match msg.via() {
+        Ok(v) => {
+            v.sent_by.host.ip() != Some(from.addr.ip())
+                || (from.transport == Transport::Udp
+                    && v.sent_by.port.unwrap_or(5060) != from.addr.port())
+        }
+        Err(_) => true,
+    };
+    let private_contact = !is_private(from.addr.ip())
+        && msg.contacts().filter_map(Result::ok).any(|c| {
+            c.addr()
+                .and_then(|a| a.parse_uri().ok())
+                .and_then(|u| u.as_sip().and_then(|s| s.host.ip()))
+                .is_some_and(is_private)
+        });
+    via_differs || private_contact
+}
+
+/// RFC 1918, RFC 6598 (CGN) and IPv6 unique-local addresses.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_private() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(a) => (a.segments()[0] & 0xfe00) == 0xfc00,
+    }
 }
 
 /// The URI of the first value of a Route/Path list.

@@ -77,6 +77,10 @@ pub struct Source {
     /// The local listener (socket) the request arrived on, as the runtime numbers
     /// them.
     pub listener: u16,
+    /// The REGISTER looked NATed (its Via or Contact disagreed with `addr`, the
+    /// way Kamailio's `nat_uac_test` decides): requests go to `addr` (and the
+    /// connection) instead of the Contact URI.
+    pub nat: bool,
 }
 
 /// `q` not given: no value is echoed, and it ranks as `q=1.0` (RFC 3261 leaves the
@@ -573,6 +577,7 @@ pub(crate) mod tests {
 
     pub(crate) fn source() -> Source {
         Source {
+            nat: false,
             addr: "192.0.2.10:40123".parse().unwrap(),
             transport: TransportKind::Tcp,
             conn: Some(ConnRef { shard: 1, id: 77 }),

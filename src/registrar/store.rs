@@ -581,6 +581,7 @@ fn encode_binding(b: &Binding, p: &mut Vec<u8>) {
         }
     }
     p.extend_from_slice(&s.listener.to_le_bytes());
+    p.push(u8::from(s.nat));
 }
 
 // --- decoding --------------------------------------------------------------------
@@ -683,11 +684,14 @@ fn decode_binding(c: &mut Cursor<'_>) -> Option<Binding> {
         _ => return None,
     };
     let listener = c.u16()?;
+    // Added after the first format: absent means "no NAT seen".
+    let nat = c.u8().is_some_and(|f| f & 1 == 1);
     let source = Source {
         addr,
         transport,
         conn,
         listener,
+        nat,
     };
     Binding::from_raw_parts(text, ends, reg_id, q, expires_at, cseq, source)
 }

@@ -406,8 +406,9 @@ fn invite_user(user: &str) -> Vec<u8> {
 
 #[test]
 fn registered_user_is_called_where_it_registered_from() {
-    // RFC 3261 §10.3 then §16.5: the binding's contact becomes the Request-URI and
-    // the request goes to the REGISTER's source address (NAT).
+    // RFC 3261 §10.3 then §16.5: the binding's contact becomes the Request-URI and,
+    // the REGISTER having come through a NAT (its Via names another address than
+    // its source), the request goes to the REGISTER's source address.
     let mut net = Net::with(ProxyConfig::default());
     let r = net.feed("203.0.113.5:40000", &register("sip:bob@10.0.0.7:5062", 600));
     let (d, t) = only(&r);
@@ -463,4 +464,18 @@ fn two_contacts_are_forked_in_parallel() {
     let s = net.feed("203.0.113.5:40000", &answer(&a, 200, "OK"));
     assert!(s.iter().any(|(d, t)| *d == udp(UAC) && status(t) == 200));
     assert!(s.iter().any(|(_, t)| t.starts_with("CANCEL ")), "{s:#?}");
+}
+
+#[test]
+fn registered_user_without_nat_is_called_at_its_contact() {
+    // The Via matched the packet's source: no NAT, so the Contact URI is used.
+    let mut net = Net::with(ProxyConfig::default());
+    let reg = String::from_utf8(register("sip:bob@203.0.113.5:5070", 600))
+        .unwrap()
+        .replace("203.0.113.5:5060;branch", "203.0.113.5:40000;branch");
+    let r = net.feed("203.0.113.5:40000", reg.as_bytes());
+    assert_eq!(status(&only(&r).1), 200);
+    let sent = net.feed(UAC, &invite_user("bob"));
+    let fwd = sent.iter().find(|(_, t)| t.starts_with("INVITE")).unwrap();
+    assert_eq!(fwd.0, udp("203.0.113.5:5070"));
 }
