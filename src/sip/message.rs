@@ -9,7 +9,7 @@ use smallvec::SmallVec;
 use super::error::ParseError;
 use super::header::HeaderName;
 use super::method::Method;
-use super::text::{is_token_str, parse_u32, trim, CommaList};
+use super::text::{is_token, parse_u32, trim, CommaList};
 
 /// Headers held without allocating.
 pub const INLINE_HEADERS: usize = 64;
@@ -131,12 +131,16 @@ impl<'a> Message<'a> {
                 pos = nl + 1;
                 continue;
             }
-            let colon = memchr(b':', line).ok_or(ParseError::InvalidHeaderLine)?;
-            // HCOLON = *( SP / HTAB ) ":" SWS
-            let raw_name = trim_ws_end(&line[..colon]);
-            if !is_token_str(raw_name) {
+            // header-name = token, HCOLON = *( SP / HTAB ) ":" SWS (RFC 3261 §25.1): one
+            // pass, as the name ends at the first non-token byte, which must be the
+            // colon or white space before it.
+            let name_len = line.iter().take_while(|&&b| is_token(b)).count();
+            let after_name = &line[name_len..];
+            let colon = name_len + after_name.len() - trim_ws_start(after_name).len();
+            if name_len == 0 || line.get(colon) != Some(&b':') {
                 return Err(ParseError::InvalidHeaderLine);
             }
+            let raw_name = &line[..name_len];
             let name = HeaderName::from_bytes(raw_name);
             let after = &line[colon + 1..];
             let lead = after.len() - trim_ws_start(after).len();
@@ -551,6 +555,43 @@ l: 0\r\n\r\n";
             Message::parse(b"OPTIONS sip:x SIP/2.0\r\nl: x\r\n\r\n").unwrap_err(),
             ParseError::BadContentLength
         );
+    }
+
+    #[test]
+    fn header_name_is_a_token_then_hcolon() {
+        // RFC 3261 §25.1: header-name = token, HCOLON = *( SP / HTAB ) ":" SWS.
+        let with = |line: &str| format!("OPTIONS sip:x SIP/2.0\r\n{line}\r\n\r\n").into_bytes();
+        for (line, name, value) in [
+            ("To: a", "To", "a"),
+            ("To:a", "To", "a"),
+            ("To \t : a:b", "To", "a:b"),
+            ("X-A.b!%*_+`'~: a", "X-A.b!%*_+`'~", "a"),
+            ("t:", "t", ""),
+        ] {
+            let buf = with(line);
+            let m = Message::parse(&buf).unwrap_or_else(|e| panic!("{line:?}: {e:?}"));
+            let h = &m.headers()[0];
+            assert_eq!(m.raw_name(h), name.as_bytes(), "{line:?}");
+            assert_eq!(m.value(h), value.as_bytes(), "{line:?}");
+        }
+        for line in [
+            ": a",
+            "T o: a",
+            "To;x: a",
+            "To\x01: a",
+            "To",
+            "To a",
+            "Té: a",
+            "To\r: a",
+            "To\x0b: a",
+        ] {
+            let buf = with(line);
+            assert_eq!(
+                Message::parse(&buf).unwrap_err(),
+                ParseError::InvalidHeaderLine,
+                "{line:?}"
+            );
+        }
     }
 
     #[test]
