@@ -141,7 +141,7 @@ impl<'a> Message<'a> {
                 return Err(ParseError::InvalidHeaderLine);
             }
             let raw_name = &line[..name_len];
-            let name = HeaderName::from_bytes(raw_name);
+            let name = HeaderName::from_token(raw_name);
             let after = &line[colon + 1..];
             let lead = after.len() - trim_ws_start(after).len();
             let value_start = pos + colon + 1 + lead;
