@@ -107,8 +107,21 @@ impl<'a> Message<'a> {
         pos = nl + 1;
         let start_line_end = pos;
 
-        let mut headers: SmallVec<[Header; INLINE_HEADERS]> = SmallVec::new();
-        let mut first = [0u16; FAST];
+        // The message is built in place and its header table filled where it lies:
+        // assembled at the end it was copied twice on the way out (the inline table
+        // alone is INLINE_HEADERS × 24 bytes).
+        let mut msg = Message {
+            buf,
+            start,
+            start_line_start: start_line_start as u32,
+            start_line_end: start_line_end as u32,
+            headers: SmallVec::new(),
+            body_start: 0,
+            body_end: buf.len() as u32,
+            first: [0; FAST],
+        };
+        let headers = &mut msg.headers;
+        let first = &mut msg.first;
         let body_start = loop {
             let nl = memchr(b'\n', &buf[pos..]).ok_or(ParseError::Incomplete)? + pos;
             let line = strip_cr(&buf[pos..nl]);
@@ -165,16 +178,7 @@ impl<'a> Message<'a> {
             pos = nl + 1;
         };
 
-        let mut msg = Message {
-            buf,
-            start,
-            start_line_start: start_line_start as u32,
-            start_line_end: start_line_end as u32,
-            headers,
-            body_start: body_start as u32,
-            body_end: buf.len() as u32,
-            first,
-        };
+        msg.body_start = body_start as u32;
         if let Some(cl) = msg.content_length()? {
             let end = body_start
                 .checked_add(cl as usize)
