@@ -129,7 +129,7 @@ impl HeaderName {
     /// [`HeaderName::from_bytes`] for a name already known to be a non-empty run of
     /// token bytes (RFC 3261 §25.1), as the message scan has checked every header
     /// name: one hash, one table load and one compare of three words.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn from_token(name: &[u8]) -> HeaderName {
         debug_assert!(is_token_str(name));
         if let [c] = name {
@@ -178,23 +178,27 @@ impl Key {
     /// very code that looks names up.
     #[inline(always)]
     const fn of(name: &[u8]) -> Option<Key> {
-        let len = name.len();
-        if len < 2 || len > MAX_LONG {
-            return None;
+        // One arm per chunk size, so that each chunk is one load.
+        match name.len() {
+            2..=3 => Some(Key::with::<2>(name)),
+            4..=7 => Some(Key::with::<4>(name)),
+            8..=MAX_LONG => Some(Key::with::<8>(name)),
+            _ => None,
         }
-        let chunk = if len >= 8 {
-            8
-        } else if len >= 4 {
-            4
-        } else {
-            2
-        };
-        let words = [
-            load(name, 0, chunk) | FOLD,
-            load(name, (len - chunk) / 2, chunk) | FOLD,
-            load(name, len - chunk, chunk) | FOLD,
-        ];
-        Some(Key { len, words })
+    }
+
+    /// The key from chunks of `C` bytes; `C <= name.len()`.
+    #[inline(always)]
+    const fn with<const C: usize>(name: &[u8]) -> Key {
+        let len = name.len();
+        Key {
+            len,
+            words: [
+                chunk::<C>(name, 0),
+                chunk::<C>(name, (len - C) / 2),
+                chunk::<C>(name, len - C),
+            ],
+        }
     }
 
     /// The slot in [`LONG_TABLE`]: the first and last chunk and the length mixed by
@@ -206,25 +210,23 @@ impl Key {
     }
 }
 
-/// `chunk` (2, 4 or 8) bytes of `s` from `at`, little-endian, zero-extended. The
-/// caller keeps `at + chunk <= s.len()`.
+/// `C` (at most 8) bytes of `s` from `at`, little-endian, zero-extended, folded; 0
+/// when `s` is too short (never, for the callers above).
 #[inline(always)]
-const fn load(s: &[u8], at: usize, chunk: usize) -> u64 {
-    let (_, s) = s.split_at(at);
-    match chunk {
-        8 => match s.first_chunk::<8>() {
-            Some(b) => u64::from_le_bytes(*b),
-            None => 0,
-        },
-        4 => match s.first_chunk::<4>() {
-            Some(b) => u32::from_le_bytes(*b) as u64,
-            None => 0,
-        },
-        _ => match s.first_chunk::<2>() {
-            Some(b) => u16::from_le_bytes(*b) as u64,
-            None => 0,
-        },
+const fn chunk<const C: usize>(s: &[u8], at: usize) -> u64 {
+    let Some((_, tail)) = s.split_at_checked(at) else {
+        return 0;
+    };
+    let Some(bytes) = tail.first_chunk::<C>() else {
+        return 0;
+    };
+    let mut word = 0;
+    let mut i = 0;
+    while i < C {
+        word |= (bytes[i] as u64) << (8 * i);
+        i += 1;
     }
+    word | FOLD
 }
 
 /// The key of every known long-form name, by id (compact-only ids have none).
