@@ -185,7 +185,9 @@ pub fn forward_request(
             .map_or(top, |h| h.line_range().start);
         push(Op::insert(at, Piece::Route(route)));
     }
-    if let (Some(vr), Some(top)) = (edits.via_received, req.top_via()) {
+    // The top Via is looked up (a comma split of its line) only when it is to be
+    // edited: a tuple pattern would evaluate `top_via()` for every request.
+    if let Some((vr, top)) = edits.via_received.and_then(|vr| Some((vr, req.top_via()?))) {
         let params = Params::new(top);
         if let Some(port) = vr.rport {
             if let Some(p) = params.into_iter().find(|p| eq_ic(p.name, b"rport")) {
