@@ -99,6 +99,8 @@ pub struct Outbox {
     buf: Vec<u8>,
     transmits: Vec<Transmit>,
     mesh: Vec<(ShardId, MeshMsg)>,
+    /// Host names to resolve; the answers come back through [`Shard::on_resolved`].
+    resolve: Vec<String>,
 }
 
 impl Outbox {
@@ -112,11 +114,22 @@ impl Outbox {
         self.buf.clear();
         self.transmits.clear();
         self.mesh.clear();
+        self.resolve.clear();
     }
 
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.transmits.is_empty() && self.mesh.is_empty()
+        self.transmits.is_empty() && self.mesh.is_empty() && self.resolve.is_empty()
+    }
+
+    /// Asks the runtime to resolve `name` (A/AAAA through the system resolver).
+    pub fn resolve(&mut self, name: &str) {
+        self.resolve.push(name.to_string());
+    }
+
+    /// Takes the names to resolve out.
+    pub fn drain_resolve(&mut self) -> std::vec::Drain<'_, String> {
+        self.resolve.drain(..)
     }
 
     /// The transmits, in order.
@@ -330,6 +343,11 @@ impl Shard {
             // Writes are the runtime's business; requests and responses have no users yet.
             MeshMsg::Write { .. } | MeshMsg::Request { .. } | MeshMsg::Response { .. } => {}
         }
+    }
+
+    /// The system resolver answered for `name` (no addresses: it failed).
+    pub fn on_resolved(&mut self, now: Instant, name: &str, addrs: &[IpAddr], out: &mut Outbox) {
+        self.engine.on_resolved(now, name, addrs, out);
     }
 
     /// The periodic tick: fires transaction timers (DESIGN.md §4).
@@ -621,10 +639,10 @@ Content-Length: 0\r\n\r\n"
         // are routed (and, with no user registered and no relay allowed, refused).
         let mut sh = shard(0, 1);
         for (i, (uri, code)) in [
-            ("sip:bob@192.0.2.10", "404"),    // a user of ours, not registered
-            ("sip:192.0.2.99", "403"),        // not us, no relay
-            ("sip:192.0.2.10:5099", "403"),   // our host, another port: someone else
-            ("sip:other.example.com", "503"), // a host name: no resolver yet
+            ("sip:bob@192.0.2.10", "404"),  // a user of ours, not registered
+            ("sip:192.0.2.99", "403"),      // not us, no relay
+            ("sip:192.0.2.10:5099", "403"), // our host, another port: someone else
+            ("sip:other.example.com", "-"), // a host name: waits for the resolver
         ]
         .into_iter()
         .enumerate()
@@ -634,6 +652,10 @@ Content-Length: 0\r\n\r\n"
                 udp_peer("127.0.0.1:1"),
                 &options(uri, "", &format!("z9hG4bK{i}")),
             );
+            if code == "-" {
+                assert!(out.transmits().next().is_none(), "{uri} answered");
+                continue;
+            }
             let (_, text) = only_transmit(&out);
             assert!(
                 text.starts_with(&format!("SIP/2.0 {code} ")),

@@ -37,6 +37,7 @@ use crate::txn::{
 
 use super::identity::Identity;
 use super::next_hop::{next_hop, Cidr, NextHop};
+use super::resolve::{Lookup, Resolver};
 use super::route::{preprocess, RoutePlan};
 use super::validate::{loop_hash, unsupported_proxy_require, validate_request, Reject};
 
@@ -189,6 +190,8 @@ struct Target<'a> {
     fixed: Option<Fixed>,
     /// A preloaded Route set (the contact's Path, RFC 3327).
     route: Option<&'a [u8]>,
+    /// The next hop's address, when its host name was resolved.
+    resolved: Option<SocketAddr>,
 }
 
 /// A binding copied out of the location part: its contact and Path as ranges of a
@@ -227,6 +230,10 @@ struct ServerCtx {
     cancelled: bool,
     /// When the request arrived (transaction duration).
     created: Instant,
+    /// Where it came from, and whether its sender authenticated: to route it again
+    /// once a host name it waits for has resolved.
+    from: Peer,
+    authenticated: bool,
 }
 
 /// What a branch does about CANCEL (§9.1: not before a provisional arrived).
@@ -270,6 +277,7 @@ pub struct Engine {
     registrar: Registrar,
     store: Option<ShardStore>,
     auth: Option<AuthSetup>,
+    resolver: Resolver,
     /// Wall-clock seconds at `origin`: bindings and nonces live in UNIX time.
     unix_origin: u64,
     origin: Instant,
@@ -302,6 +310,7 @@ impl Engine {
             registrar: services.registrar,
             store: services.store,
             auth: services.auth,
+            resolver: Resolver::default(),
             unix_origin: unix_now,
             origin: now,
             table: TxnTable::new(cfg.max_transactions, cfg.timers),
@@ -413,7 +422,7 @@ impl Engine {
             return;
         }
         if method == Method::Cancel {
-            self.on_cancel(now, msg, &key, reply_to, out);
+            self.on_cancel(now, from, msg, &key, reply_to, out);
             return;
         }
 
@@ -440,6 +449,8 @@ impl Engine {
             final_sent: false,
             cancelled: false,
             created: now,
+            from,
+            authenticated: false,
         };
         let id = match self
             .table
@@ -480,6 +491,9 @@ impl Engine {
             Some(a) => a,
             None => return,
         };
+        if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
+            s.authenticated = authenticated;
+        }
         self.route_request(now, id, from, msg, to_me, authenticated, out);
     }
 
@@ -704,10 +718,30 @@ impl Engine {
                 return;
             }
         };
-        let Some(addr) = hop.addr() else {
-            // Host names need the resolver; until it lands only IP literals route.
-            self.respond(now, id, msg, 503, b"Cannot Resolve Next Hop", &[], out);
-            return;
+        let addr = match (hop.addr(), hop.host) {
+            (Some(a), _) => a,
+            (None, crate::sip::Host::Domain(name)) => {
+                match self.resolver.lookup(name, now, hop_v4(from)) {
+                    Lookup::Found(ip) => SocketAddr::new(ip, hop.port),
+                    Lookup::Failed => {
+                        // §16.9 / RFC 3263 §4.3: no address to try.
+                        self.respond(now, id, msg, 503, b"Cannot Resolve Next Hop", &[], out);
+                        return;
+                    }
+                    Lookup::Unknown { ask } => {
+                        // Parked: routed again by `on_resolved`.
+                        self.resolver.wait(name, id);
+                        if ask {
+                            out.resolve(name);
+                        }
+                        return;
+                    }
+                }
+            }
+            (None, _) => {
+                self.respond(now, id, msg, 503, b"Cannot Resolve Next Hop", &[], out);
+                return;
+            }
         };
         if !authenticated && !self.may_relay(msg, &plan, addr.ip()) {
             self.respond(now, id, msg, 403, b"Relaying Forbidden", &[], out);
@@ -718,6 +752,7 @@ impl Engine {
             hop,
             fixed: None,
             route: None,
+            resolved: Some(addr),
         };
         self.fork(now, id, from, msg, &plan, &[target], out);
     }
@@ -783,11 +818,27 @@ impl Engine {
                 None if source.nat => registered_dest(source),
                 _ => None,
             };
+            let resolved = match (hop.addr(), hop.host) {
+                (Some(a), _) => Some(a),
+                (None, crate::sip::Host::Domain(name)) => {
+                    match self.resolver.lookup(name, now, hop_v4(from)) {
+                        Lookup::Found(ip) => Some(SocketAddr::new(ip, hop.port)),
+                        Lookup::Unknown { ask: true } => {
+                            // Not waited for: the next request to this user finds it.
+                            out.resolve(name);
+                            None
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
             targets.push(Target {
                 request_uri: Some(contact),
                 hop,
                 fixed,
                 route,
+                resolved,
             });
         }
         if targets.is_empty() {
@@ -889,7 +940,7 @@ impl Engine {
                 (f.transport, f.dest, f.listener as usize, l)
             }
             None => {
-                let to = target.hop.addr()?;
+                let to = target.resolved.or_else(|| target.hop.addr())?;
                 // §18.1.1: a request that would not fit a UDP datagram goes over TCP.
                 let estimate = msg.as_bytes().len() + 300;
                 let transport = match target.hop.transport {
@@ -1120,6 +1171,7 @@ impl Engine {
     fn on_cancel(
         &mut self,
         now: Instant,
+        from: Peer,
         msg: &Message<'_>,
         key: &ServerKeyRef<'_>,
         reply_to: Dest,
@@ -1148,6 +1200,8 @@ impl Engine {
             final_sent: false,
             cancelled: false,
             created: now,
+            from,
+            authenticated: false,
         };
         match self
             .table
@@ -1746,6 +1800,24 @@ impl Engine {
     // ---------------------------------------------------------------------------
     // Time
 
+    /// The system resolver answered for `name` (no addresses: it failed): the
+    /// requests that waited for it are routed again.
+    pub fn on_resolved(&mut self, now: Instant, name: &str, addrs: &[IpAddr], out: &mut Outbox) {
+        for id in self.resolver.answer(name, addrs, now) {
+            let Some(Ctx::Server(s)) = self.table.get(id).map(|e| &e.data) else {
+                continue;
+            };
+            if s.final_sent || s.cancelled {
+                continue;
+            }
+            let (from, authenticated, request) = (s.from, s.authenticated, s.request.clone());
+            let Ok(msg) = Message::parse(&request) else {
+                continue;
+            };
+            self.route_request(now, id, from, &msg, false, authenticated, out);
+        }
+    }
+
     /// Fires due timers and expires bindings. Call at least every tick (10 ms).
     pub fn on_tick(&mut self, now: Instant, out: &mut Outbox) {
         let unix = self.unix(now);
@@ -1951,6 +2023,11 @@ fn is_private(ip: IpAddr) -> bool {
         }
         IpAddr::V6(a) => (a.segments()[0] & 0xfe00) == 0xfc00,
     }
+}
+
+/// Which address family to prefer for a next hop: the one the request came in on.
+fn hop_v4(from: Peer) -> bool {
+    from.addr.is_ipv4()
 }
 
 /// The URI of the first value of a Route/Path list.

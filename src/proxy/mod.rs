@@ -5,6 +5,7 @@
 pub mod engine;
 pub mod identity;
 pub mod next_hop;
+pub mod resolve;
 pub mod route;
 pub mod validate;
 

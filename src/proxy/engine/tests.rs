@@ -479,3 +479,38 @@ fn registered_user_without_nat_is_called_at_its_contact() {
     let fwd = sent.iter().find(|(_, t)| t.starts_with("INVITE")).unwrap();
     assert_eq!(fwd.0, udp("203.0.113.5:5070"));
 }
+
+#[test]
+fn host_name_next_hop_waits_for_the_resolver() {
+    // RFC 3263 §4.2 (A/AAAA): the request is parked, the name asked for once, and
+    // forwarded when the answer comes back.
+    let mut net = Net::new();
+    let req = String::from_utf8(invite("z9hG4bKuac1")).unwrap().replace(
+        "INVITE sip:bob@203.0.113.5",
+        "INVITE sip:bob@uas.example.net",
+    );
+    let msg = Message::parse(req.as_bytes()).unwrap();
+    let mut out = Outbox::new();
+    net.engine
+        .on_request(net.now, Net::peer(UAC), &msg, &mut out);
+    let asked: Vec<String> = out.drain_resolve().collect();
+    assert_eq!(asked, vec!["uas.example.net".to_string()]);
+    // Only the 100 Trying went out.
+    assert_eq!(collect(&out).len(), 1);
+    let mut out = Outbox::new();
+    net.engine
+        .on_resolved(net.now, "uas.example.net", &[to(UAS).ip()], &mut out);
+    let sent = collect(&out);
+    let (d, t) = only(&sent);
+    assert_eq!(*d, udp(UAS));
+    assert!(t.starts_with("INVITE sip:bob@uas.example.net SIP/2.0"));
+    // A name that does not resolve: 503 for the next request (cached failure).
+    let mut out = Outbox::new();
+    net.engine
+        .on_resolved(net.now, "gone.example.net", &[], &mut out);
+    let req = req
+        .replace("uas.example.net", "gone.example.net")
+        .replace("z9hG4bKuac1", "z9hG4bKuac2");
+    let sent = net.feed(UAC, req.as_bytes());
+    assert_eq!(status(&sent.last().unwrap().1), 503);
+}
