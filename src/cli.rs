@@ -13,8 +13,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::config::{
-    AuthMode, Config, ListenSpec, ProxyOptions, RegistrarOptions, TcpLimits, Timers, TlsFiles,
-    UdpConfig,
+    AuthMode, Config, ForkMode, ListenSpec, ProxyOptions, RegistrarOptions, TcpLimits, Timers,
+    TlsFiles, UdpConfig,
 };
 use crate::proxy::Cidr;
 
@@ -196,6 +196,11 @@ pub struct ProxyArgs {
     /// of a dialog).
     #[arg(long, env = "CORESIP_NO_RECORD_ROUTE")]
     pub no_record_route: bool,
+
+    /// How a user's contacts are tried: parallel (all at once), serial (one at a
+    /// time, highest q first) or auto (equal q at once, q-groups in turn).
+    #[arg(long, env = "CORESIP_FORK", value_enum, default_value_t = ForkMode::Parallel)]
+    pub fork: ForkMode,
 
     /// Live transactions per core; beyond it new requests get 503 with Retry-After.
     #[arg(
@@ -493,6 +498,7 @@ impl Cli {
                 record_route: !self.proxy.no_record_route,
                 relay: self.proxy.relay,
                 max_transactions: self.proxy.max_transactions,
+                fork: self.proxy.fork,
             },
             registrar: RegistrarOptions {
                 default_expires: r.default_expires,

@@ -257,6 +257,7 @@ impl Shard {
             max_transactions: cfg.proxy.max_transactions,
             timers: cfg.timers,
             udp_mtu: cfg.udp.mtu,
+            fork: cfg.proxy.fork,
         };
         Shard {
             id,

@@ -63,7 +63,11 @@ pub struct ProxyConfig {
     pub timers: Timers,
     /// Requests larger than this go over TCP instead of UDP (§18.1.1).
     pub udp_mtu: usize,
+    /// How the contacts of a user are tried (§16.6).
+    pub fork: ForkMode,
 }
+
+pub use crate::config::ForkMode;
 
 impl Default for ProxyConfig {
     fn default() -> Self {
@@ -73,6 +77,7 @@ impl Default for ProxyConfig {
             max_transactions: 100_000,
             timers: Timers::default(),
             udp_mtu: 1300,
+            fork: ForkMode::Parallel,
         }
     }
 }
@@ -234,6 +239,9 @@ struct ServerCtx {
     /// once a host name it waits for has resolved.
     from: Peer,
     authenticated: bool,
+    /// Serial forking: where the next group of contacts starts in the AOR's
+    /// lookup order, once the current group has failed.
+    next_group: Option<usize>,
 }
 
 /// What a branch does about CANCEL (§9.1: not before a provisional arrived).
@@ -451,6 +459,7 @@ impl Engine {
             created: now,
             from,
             authenticated: false,
+            next_group: None,
         };
         let id = match self
             .table
@@ -708,7 +717,7 @@ impl Engine {
                 .is_our_domain(&hop_sip.host, hop_sip.port, hop_sip.port_or_default())
         {
             // A user of ours: the location service names the targets (§16.5).
-            self.route_to_user(now, id, from, msg, &plan, &hop_sip, out);
+            self.route_to_user(now, id, from, msg, &plan, &hop_sip, 0, out);
             return;
         }
         let hop = match next_hop(&hop_sip) {
@@ -757,9 +766,11 @@ impl Engine {
         self.fork(now, id, from, msg, &plan, &[target], out);
     }
 
-    /// Target determination for a user of one of our domains (§16.5): every live
-    /// binding of the AOR, in parallel (§16.6). None: 480 when the user exists in
-    /// the users file, else 404.
+    /// Target determination for a user of one of our domains (§16.5): the live
+    /// bindings of the AOR from position `start` of the lookup order (highest q
+    /// first), all at once or, with `--fork serial|auto`, one contact or one
+    /// q-group at a time (§16.6). None: 480 when the user exists in the users file,
+    /// else 404.
     #[allow(clippy::too_many_arguments)]
     fn route_to_user(
         &mut self,
@@ -769,6 +780,7 @@ impl Engine {
         msg: &Message<'_>,
         plan: &RoutePlan<'_>,
         uri: &crate::sip::SipUri<'_>,
+        start: usize,
         out: &mut Outbox,
     ) {
         let unix = self.unix(now);
@@ -779,12 +791,46 @@ impl Engine {
         // Copied out of the location part: the forwarding below changes the engine.
         let mut texts: Vec<u8> = Vec::new();
         let mut found: SmallVec<[Found; 4]> = SmallVec::new();
-        for b in self.registrar.location().lookup(&aor, unix) {
+        let all = self.registrar.location().lookup(&aor, unix);
+        let total = all.len();
+        let rank = |b: &crate::registrar::Binding| b.q().map_or(1000, |q| q.thousandths());
+        let first_q = all.get(start).map(|b| rank(b));
+        let group = all
+            .into_iter()
+            .skip(start)
+            .take_while(|b| match self.cfg.fork {
+                ForkMode::Parallel => true,
+                ForkMode::Auto => Some(rank(b)) == first_q,
+                ForkMode::Serial => false,
+            })
+            .count()
+            .max(1);
+        let mut next = start + group;
+        for b in self
+            .registrar
+            .location()
+            .lookup(&aor, unix)
+            .into_iter()
+            .skip(start)
+            .take(group)
+        {
             let c = texts.len()..texts.len() + b.contact().len();
             texts.extend_from_slice(b.contact());
             let p = texts.len()..texts.len() + b.path().len();
             texts.extend_from_slice(b.path());
             found.push((c, p, b.source));
+        }
+        if next >= total {
+            next = 0;
+        }
+        if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
+            s.next_group = (next > 0).then_some(next);
+        }
+        if found.is_empty() && start > 0 {
+            // The bindings changed while the earlier groups rang: finish with what
+            // they answered.
+            self.maybe_finish(now, id, out);
+            return;
         }
         if found.is_empty() {
             let known = self.auth.as_ref().is_some_and(|a| {
@@ -1202,6 +1248,7 @@ impl Engine {
             created: now,
             from,
             authenticated: false,
+            next_group: None,
         };
         match self
             .table
@@ -1552,6 +1599,23 @@ impl Engine {
         let Ok(req) = Message::parse(&request) else {
             return;
         };
+        // Serial forking (§16.6): a group that failed without a 6xx hands over to
+        // the next one, unless the request was cancelled.
+        if let (Some(start), false, false) =
+            (s.next_group, s.cancelled, best.is_some_and(|c| c >= 600))
+        {
+            let from = s.from;
+            if let (Ok(plan), Some(uri)) = (
+                preprocess(&req, &self.identity),
+                req.request_uri().and_then(|u| match Uri::parse(u) {
+                    Ok(Uri::Sip(s)) => Some(s),
+                    _ => None,
+                }),
+            ) {
+                self.route_to_user(now, server, from, &req, &plan, &uri, start, out);
+                return;
+            }
+        }
         match best {
             Some(503) | None => {
                 let (code, reason): (u16, &[u8]) = if best.is_some() {

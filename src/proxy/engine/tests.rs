@@ -514,3 +514,42 @@ fn host_name_next_hop_waits_for_the_resolver() {
     let sent = net.feed(UAC, req.as_bytes());
     assert_eq!(status(&sent.last().unwrap().1), 503);
 }
+
+#[test]
+fn serial_forking_tries_the_next_contact_after_a_failure() {
+    // RFC 3261 §16.6 with --fork serial: highest q first; a 486 hands over to the
+    // next contact, whose 200 goes upstream.
+    let mut net = Net::with(ProxyConfig {
+        fork: ForkMode::Serial,
+        ..ProxyConfig::default()
+    });
+    let reg = String::from_utf8(register("sip:bob@10.0.0.7", 600))
+        .unwrap()
+        .replace(
+            "Contact: <sip:bob@10.0.0.7>",
+            "Contact: <sip:bob@10.0.0.8>;q=0.5, <sip:bob@10.0.0.7>;q=0.9",
+        );
+    let r = net.feed("203.0.113.5:40000", reg.as_bytes());
+    assert_eq!(status(&only(&r).1), 200);
+    let sent = net.feed(UAC, &invite_user("bob"));
+    let first: Vec<_> = sent
+        .iter()
+        .filter(|(_, t)| t.starts_with("INVITE"))
+        .collect();
+    assert_eq!(first.len(), 1, "{sent:#?}");
+    assert!(
+        first[0].1.starts_with("INVITE sip:bob@10.0.0.7 "),
+        "{}",
+        first[0].1
+    );
+    let a = first[0].1.clone();
+    let s = net.feed("203.0.113.5:40000", &answer(&a, 486, "Busy Here"));
+    let second: Vec<_> = s.iter().filter(|(_, t)| t.starts_with("INVITE")).collect();
+    assert_eq!(second.len(), 1, "{s:#?}");
+    assert!(second[0].1.starts_with("INVITE sip:bob@10.0.0.8 "));
+    // Nothing went upstream but the 100 so far.
+    assert!(s.iter().all(|(d, _)| *d != udp(UAC)));
+    let b = second[0].1.clone();
+    let s = net.feed("203.0.113.5:40000", &answer(&b, 200, "OK"));
+    assert!(s.iter().any(|(d, t)| *d == udp(UAC) && status(t) == 200));
+}
