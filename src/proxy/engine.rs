@@ -244,6 +244,27 @@ struct ServerCtx {
     next_group: Option<usize>,
 }
 
+impl ServerCtx {
+    /// The context of a request just received; `request` is kept to answer it
+    /// ourselves (empty for a CANCEL, which is only ever answered 200).
+    fn new(request: Vec<u8>, reply_to: Dest, from: Peer, now: Instant) -> ServerCtx {
+        ServerCtx {
+            request,
+            reply_to,
+            last_response: Vec::new(),
+            branches: SmallVec::new(),
+            best: None,
+            challenges: Vec::new(),
+            final_sent: false,
+            cancelled: false,
+            created: now,
+            from,
+            authenticated: false,
+            next_group: None,
+        }
+    }
+}
+
 /// What a branch does about CANCEL (§9.1: not before a provisional arrived).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CancelState {
@@ -447,20 +468,7 @@ impl Engine {
         }
 
         let reliability = reliability_of(from.transport);
-        let ctx = ServerCtx {
-            request: msg.as_bytes().to_vec(),
-            reply_to,
-            last_response: Vec::new(),
-            branches: SmallVec::new(),
-            best: None,
-            challenges: Vec::new(),
-            final_sent: false,
-            cancelled: false,
-            created: now,
-            from,
-            authenticated: false,
-            next_group: None,
-        };
+        let ctx = ServerCtx::new(msg.as_bytes().to_vec(), reply_to, from, now);
         let id = match self
             .table
             .insert_server(&key, reliability, Ctx::Server(ctx))
@@ -1236,20 +1244,7 @@ impl Engine {
             return;
         };
         // The CANCEL's own transaction absorbs its retransmissions.
-        let ctx = ServerCtx {
-            request: Vec::new(),
-            reply_to,
-            last_response: Vec::new(),
-            branches: SmallVec::new(),
-            best: None,
-            challenges: Vec::new(),
-            final_sent: false,
-            cancelled: false,
-            created: now,
-            from,
-            authenticated: false,
-            next_group: None,
-        };
+        let ctx = ServerCtx::new(Vec::new(), reply_to, from, now);
         match self
             .table
             .insert_server(key, Reliability::Unreliable, Ctx::Server(ctx))
