@@ -1,0 +1,281 @@
+//! Parse → splice → re-parse: the writer on any message the parser accepts.
+//!
+//! Input layout: byte 0 chooses the edits (bits below), byte 1 the status code of
+//! the generated response; the rest is the message.
+//!
+//! Whenever the input parses and a writer returns `Ok`, its output must parse
+//! (DESIGN.md §4, RFC 3261 §16.6) and:
+//! - `forward_request`: carry our edits and nothing else changed — our Via on top,
+//!   our Record-Route values on top, the Max-Forwards we set, the new Request-URI,
+//!   the Route set without its first value, every other header line byte for byte,
+//!   and the same body;
+//! - `forward_response`: the Via values but the first, every other header line as
+//!   received, the same body;
+//! - `write_response`: the status asked for, every Via line, the From, Call-ID and
+//!   CSeq lines as received, an empty body.
+#![no_main]
+
+use coresip::sip::error::ParseError;
+use coresip::sip::header::HeaderName;
+use coresip::sip::message::Message;
+use coresip::sip::writer::{forward_request, forward_response, write_response, RequestEdits};
+use libfuzzer_sys::fuzz_target;
+
+mod common;
+
+const OUR_VIA: &[u8] = b"SIP/2.0/TCP [2001:db8::7]:5060;branch=z9hG4bKcoresip.7;rport";
+const OUR_RR: [&[u8]; 2] = [
+    b"<sip:[2001:db8::7];transport=tcp;lr>",
+    b"<sip:p.example.com;lr;ftag=a7>",
+];
+const FIXED_URI: &[u8] = b"sip:bob@192.0.2.4:5070;transport=tcp";
+const TO_TAG: &[u8] = b"cs-8f2a";
+
+/// Edit bits of byte 0.
+const E_VIA: u8 = 1;
+const E_RR1: u8 = 2;
+const E_RR2: u8 = 4;
+const E_MAX_FORWARDS: u8 = 8;
+const E_URI: u8 = 16;
+const E_REMOVE_ROUTE: u8 = 32;
+/// The new Request-URI is the message's own first Route or Contact value, as a
+/// strict-routing or registrar-redirected proxy would write it (§16.6 step 6),
+/// instead of a fixed one.
+const E_URI_FROM_MESSAGE: u8 = 64;
+/// Extra headers on the generated response.
+const E_EXTRA: u8 = 128;
+
+fuzz_target!(|data: &[u8]| {
+    let [flags, code_sel, msg_bytes @ ..] = data else {
+        return;
+    };
+    let Ok(msg) = Message::parse(msg_bytes) else {
+        return;
+    };
+    let mut out = Vec::new();
+    if msg.is_request() {
+        splice_request(&msg, *flags, &mut out);
+        out.clear();
+        answer(&msg, *flags, *code_sel, &mut out);
+    } else {
+        splice_response(&msg, &mut out);
+    }
+});
+
+/// Raw bytes of every header line of `msg` for which `keep` says so, in order.
+fn lines<'a>(msg: &Message<'a>, mut keep: impl FnMut(HeaderName, usize) -> bool) -> Vec<&'a [u8]> {
+    let buf = msg.buf();
+    let mut seen = [0usize; 256];
+    msg.headers()
+        .iter()
+        .filter(|h| {
+            let i = &mut seen[h.name as usize];
+            *i += 1;
+            keep(h.name, *i - 1)
+        })
+        .map(|h| &buf[h.line_range()])
+        .collect()
+}
+
+/// Raw bytes of the first line called `name`.
+fn first_line<'a>(msg: &Message<'a>, name: HeaderName) -> Option<&'a [u8]> {
+    msg.find(name).map(|h| &msg.buf()[h.line_range()])
+}
+
+fn reparse<'o>(out: &'o [u8], what: &str) -> Message<'o> {
+    match Message::parse(out) {
+        Ok(m) => {
+            common::check_message(out, &m);
+            m
+        }
+        Err(e) => panic!(
+            "{what} wrote a message that does not parse ({e:?}):\n{}",
+            String::from_utf8_lossy(out)
+        ),
+    }
+}
+
+fn splice_request(msg: &Message, flags: u8, out: &mut Vec<u8>) {
+    let rr: &[&[u8]] = match (flags & E_RR1 != 0, flags & E_RR2 != 0) {
+        (_, true) => &OUR_RR,
+        (true, false) => &OUR_RR[..1],
+        (false, false) => &[],
+    };
+    let request_uri = if flags & E_URI == 0 {
+        None
+    } else if flags & E_URI_FROM_MESSAGE != 0 {
+        msg.values(HeaderName::Route)
+            .chain(msg.values(HeaderName::Contact))
+            .next()
+            .map(|v| {
+                // The URI inside `<…>` when there is one.
+                match (
+                    v.iter().position(|&b| b == b'<'),
+                    v.iter().position(|&b| b == b'>'),
+                ) {
+                    (Some(l), Some(r)) if l < r => &v[l + 1..r],
+                    _ => v,
+                }
+            })
+    } else {
+        Some(FIXED_URI)
+    };
+    let max_forwards = (flags & E_MAX_FORWARDS != 0).then_some(69u8);
+    let edits = RequestEdits {
+        request_uri,
+        via: (flags & E_VIA != 0).then_some(OUR_VIA),
+        record_route: rr,
+        max_forwards,
+        remove_first_route: flags & E_REMOVE_ROUTE != 0,
+    };
+    if forward_request(msg, &edits, out).is_err() {
+        assert!(out.is_empty(), "a failed write left bytes in the output");
+        return;
+    }
+    let fwd = reparse(out, "forward_request");
+
+    // Start line: same method, the Request-URI asked for; untouched without one.
+    assert_eq!(fwd.method(), msg.method());
+    assert_eq!(fwd.request_uri(), request_uri.or(msg.request_uri()));
+    if request_uri.is_none() {
+        assert_eq!(
+            &out[fwd.start_line_range()],
+            &msg.buf()[msg.start_line_range()]
+        );
+    }
+
+    // Via: ours on top of the received ones.
+    let mut vias: Vec<&[u8]> = msg.values(HeaderName::Via).collect();
+    if edits.via.is_some() {
+        vias.insert(0, OUR_VIA);
+    }
+    assert_eq!(fwd.values(HeaderName::Via).collect::<Vec<_>>(), vias);
+
+    // Record-Route: ours on top.
+    let mut rrs: Vec<&[u8]> = rr.to_vec();
+    rrs.extend(msg.values(HeaderName::RecordRoute));
+    assert_eq!(fwd.values(HeaderName::RecordRoute).collect::<Vec<_>>(), rrs);
+
+    // Max-Forwards: the one set, or as received.
+    match max_forwards {
+        Some(_) => assert_eq!(fwd.header(HeaderName::MaxForwards), Some(&b"69"[..])),
+        None => assert_eq!(
+            fwd.header(HeaderName::MaxForwards),
+            msg.header(HeaderName::MaxForwards)
+        ),
+    }
+
+    // Route: the received set, without its first value when asked.
+    let routes: Vec<&[u8]> = msg
+        .values(HeaderName::Route)
+        .skip(usize::from(edits.remove_first_route))
+        .collect();
+    assert_eq!(fwd.values(HeaderName::Route).collect::<Vec<_>>(), routes);
+
+    // Every other line byte for byte, in order. Edited names are left out on both
+    // sides; on the output side only our inserted lines are left out.
+    let untouched = |name: HeaderName| match name {
+        HeaderName::MaxForwards => max_forwards.is_none(),
+        HeaderName::Route => !edits.remove_first_route,
+        _ => true,
+    };
+    let ours_via = usize::from(edits.via.is_some());
+    let ours_rr = rr.len();
+    let before = lines(msg, |n, _| untouched(n));
+    let after = lines(&fwd, |n, i| {
+        untouched(n)
+            && match n {
+                HeaderName::Via => i >= ours_via,
+                HeaderName::RecordRoute => i >= ours_rr,
+                _ => true,
+            }
+    });
+    assert_eq!(
+        before, after,
+        "forward_request changed lines it should not touch"
+    );
+
+    assert_eq!(fwd.body(), msg.body(), "forward_request changed the body");
+    assert_eq!(fwd.content_length(), msg.content_length());
+}
+
+fn splice_response(msg: &Message, out: &mut Vec<u8>) {
+    if forward_response(msg, out).is_err() {
+        assert!(out.is_empty(), "a failed write left bytes in the output");
+        assert!(msg.values(HeaderName::Via).nth(1).is_none());
+        return;
+    }
+    let fwd = reparse(out, "forward_response");
+    assert_eq!(fwd.status(), msg.status());
+    let vias: Vec<&[u8]> = msg.values(HeaderName::Via).skip(1).collect();
+    assert_eq!(fwd.values(HeaderName::Via).collect::<Vec<_>>(), vias);
+    let before = lines(msg, |n, _| n != HeaderName::Via);
+    let after = lines(&fwd, |n, _| n != HeaderName::Via);
+    assert_eq!(
+        before, after,
+        "forward_response changed lines other than Via"
+    );
+    assert_eq!(fwd.body(), msg.body(), "forward_response changed the body");
+}
+
+fn answer(msg: &Message, flags: u8, code_sel: u8, out: &mut Vec<u8>) {
+    // Codes a proxy or registrar sends, and now and then an invalid one.
+    let code = match code_sel % 8 {
+        0 => 100,
+        1 => 200,
+        2 => 400,
+        3 => 401,
+        4 => 483,
+        5 => 503,
+        6 => 100 + u16::from(code_sel),
+        _ => u16::from(code_sel) * 3,
+    };
+    // A 400 names the faulty element (ParseError::reason).
+    let reason = match code_sel % 5 {
+        0 => "Bad Request",
+        1 => ParseError::InvalidCSeq.reason(),
+        2 => ParseError::MissingContentLength.reason(),
+        3 => "",
+        _ => "Trying",
+    };
+    let extra: &[(&str, &[u8])] = if flags & E_EXTRA != 0 {
+        &[
+            ("Server", b"coresip"),
+            (
+                "WWW-Authenticate",
+                b"Digest realm=\"example.com\", nonce=\"a1b2\", algorithm=SHA-256, qop=\"auth\"",
+            ),
+        ]
+    } else {
+        &[]
+    };
+    let tag = (flags & E_VIA != 0).then_some(TO_TAG);
+    if write_response(msg, code, reason.as_bytes(), tag, extra, out).is_err() {
+        assert!(out.is_empty(), "a failed write left bytes in the output");
+        assert!(
+            !(100..=699).contains(&code),
+            "write_response refused a valid answer"
+        );
+        return;
+    }
+    let resp = reparse(out, "write_response");
+    assert_eq!(resp.status(), Some(code));
+    assert!(resp.body().is_empty());
+    assert_eq!(resp.content_length(), Ok(Some(0)));
+    assert_eq!(
+        lines(&resp, |n, _| n == HeaderName::Via),
+        lines(msg, |n, _| n == HeaderName::Via)
+    );
+    for name in [HeaderName::From, HeaderName::CallId, HeaderName::CSeq] {
+        assert_eq!(
+            first_line(&resp, name),
+            first_line(msg, name),
+            "{name:?} not copied as received"
+        );
+    }
+    assert_eq!(
+        resp.find(HeaderName::To).is_some(),
+        msg.find(HeaderName::To).is_some()
+    );
+    assert_eq!(resp.header_raw(b"Server").is_some(), flags & E_EXTRA != 0);
+}
