@@ -1,1 +1,2 @@
 pub mod sip;
+pub mod txn;

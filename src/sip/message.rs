@@ -426,7 +426,7 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, ParseError> {
         return Ok(StartLine::Response { code, reason });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version CRLF, single spaces
-    // (RFC 4475 §3.1.2.7 rejects extra SP between the elements).
+    // (RFC 4475 §3.1.2.9 lets extra SP between the elements be rejected).
     let sp1 = memchr(b' ', line).ok_or(ParseError::InvalidStartLine)?;
     let sp2 = memchr::memrchr(b' ', line).ok_or(ParseError::InvalidStartLine)?;
     if sp2 == sp1 {

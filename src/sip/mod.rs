@@ -18,9 +18,18 @@ pub mod validate;
 pub mod via;
 pub mod writer;
 
+pub use auth::{Challenge, Credentials};
 pub use error::ParseError;
+pub use framing::{Frame, Framer};
 pub use header::HeaderName;
+pub use headers::{CSeq, ContentType};
 pub use host::{Host, HostPort};
 pub use message::{Header, Message, StartLine};
 pub use method::Method;
+pub use name_addr::{Contact, NameAddr, QValue};
 pub use params::{Param, Params};
+pub use uri::{SipUri, TelUri, Uri};
+pub use via::{Transport, Via};
+pub use writer::{
+    forward_request, forward_response, write_response, RequestEdits, ViaReceived, WriteError,
+};

@@ -8,6 +8,8 @@
 //!
 //! Every function appends to `out` and leaves it untouched when it returns an error.
 
+use std::io::Write as _;
+use std::net::IpAddr;
 use std::ops::Range;
 
 use memchr::{memchr, memchr2};
@@ -17,7 +19,7 @@ use thiserror::Error;
 use super::header::HeaderName;
 use super::message::{Header, Message};
 use super::params::Params;
-use super::text::{find_unquoted, is_token_str, CommaList};
+use super::text::{eq_ic, find_unquoted, is_token_str, CommaList};
 
 /// Why a message was not written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
@@ -76,6 +78,24 @@ pub struct RequestEdits<'e> {
     /// Drop the first Route value (§16.4: it named this proxy; §16.6 step 6 for a
     /// strict-routing next hop whose URI becomes the Request-URI).
     pub remove_first_route: bool,
+    /// Drop the last Route value (§16.4: the previous hop was a strict router, so
+    /// the Request-URI holds our Record-Route URI and the last Route value is the
+    /// real Request-URI, which the caller passes as `request_uri`).
+    pub remove_last_route: bool,
+    /// What the receiving transport records on the topmost Via (§18.2.1, RFC 3581).
+    pub via_received: Option<ViaReceived>,
+}
+
+/// The `received` and `rport` parameters a server transport sets on the topmost
+/// Via of a request it received (RFC 3261 §18.2.1, RFC 3581 §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViaReceived {
+    /// The packet's source address: written as `;received=`, replacing a value
+    /// already there. `None` leaves `received` alone.
+    pub received: Option<IpAddr>,
+    /// The packet's source port: fills in an `rport` parameter the client put
+    /// there (RFC 3581 §4 — only when it asked for it). `None` leaves it alone.
+    pub rport: Option<u16>,
 }
 
 /// Writes `req` with `edits` applied, for sending to the next hop.
@@ -109,8 +129,8 @@ pub fn forward_request(
     }
 
     let top = req.start_line_range().end;
-    // At most one op per field of `edits`: never spills.
-    let mut ops: SmallVec<[Op; 5]> = SmallVec::new();
+    // At most one op per field of `edits` (two for `via_received`): never spills.
+    let mut ops: SmallVec<[Op; 8]> = SmallVec::new();
     let mut push = |op| ops.push(op);
     // Pushed in the order they are written when they share an offset: insertions
     // before a removal that starts at the same line.
@@ -139,6 +159,43 @@ pub fn forward_request(
     if edits.remove_first_route {
         if let Some(cut) = first_value_cut(req, HeaderName::Route) {
             push(Op::replace(cut, Piece::Nothing));
+        }
+    }
+    if edits.remove_last_route {
+        if let Some(cut) = last_value_cut(req, HeaderName::Route) {
+            // With a single Route value both removals name the same bytes.
+            if !(edits.remove_first_route
+                && first_value_cut(req, HeaderName::Route) == Some(cut.clone()))
+            {
+                push(Op::replace(cut, Piece::Nothing));
+            }
+        }
+    }
+    if let (Some(vr), Some(top)) = (edits.via_received, req.top_via()) {
+        let params = Params::new(top);
+        if let Some(port) = vr.rport {
+            if let Some(p) = params.into_iter().find(|p| eq_ic(p.name, b"rport")) {
+                let at = req.offset_of(p.name);
+                let end = p
+                    .value
+                    .map_or(at + p.name.len(), |v| req.offset_of(v) + v.len());
+                push(Op::replace(at..end, Piece::Rport(port)));
+            }
+        }
+        if let Some(ip) = vr.received {
+            match params.into_iter().find(|p| eq_ic(p.name, b"received")) {
+                Some(p) => {
+                    let at = req.offset_of(p.name);
+                    let end = p
+                        .value
+                        .map_or(at + p.name.len(), |v| req.offset_of(v) + v.len());
+                    push(Op::replace(at..end, Piece::Received(ip, false)));
+                }
+                None => push(Op::insert(
+                    req.offset_of(top) + top.len(),
+                    Piece::Received(ip, true),
+                )),
+            }
         }
     }
     // Stable: keeps the push order among ops at one offset.
@@ -247,6 +304,10 @@ enum Piece<'e> {
     Via(&'e [u8]),
     RecordRoute(&'e [&'e [u8]]),
     MaxForwards(u8),
+    /// `rport=PORT`.
+    Rport(u16),
+    /// `received=IP`, with a leading `;` when appended.
+    Received(IpAddr, bool),
 }
 
 /// One edit: replace `range` of the source (empty for an insertion) with `piece`.
@@ -300,6 +361,8 @@ fn extra_len(ops: &[Op]) -> usize {
             Piece::Via(v) => v.len() + 7,
             Piece::RecordRoute(rr) => rr.iter().map(|v| v.len() + 16).sum(),
             Piece::MaxForwards(_) => 19,
+            Piece::Rport(_) => 11,
+            Piece::Received(..) => 49,
         })
         .sum()
 }
@@ -320,6 +383,18 @@ fn write_piece(out: &mut Vec<u8>, piece: &Piece) {
             push_decimal(out, n.into());
             out.extend_from_slice(b"\r\n");
         }
+        Piece::Rport(port) => {
+            out.extend_from_slice(b"rport=");
+            push_decimal(out, port);
+        }
+        Piece::Received(ip, leading_semicolon) => {
+            if leading_semicolon {
+                out.push(b';');
+            }
+            // RFC 3261 §25.1: `received` is a bare IPv4address / IPv6address.
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "received={ip}");
+        }
     }
 }
 
@@ -334,6 +409,32 @@ fn first_value_cut(msg: &Message, name: HeaderName) -> Option<Range<usize>> {
             Some(second) => msg.offset_of(first)..msg.offset_of(second),
             None => h.line_range(),
         })
+    })
+}
+
+/// The bytes to drop to remove the last value of header `name`: from the comma
+/// before it when its line holds a comma list, otherwise the whole line.
+fn last_value_cut(msg: &Message, name: HeaderName) -> Option<Range<usize>> {
+    let h = msg
+        .all(name)
+        .filter(|h| CommaList::new(msg.value(h)).next().is_some())
+        .last()?;
+    let value = msg.value(h);
+    let mut prev_end = None;
+    let mut last = None;
+    for v in CommaList::new(value) {
+        if let Some(l) = last {
+            prev_end = Some(l);
+        }
+        last = Some(v);
+    }
+    let last = last?;
+    Some(match prev_end {
+        Some(prev) => {
+            let start = msg.offset_of(prev) + prev.len();
+            start..msg.offset_of(last) + last.len()
+        }
+        None => h.line_range(),
     })
 }
 
@@ -571,6 +672,75 @@ v=0\n";
     }
 
     #[test]
+    fn last_route_value_removed_for_strict_router() {
+        // RFC 3261 §16.4: the last Route value becomes the Request-URI.
+        let msg = b"BYE sip:proxy.example.com;lr SIP/2.0\r\nRoute: <sip:p2;lr>\r\nRoute: <sip:p3;lr>, <sip:bob@ua.example.com>\r\nl: 0\r\n\r\n";
+        let out = forward(
+            msg,
+            &RequestEdits {
+                request_uri: Some(b"sip:bob@ua.example.com"),
+                remove_last_route: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s(&out),
+            "BYE sip:bob@ua.example.com SIP/2.0\r\nRoute: <sip:p2;lr>\r\nRoute: <sip:p3;lr>\r\nl: 0\r\n\r\n"
+        );
+        // A single value: the line goes, and asking for both removals drops it once.
+        let msg = b"BYE sip:proxy.example.com SIP/2.0\r\nRoute: <sip:bob@ua>\r\nl: 0\r\n\r\n";
+        let out = forward(
+            msg,
+            &RequestEdits {
+                remove_first_route: true,
+                remove_last_route: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(s(&out), "BYE sip:proxy.example.com SIP/2.0\r\nl: 0\r\n\r\n");
+    }
+
+    #[test]
+    fn via_received_and_rport_filled_in() {
+        // RFC 3581 §4: rport without a value gets the source port, and received is
+        // added even when it equals the sent-by host.
+        let msg = b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;rport;branch=z9hG4bK1, SIP/2.0/UDP h;rport\r\nl: 0\r\n\r\n";
+        let vr = ViaReceived {
+            received: Some("192.0.2.7".parse().unwrap()),
+            rport: Some(40123),
+        };
+        let out = forward(
+            msg,
+            &RequestEdits {
+                via_received: Some(vr),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s(&out),
+            "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;rport=40123;branch=z9hG4bK1;received=192.0.2.7, SIP/2.0/UDP h;rport\r\nl: 0\r\n\r\n"
+        );
+        // An existing received is replaced; IPv6 is written bare (§25.1); no rport
+        // requested means none is added.
+        let msg = b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP [2001:db8::1];received=1.2.3.4;branch=z9hG4bK1\r\nl: 0\r\n\r\n";
+        let vr = ViaReceived {
+            received: Some("2001:db8::9".parse().unwrap()),
+            rport: Some(5),
+        };
+        let out = forward(
+            msg,
+            &RequestEdits {
+                via_received: Some(vr),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s(&out),
+            "OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP [2001:db8::1];received=2001:db8::9;branch=z9hG4bK1\r\nl: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
     fn first_route_value_removed_from_a_list() {
         let out = forward(
             INVITE,
@@ -674,11 +844,16 @@ v=0\n";
                 record_route: rr,
                 max_forwards: Some(69),
                 remove_first_route: true,
+                remove_last_route: false,
+                via_received: Some(ViaReceived {
+                    received: Some("192.0.2.1".parse().unwrap()),
+                    rport: None,
+                }),
             },
         );
         let want = b"INVITE sip:bob@192.0.2.4 SIP/2.0\r\n\
 Via: SIP/2.0/UDP us.example.com;branch=z9hG4bKus\r\n\
-Via: SIP/2.0/UDP p1.example.com;branch=z9hG4bKp1, SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776\r\n\
+Via: SIP/2.0/UDP p1.example.com;branch=z9hG4bKp1;received=192.0.2.1, SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776\r\n\
 Max-Forwards: 69\r\n\
 Route: <sip:p2.example.com;lr>\r\n\
 Record-Route: <sip:us.example.com;lr>\r\n\
