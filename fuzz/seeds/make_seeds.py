@@ -118,11 +118,12 @@ def main():
 
     for name, data in messages.items():
         write("parse", name, data)
-        # splice: edits byte (all edits, each alone), status selector.
-        write("splice", name, bytes([0xFF, 1]) + data)
+        # splice: two edit bytes, a status selector (see splice.rs).
+        write("splice", name, bytes([0x3F, 0x3A, 1]) + data)
     for i, name in enumerate(HAND):
-        for flags in (0x01, 0x02, 0x08, 0x10, 0x20, 0x54, 0x3F):
-            write("splice", f"{name}_{flags:02x}", bytes([flags, i]) + HAND[name])
+        for flags, flags2 in ((0x01, 0x00), (0x02, 0x20), (0x08, 0x02), (0x10, 0x04),
+                              (0x20, 0x08), (0x54, 0x10), (0xB0, 0x01), (0x00, 0x0E)):
+            write("splice", f"{name}_{flags:02x}{flags2:02x}", bytes([flags, flags2, i]) + HAND[name])
 
     # framing: ctl byte = max-len selector | (chunk-size count << 2), then sizes.
     for name, data in STREAMS.items():

@@ -11,12 +11,17 @@
 
 use std::ops::Range;
 
+use coresip::sip::auth::{Challenge, Credentials};
 use coresip::sip::header::HeaderName;
+use coresip::sip::headers::{parse_delta_seconds, CSeq, ContentType, MAX_CSEQ};
 use coresip::sip::host::{split_host_port, Host, HostPort};
 use coresip::sip::message::{Message, StartLine};
 use coresip::sip::method::Method;
+use coresip::sip::name_addr::{Contact, NameAddr, QValue};
 use coresip::sip::params::Params;
 use coresip::sip::text;
+use coresip::sip::uri::Uri;
+use coresip::sip::via::Via;
 
 /// Every [`HeaderName`] variant known when this target was written. Names that
 /// occur in the input are exercised too (see [`names_to_check`]), so a variant
@@ -248,6 +253,8 @@ pub fn check_message(buf: &[u8], msg: &Message) {
         check_sent_by(buf, v);
     }
 
+    check_typed(buf, msg);
+
     // --- the message alone parses the same ------------------------------------------
     // `as_bytes` is start line to end of body; cut out, it must parse identically.
     let again = Message::parse(own).expect("the message's own bytes do not re-parse");
@@ -414,4 +421,379 @@ pub fn check_text(v: &[u8]) {
         assert!(d.len() <= v.len());
     }
     let _ = text::eq_ic(v, t);
+}
+
+/// Every typed decoder: the message-level accessors, and each value-level decoder
+/// on every header value and every list element (whatever its header's name, so
+/// that each decoder sees all the text the fuzzer writes).
+fn check_typed(buf: &[u8], msg: &Message) {
+    let whole = 0..buf.len();
+    if let Some(uri) = msg.request_uri() {
+        check_uri(buf, uri);
+    }
+
+    // Message-level accessors agree with the value-level decoders.
+    match msg.cseq() {
+        Ok(c) => {
+            assert!(c.seq <= MAX_CSEQ);
+            assert_eq!(Ok(c), CSeq::parse(msg.header(HeaderName::CSeq).unwrap()));
+        }
+        Err(_) => {}
+    }
+    if let Ok(id) = msg.call_id() {
+        assert!(!id.is_empty());
+        range_in(buf, id);
+    }
+    let _ = msg.max_forwards();
+    let _ = msg.expires();
+    let _ = msg.min_expires();
+    let _ = msg.retry_after();
+    if let Ok(Some(ct)) = msg.content_type() {
+        check_content_type(buf, &ct);
+    }
+    for tags in [
+        msg.require(),
+        msg.proxy_require(),
+        msg.supported(),
+        msg.unsupported(),
+    ] {
+        let all_ok = tags.clone().all(|t| t.is_ok());
+        for t in tags.clone().flatten() {
+            range_in(buf, t);
+            assert!(text::is_token_str(t));
+            if all_ok {
+                assert_eq!(tags.clone().contains(t), Ok(true));
+            }
+        }
+        let _ = tags.contains(b"100rel");
+    }
+    for na in [msg.from(), msg.to()].into_iter().flatten() {
+        check_name_addr(buf, &na);
+    }
+    for c in msg.contacts().flatten() {
+        check_contact(buf, &c);
+    }
+    for na in msg.routes().chain(msg.record_routes()).flatten() {
+        assert!(na.angle, "Route / Record-Route accepted without <>");
+        check_name_addr(buf, &na);
+    }
+    if let Ok(v) = msg.via() {
+        let top = range_in(buf, msg.top_via().unwrap());
+        assert_sub(&top, &range_in(buf, v.protocol), "Via protocol");
+        assert_sub(&top, &range_in(buf, v.params.as_bytes()), "Via params");
+        check_via(buf, &v);
+    }
+    for c in msg
+        .authorizations()
+        .chain(msg.proxy_authorizations())
+        .flatten()
+    {
+        check_credentials(buf, &c);
+    }
+    for c in msg
+        .www_authenticates()
+        .chain(msg.proxy_authenticates())
+        .flatten()
+    {
+        check_challenge(buf, &c);
+    }
+    if let Err(e) = msg.check() {
+        let _ = e.reason();
+        let _ = e.is_answerable();
+    } else {
+        // A checked message has what `check` promises (RFC 3261 §8.1.1).
+        assert!(msg.via().is_ok());
+        assert!(msg.from().is_ok() && msg.to().is_ok());
+        assert!(msg.call_id().is_ok() && msg.cseq().is_ok());
+        if let (Some(m), Ok(c)) = (msg.method(), msg.cseq()) {
+            assert_eq!(m, c.method, "check passed a CSeq method mismatch");
+        }
+        if msg.is_request() {
+            assert!(msg.max_forwards().is_ok());
+            assert!(Uri::parse(msg.request_uri().unwrap()).is_ok());
+        }
+    }
+
+    // Value-level decoders on every value and list element.
+    for h in msg.headers() {
+        let v = msg.value(h);
+        assert_sub(&whole, &range_in(buf, v), "value");
+        decode_all(buf, v);
+        if text::find_unquoted(v, b',').is_some() {
+            for e in text::CommaList::new(v) {
+                decode_all(buf, e);
+            }
+        }
+    }
+}
+
+/// Every value-level decoder on one text of the buffer.
+fn decode_all(buf: &[u8], v: &[u8]) {
+    check_uri(buf, v);
+    check_uri(buf, text::trim(v));
+    if let Ok(na) = NameAddr::parse(v) {
+        check_name_addr(buf, &na);
+        match NameAddr::parse_name_addr(v) {
+            Ok(na2) => assert_eq!(na, na2),
+            Err(_) => assert!(!na.angle),
+        }
+    } else {
+        assert!(NameAddr::parse_name_addr(v).is_err());
+    }
+    if let Ok(c) = Contact::parse(v) {
+        check_contact(buf, &c);
+    }
+    if let Ok(via) = Via::parse(v) {
+        check_via(buf, &via);
+    }
+    if let Ok(c) = CSeq::parse(v) {
+        assert!(c.seq <= MAX_CSEQ);
+        assert_eq!(Method::parse(c.method.as_bytes()), Some(c.method));
+    }
+    if let Ok(ct) = ContentType::parse(v) {
+        check_content_type(buf, &ct);
+    }
+    if let Ok(c) = Credentials::parse(v) {
+        check_credentials(buf, &c);
+    }
+    if let Ok(c) = Challenge::parse(v) {
+        check_challenge(buf, &c);
+    }
+    if let Ok(q) = QValue::parse(text::trim(v)) {
+        assert!(q.thousandths() <= 1000);
+    }
+    let _ = parse_delta_seconds(text::trim(v));
+}
+
+fn check_content_type(buf: &[u8], ct: &ContentType) {
+    assert!(text::is_token_str(ct.mtype) && text::is_token_str(ct.subtype));
+    range_in(buf, ct.mtype);
+    range_in(buf, ct.subtype);
+    assert!(ct.is(
+        &String::from_utf8_lossy(ct.mtype),
+        &String::from_utf8_lossy(ct.subtype)
+    ));
+    let _ = ct.is_sdp();
+    let _ = ct.param("charset");
+    check_param_list(buf, &ct.params);
+}
+
+/// A URI decoder run on any text; when it accepts, the parts are consistent.
+pub fn check_uri(buf: &[u8], s: &[u8]) {
+    let Ok(uri) = Uri::parse(s) else { return };
+    assert_eq!(uri.as_bytes(), s);
+    let sr = range_in(buf, s);
+    assert!(uri.same_as(&uri), "URI not the same as itself: {uri}");
+    // Printing is exact, so the printed URI parses to an equal one.
+    let printed = uri.to_string();
+    let again = Uri::parse(printed.as_bytes()).expect("a printed URI re-parses");
+    assert!(again.same_as(&uri) && uri.same_as(&again));
+    match uri {
+        Uri::Sip(u) => {
+            assert_eq!(uri.as_sip().map(|x| x.raw), Some(s));
+            for part in [u.user, u.password, u.headers].into_iter().flatten() {
+                assert_sub(&sr, &range_in(buf, part), "URI part");
+            }
+            assert_sub(&sr, &range_in(buf, u.params.as_bytes()), "URI params");
+            check_param_list(buf, &u.params);
+            if let Host::Domain(d) = u.host {
+                assert_sub(&sr, &range_in(buf, d.as_bytes()), "URI host");
+            }
+            let _ = (
+                u.transport(),
+                u.lr(),
+                u.maddr(),
+                u.user_param(),
+                u.method_param(),
+            );
+            if let Ok(Some(ttl)) = u.ttl() {
+                let _ = ttl;
+            }
+            let port = u.port_or_default();
+            assert!(u.targets(&u.host, port));
+            if let Some(user) = u.user_unescaped() {
+                assert!(user.len() <= u.user.unwrap().len());
+                assert!(u.user_is(&user), "user_is misses its own unescaped user");
+            } else {
+                assert!(u.user.is_none() && !u.user_is(b""));
+            }
+            if let Some(p) = u.password_unescaped() {
+                assert!(p.len() <= u.password.unwrap().len());
+            }
+        }
+        Uri::Tel(t) => {
+            assert_sub(&sr, &range_in(buf, t.number), "tel number");
+            assert!(!t.number.is_empty());
+            let _ = (t.is_global(), t.phone_context());
+            check_param_list(buf, &t.params);
+            assert!(t.same_as(&t));
+        }
+        Uri::Other {
+            raw,
+            scheme,
+            opaque,
+        } => {
+            assert_eq!(raw, s);
+            assert_sub(&sr, &range_in(buf, scheme), "scheme");
+            assert_sub(&sr, &range_in(buf, opaque), "opaque part");
+            assert!(uri.as_sip().is_none());
+        }
+    }
+}
+
+/// A parameter list a decoder returned: inside the buffer, lookups consistent.
+fn check_param_list(buf: &[u8], params: &Params) {
+    let raw = params.as_bytes();
+    check_params(buf, raw);
+    let _ = params.is_empty();
+    let _ = params.validate();
+}
+
+fn check_name_addr(buf: &[u8], na: &NameAddr) {
+    range_in(buf, na.uri);
+    assert!(!na.uri.is_empty());
+    if let Some(d) = na.display {
+        range_in(buf, d);
+    }
+    if let Some(d) = na.display_unescaped() {
+        assert!(d.len() <= na.display.unwrap().len());
+    }
+    check_param_list(buf, &na.params);
+    // The header parameters are valid generic-params (`parse` validated them).
+    assert!(na.params.validate().is_ok());
+    if let Some(tag) = na.tag() {
+        range_in(buf, tag);
+    }
+    if let Ok(uri) = na.parse_uri() {
+        assert_eq!(uri.as_bytes(), na.uri);
+    }
+    check_uri(buf, na.uri);
+}
+
+fn check_contact(buf: &[u8], c: &Contact) {
+    match c.addr() {
+        None => assert_eq!(*c, Contact::Star),
+        Some(na) => check_name_addr(buf, na),
+    }
+    let _ = c.expires();
+    if let Ok(Some(q)) = c.q() {
+        assert!(q.thousandths() <= 1000);
+    }
+    if let Some(i) = c.instance() {
+        range_in(buf, i);
+    }
+    if let Some(r) = c.reg_id() {
+        assert!(r >= 1 && r <= i32::MAX as u32);
+    }
+}
+
+fn check_via(buf: &[u8], v: &Via) {
+    range_in(buf, v.protocol);
+    range_in(buf, v.version);
+    assert!(text::is_token_str(v.protocol) && text::is_token_str(v.version));
+    let t = v.transport.as_bytes();
+    assert!(text::is_token_str(t));
+    let _ = (
+        v.transport.is_reliable(),
+        v.transport.default_port(),
+        v.transport.to_string(),
+    );
+    check_host(buf, &v.sent_by.host);
+    check_param_list(buf, &v.params);
+    assert!(v.params.validate().is_ok(), "Via accepted invalid params");
+    let _ = v.is_sip_2_0();
+    if let Some(b) = v.branch() {
+        assert!(
+            text::is_token_str(b),
+            "Via accepted a branch that is not a token"
+        );
+        let _ = v.has_magic_cookie();
+    }
+    let _ = v.received();
+    if let Some(Some(p)) = v.rport() {
+        let _ = p;
+    }
+    if let Some(Ok(h)) = v.maddr() {
+        check_host(buf, &h);
+    }
+    if v.params.contains(b"ttl") {
+        assert!(v.ttl().is_some(), "Via accepted a bad ttl");
+    }
+    assert_eq!(
+        v.port_or_default(),
+        v.sent_by.port.unwrap_or(v.transport.default_port())
+    );
+}
+
+fn check_credentials(buf: &[u8], c: &Credentials) {
+    range_in(buf, c.scheme());
+    assert!(!c.scheme().is_empty());
+    let _ = c.is_digest();
+    if let Some(t) = c.token68() {
+        range_in(buf, t);
+    }
+    let mut n = 0;
+    for p in c.params() {
+        n += 1;
+        assert!(n <= buf.len());
+        range_in(buf, p.name);
+        range_in(buf, p.value);
+        let _ = (p.is_quoted(), p.unquoted());
+        if let Ok(name) = std::str::from_utf8(p.name) {
+            assert!(c.param(name).is_some(), "param() misses {name}");
+        }
+    }
+    for x in [
+        c.realm(),
+        c.nonce(),
+        c.opaque(),
+        c.algorithm(),
+        c.username(),
+        c.username_ext(),
+        c.uri(),
+        c.response(),
+        c.cnonce(),
+        c.qop(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        range_in(buf, x);
+    }
+    let _ = (c.userhash(), c.nc());
+}
+
+fn check_challenge(buf: &[u8], c: &Challenge) {
+    range_in(buf, c.scheme());
+    let _ = c.is_digest();
+    if let Some(t) = c.token68() {
+        range_in(buf, t);
+    }
+    let mut n = 0;
+    for p in c.params() {
+        n += 1;
+        assert!(n <= buf.len());
+        range_in(buf, p.name);
+        range_in(buf, p.value);
+        if let Ok(name) = std::str::from_utf8(p.name) {
+            assert!(c.param(name).is_some(), "param() misses {name}");
+        }
+    }
+    for x in [c.realm(), c.nonce(), c.opaque(), c.algorithm(), c.charset()]
+        .into_iter()
+        .flatten()
+    {
+        range_in(buf, x);
+    }
+    if let Some(d) = c.domain() {
+        for u in d {
+            range_in(buf, u);
+        }
+    }
+    if let Some(q) = c.qop_options() {
+        for o in q {
+            range_in(buf, o);
+        }
+    }
+    let _ = (c.stale(), c.offers_qop(b"auth"));
 }
