@@ -1,2 +1,11 @@
+//! coresip: a thread-per-core SIP proxy and registrar (see DESIGN.md).
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod proxy;
+pub mod registrar;
+pub mod runtime;
+pub mod shard;
 pub mod sip;
 pub mod txn;

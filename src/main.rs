@@ -1,6 +1,25 @@
-//! `coresip`: the proxy binary. The runtime (issue 3) replaces this placeholder.
+//! `coresip`: flags → [`Config`](coresip::config::Config) → [`coresip::runtime::run`].
+
+use std::io::IsTerminal;
 
 fn main() {
-    eprintln!("coresip: the runtime is not built yet; see README.md");
-    std::process::exit(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let cfg = coresip::cli::parse_or_exit(cpus);
+    let level = cfg
+        .log_level
+        .parse::<tracing::Level>()
+        .unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    if let Err(e) = coresip::runtime::run(cfg) {
+        // The log may be filtered; the reason to stop is always printed, on one line.
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
 }

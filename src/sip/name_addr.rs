@@ -235,6 +235,11 @@ impl QValue {
     pub fn thousandths(self) -> u16 {
         self.0
     }
+
+    /// The value of `n` thousandths; `None` above 1000.
+    pub fn from_thousandths(n: u16) -> Option<QValue> {
+        (n <= 1000).then_some(QValue(n))
+    }
 }
 
 /// One Contact value (RFC 3261 §20.10): `*` (only in a REGISTER that removes all

@@ -75,9 +75,10 @@ pub struct RequestEdits<'e> {
     /// The Max-Forwards value to send (§16.6 step 3): replaces the value received,
     /// or adds the header when the request had none.
     pub max_forwards: Option<u8>,
-    /// Drop the first Route value (§16.4: it named this proxy; §16.6 step 6 for a
-    /// strict-routing next hop whose URI becomes the Request-URI).
-    pub remove_first_route: bool,
+    /// How many leading Route values to drop (§16.4: they name this proxy — two
+    /// after double record-routing; §16.6 step 6 for a strict-routing next hop whose
+    /// URI becomes the Request-URI).
+    pub remove_first_routes: u8,
     /// Drop the last Route value (§16.4: the previous hop was a strict router, so
     /// the Request-URI holds our Record-Route URI and the last Route value is the
     /// real Request-URI, which the caller passes as `request_uri`).
@@ -156,20 +157,17 @@ pub fn forward_request(
             None => push(Op::insert(top, Piece::MaxForwards(mf))),
         }
     }
-    if edits.remove_first_route {
-        if let Some(cut) = first_value_cut(req, HeaderName::Route) {
-            push(Op::replace(cut, Piece::Nothing));
-        }
-    }
-    if edits.remove_last_route {
-        if let Some(cut) = last_value_cut(req, HeaderName::Route) {
-            // With a single Route value both removals name the same bytes.
-            if !(edits.remove_first_route
-                && first_value_cut(req, HeaderName::Route) == Some(cut.clone()))
-            {
-                push(Op::replace(cut, Piece::Nothing));
-            }
-        }
+    if edits.remove_first_routes > 0 || edits.remove_last_route {
+        let total = if edits.remove_last_route {
+            req.values(HeaderName::Route).count()
+        } else {
+            0
+        };
+        let first = usize::from(edits.remove_first_routes);
+        let removed = |i: usize| i < first || (edits.remove_last_route && i + 1 == total);
+        values_cut(req, HeaderName::Route, removed, &mut |cut| {
+            push(Op::replace(cut, Piece::Nothing))
+        });
     }
     if let (Some(vr), Some(top)) = (edits.via_received, req.top_via()) {
         let params = Params::new(top);
@@ -412,30 +410,48 @@ fn first_value_cut(msg: &Message, name: HeaderName) -> Option<Range<usize>> {
     })
 }
 
-/// The bytes to drop to remove the last value of header `name`: from the comma
-/// before it when its line holds a comma list, otherwise the whole line.
-fn last_value_cut(msg: &Message, name: HeaderName) -> Option<Range<usize>> {
-    let h = msg
-        .all(name)
-        .filter(|h| CommaList::new(msg.value(h)).next().is_some())
-        .last()?;
-    let value = msg.value(h);
-    let mut prev_end = None;
-    let mut last = None;
-    for v in CommaList::new(value) {
-        if let Some(l) = last {
-            prev_end = Some(l);
+/// Reports, through `cut`, the bytes to drop to remove the values of header `name`
+/// whose index (counted across all its lines) satisfies `removed`: a line losing
+/// every value goes whole; otherwise each run of removed values goes with the comma
+/// that joined it to a kept neighbour, so the line stays a well-formed list.
+fn values_cut(
+    msg: &Message,
+    name: HeaderName,
+    removed: impl Fn(usize) -> bool,
+    cut: &mut impl FnMut(Range<usize>),
+) {
+    let mut index = 0;
+    for h in msg.all(name) {
+        let values: SmallVec<[&[u8]; 8]> = CommaList::new(msg.value(h)).collect();
+        let first = index;
+        index += values.len();
+        let gone = |i: usize| removed(first + i);
+        if values.is_empty() || !(0..values.len()).any(gone) {
+            continue;
         }
-        last = Some(v);
+        if (0..values.len()).all(gone) {
+            cut(h.line_range());
+            continue;
+        }
+        let start = |v: &[u8]| msg.offset_of(v);
+        let end = |v: &[u8]| msg.offset_of(v) + v.len();
+        let mut i = 0;
+        while i < values.len() {
+            if !gone(i) {
+                i += 1;
+                continue;
+            }
+            let a = i;
+            while i < values.len() && gone(i) {
+                i += 1;
+            }
+            // The run is values[a..i]; some value on the line is kept.
+            match values.get(i) {
+                Some(next) => cut(start(values[a])..start(next)),
+                None => cut(end(values[a - 1])..end(values[i - 1])),
+            }
+        }
     }
-    let last = last?;
-    Some(match prev_end {
-        Some(prev) => {
-            let start = msg.offset_of(prev) + prev.len();
-            start..msg.offset_of(last) + last.len()
-        }
-        None => h.line_range(),
-    })
 }
 
 /// True when a To (or From) value carries a `tag` parameter. The header parameters
@@ -692,12 +708,43 @@ v=0\n";
         let out = forward(
             msg,
             &RequestEdits {
-                remove_first_route: true,
+                remove_first_routes: 1,
                 remove_last_route: true,
                 ..Default::default()
             },
         );
         assert_eq!(s(&out), "BYE sip:proxy.example.com SIP/2.0\r\nl: 0\r\n\r\n");
+    }
+
+    #[test]
+    fn two_leading_routes_removed_after_double_record_route() {
+        // Both of our Record-Route values come back as the first two Route values.
+        let msg = b"BYE sip:bob@ua SIP/2.0\r\nRoute: <sip:in;lr>\r\nRoute: <sip:out;lr>, <sip:p3;lr>, <sip:p4;lr>\r\nl: 0\r\n\r\n";
+        let out = forward(
+            msg,
+            &RequestEdits {
+                remove_first_routes: 2,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s(&out),
+            "BYE sip:bob@ua SIP/2.0\r\nRoute: <sip:p3;lr>, <sip:p4;lr>\r\nl: 0\r\n\r\n"
+        );
+        // First two and last of one line: only the middle value stays.
+        let msg = b"BYE sip:bob@ua SIP/2.0\r\nRoute: <sip:a;lr>,<sip:b;lr>, <sip:c;lr> ,<sip:d>\r\nl: 0\r\n\r\n";
+        let out = forward(
+            msg,
+            &RequestEdits {
+                remove_first_routes: 2,
+                remove_last_route: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s(&out),
+            "BYE sip:bob@ua SIP/2.0\r\nRoute: <sip:c;lr>\r\nl: 0\r\n\r\n"
+        );
     }
 
     #[test]
@@ -745,7 +792,7 @@ v=0\n";
         let out = forward(
             INVITE,
             &RequestEdits {
-                remove_first_route: true,
+                remove_first_routes: 1,
                 ..Default::default()
             },
         );
@@ -763,7 +810,7 @@ v=0\n";
         let out = forward(
             msg,
             &RequestEdits {
-                remove_first_route: true,
+                remove_first_routes: 1,
                 ..Default::default()
             },
         );
@@ -776,7 +823,7 @@ v=0\n";
         let out = forward(
             msg,
             &RequestEdits {
-                remove_first_route: true,
+                remove_first_routes: 1,
                 ..Default::default()
             },
         );
@@ -786,7 +833,7 @@ v=0\n";
         let out = forward(
             msg,
             &RequestEdits {
-                remove_first_route: true,
+                remove_first_routes: 1,
                 ..Default::default()
             },
         );
@@ -800,7 +847,7 @@ v=0\n";
         let out = forward(
             msg,
             &RequestEdits {
-                remove_first_route: true,
+                remove_first_routes: 1,
                 ..Default::default()
             },
         );
@@ -822,7 +869,7 @@ v=0\n";
             &RequestEdits {
                 record_route: rr,
                 max_forwards: Some(70),
-                remove_first_route: true,
+                remove_first_routes: 1,
                 ..Default::default()
             },
         );
@@ -843,7 +890,7 @@ v=0\n";
                 via: Some(b"SIP/2.0/UDP us.example.com;branch=z9hG4bKus"),
                 record_route: rr,
                 max_forwards: Some(69),
-                remove_first_route: true,
+                remove_first_routes: 1,
                 remove_last_route: false,
                 via_received: Some(ViaReceived {
                     received: Some("192.0.2.1".parse().unwrap()),

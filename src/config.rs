@@ -1,0 +1,257 @@
+//! The validated configuration every part of the proxy reads. The CLI ([`crate::cli`])
+//! builds it; the runtime and the [`crate::shard::Shard`] only ever see this form, so
+//! they can be driven from tests without going through flag parsing.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A SIP transport (RFC 3261 §18; the Via transport token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    /// True for transports that run over a connection (TCP, TLS).
+    pub fn is_reliable(self) -> bool {
+        !matches!(self, Transport::Udp)
+    }
+
+    /// The port a sent-by or URI without a port means (RFC 3261 §18.2.2, §19.1.2).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Udp | Transport::Tcp => 5060,
+            Transport::Tls => 5061,
+        }
+    }
+
+    /// The lowercase name used on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One listening socket: `udp:ADDR:PORT`, `tcp:ADDR:PORT` or `tls:ADDR:PORT`, where an
+/// IPv6 address is written in brackets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenSpec {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+/// Why a `--listen` value was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ListenSpecError {
+    #[error("expected TRANSPORT:ADDR:PORT (udp, tcp or tls)")]
+    MissingTransport,
+    #[error("unknown transport (expected udp, tcp or tls)")]
+    UnknownTransport,
+    #[error("expected an IPv4 ADDR:PORT or [IPv6]:PORT")]
+    BadAddress,
+}
+
+impl FromStr for ListenSpec {
+    type Err = ListenSpecError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (t, rest) = s.split_once(':').ok_or(ListenSpecError::MissingTransport)?;
+        let transport = match t.to_ascii_lowercase().as_str() {
+            "udp" => Transport::Udp,
+            "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
+            _ => return Err(ListenSpecError::UnknownTransport),
+        };
+        // SocketAddr's parser takes exactly `a.b.c.d:port` and `[v6]:port`.
+        let addr = rest
+            .parse::<SocketAddr>()
+            .map_err(|_| ListenSpecError::BadAddress)?;
+        Ok(ListenSpec { transport, addr })
+    }
+}
+
+impl fmt::Display for ListenSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport, self.addr)
+    }
+}
+
+/// RFC 3261 timer values (§17.1.1.1, §16.6 for Timer C).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// RTT estimate (default 500 ms).
+    pub t1: Duration,
+    /// Maximum retransmit interval for non-INVITE requests and INVITE responses (4 s).
+    pub t2: Duration,
+    /// Maximum duration a message remains in the network (5 s).
+    pub t4: Duration,
+    /// Proxy INVITE transaction timeout (more than 3 minutes).
+    pub timer_c: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+            timer_c: Duration::from_secs(180),
+        }
+    }
+}
+
+/// UDP socket settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpConfig {
+    /// SO_RCVBUF in bytes.
+    pub rcvbuf: usize,
+    /// SO_SNDBUF in bytes.
+    pub sndbuf: usize,
+    /// Largest request sent over UDP; larger ones go over TCP (RFC 3261 §18.1.1).
+    pub mtu: usize,
+}
+
+/// Limits on stream (TCP and TLS) connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// Connections open at once, all cores and both directions together.
+    pub max_connections: usize,
+    /// Inbound connections open at once from one source IP address.
+    pub max_per_ip: usize,
+    /// Time a client has to deliver a whole header section once it started one
+    /// (and to send anything at all after connecting).
+    pub header_timeout: Duration,
+    /// A connection that carries nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// Time allowed for an outbound connect (and TLS handshake).
+    pub connect_timeout: Duration,
+}
+
+/// TLS certificate sources.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Server certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    pub key: Option<PathBuf>,
+    /// CA bundle used to verify peers of outbound TLS instead of the system roots.
+    pub ca: Option<PathBuf>,
+}
+
+/// Everything the proxy runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Number of cores (executors, shards).
+    pub cores: usize,
+    /// Listening sockets; every core binds every one of them.
+    pub listen: Vec<ListenSpec>,
+    /// Domains the proxy is responsible for (besides its own addresses).
+    pub domains: Vec<String>,
+    /// Where state that must survive a restart is kept (and the generated TLS cert).
+    pub data_dir: PathBuf,
+    pub tls: TlsFiles,
+    pub udp: UdpConfig,
+    /// Largest message accepted on any transport.
+    pub max_message_size: usize,
+    pub tcp: TcpLimits,
+    pub timers: Timers,
+    /// Time in-flight work gets to finish after SIGTERM/SIGINT.
+    pub shutdown_grace: Duration,
+    /// `tracing` filter level (error, warn, info, debug, trace).
+    pub log_level: String,
+}
+
+impl Config {
+    /// A configuration for tests: one core, no listeners, defaults elsewhere.
+    pub fn for_tests() -> Config {
+        Config {
+            cores: 1,
+            listen: Vec::new(),
+            domains: Vec::new(),
+            data_dir: PathBuf::from("coresip-data"),
+            tls: TlsFiles::default(),
+            udp: UdpConfig {
+                rcvbuf: 4 << 20,
+                sndbuf: 4 << 20,
+                mtu: 1300,
+            },
+            max_message_size: 65535,
+            tcp: TcpLimits {
+                max_connections: 65536,
+                max_per_ip: 1024,
+                header_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(300),
+                connect_timeout: Duration::from_secs(5),
+            },
+            timers: Timers::default(),
+            shutdown_grace: Duration::from_secs(5),
+            log_level: "info".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_spec_forms() {
+        let s: ListenSpec = "udp:0.0.0.0:5060".parse().unwrap();
+        assert_eq!(s.transport, Transport::Udp);
+        assert_eq!(s.addr, "0.0.0.0:5060".parse().unwrap());
+        let s: ListenSpec = "TLS:[::1]:5061".parse().unwrap();
+        assert_eq!(s.transport, Transport::Tls);
+        assert_eq!(s.addr, "[::1]:5061".parse().unwrap());
+        assert_eq!(s.to_string(), "tls:[::1]:5061");
+    }
+
+    #[test]
+    fn listen_spec_errors() {
+        assert_eq!(
+            "0.0.0.0:5060".parse::<ListenSpec>(),
+            Err(ListenSpecError::UnknownTransport)
+        );
+        assert_eq!(
+            "sctp:1.2.3.4:5".parse::<ListenSpec>(),
+            Err(ListenSpecError::UnknownTransport)
+        );
+        assert_eq!(
+            "udp".parse::<ListenSpec>(),
+            Err(ListenSpecError::MissingTransport)
+        );
+        assert_eq!(
+            "udp:::1:5060".parse::<ListenSpec>(),
+            Err(ListenSpecError::BadAddress)
+        );
+        assert_eq!(
+            "tcp:1.2.3.4".parse::<ListenSpec>(),
+            Err(ListenSpecError::BadAddress)
+        );
+        assert_eq!(
+            "tcp:1.2.3.4:70000".parse::<ListenSpec>(),
+            Err(ListenSpecError::BadAddress)
+        );
+    }
+
+    #[test]
+    fn default_ports() {
+        assert_eq!(Transport::Udp.default_port(), 5060);
+        assert_eq!(Transport::Tls.default_port(), 5061);
+        assert!(Transport::Tcp.is_reliable());
+        assert!(!Transport::Udp.is_reliable());
+    }
+}

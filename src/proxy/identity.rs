@@ -1,0 +1,142 @@
+//! Who "this proxy" is: the addresses that name it in a Request-URI, a Route or a
+//! Record-Route value (RFC 3261 §16.4), and the domains it is responsible for
+//! (§16.5). Kamailio calls the first check `myself`.
+
+use std::net::IpAddr;
+
+use crate::sip::host::Host;
+use crate::sip::uri::SipUri;
+
+/// The proxy's own addresses and served domains.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// Every (address, port) the proxy receives on; a listener on an unspecified
+    /// address contributes every local address.
+    addrs: Vec<(IpAddr, u16)>,
+    /// The ports of all listeners, for URIs naming one of our domains.
+    ports: Vec<u16>,
+    /// Served domains, lowercased (`--domain`).
+    domains: Vec<String>,
+}
+
+impl Identity {
+    /// `listeners` are the bound (address, port) pairs; `local_ips` the host's
+    /// interface addresses, standing in for an unspecified listen address.
+    pub fn new(listeners: &[(IpAddr, u16)], local_ips: &[IpAddr], domains: &[String]) -> Self {
+        let mut addrs = Vec::new();
+        let mut ports = Vec::new();
+        for &(ip, port) in listeners {
+            if ip.is_unspecified() {
+                for &l in local_ips {
+                    if l.is_ipv4() == ip.is_ipv4() || ip.is_ipv6() {
+                        addrs.push((l, port));
+                    }
+                }
+            } else {
+                addrs.push((ip, port));
+            }
+            ports.push(port);
+        }
+        addrs.sort();
+        addrs.dedup();
+        ports.sort();
+        ports.dedup();
+        Identity {
+            addrs,
+            ports,
+            domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        }
+    }
+
+    /// True when `uri` addresses this proxy: its host is one of our addresses with
+    /// one of our ports (the scheme's default when absent), or one of our domains
+    /// with no port or one of ours. The user part is not looked at: a Route value
+    /// or Record-Route URI of ours never has one, and callers decide what a user
+    /// part means.
+    pub fn is_me(&self, uri: &SipUri<'_>) -> bool {
+        self.is_me_at(&uri.host, uri.port, uri.port_or_default())
+    }
+
+    /// The test behind [`Identity::is_me`], for a host and port from anywhere (a
+    /// Via sent-by, say): `default_port` stands in for an absent `port`.
+    pub fn is_me_at(&self, host: &Host<'_>, port: Option<u16>, default_port: u16) -> bool {
+        let p = port.unwrap_or(default_port);
+        match host {
+            Host::Domain(d) => {
+                self.is_our_domain_name(d) && (port.is_none() || self.ports.contains(&p))
+            }
+            host => host
+                .ip()
+                .is_some_and(|ip| self.addrs.binary_search(&(ip, p)).is_ok()),
+        }
+    }
+
+    /// True when `host` is a domain this proxy serves (target determination,
+    /// §16.5: its users are found in the location service), or one of our own
+    /// addresses (operators often serve a bare IP as their domain).
+    pub fn is_our_domain(&self, host: &Host<'_>) -> bool {
+        match host {
+            Host::Domain(d) => self.is_our_domain_name(d),
+            h => h.ip().is_some_and(|ip| {
+                self.addrs.iter().any(|&(a, _)| a == ip)
+                    || self.domains.iter().any(|d| d.parse::<IpAddr>() == Ok(ip))
+            }),
+        }
+    }
+
+    fn is_our_domain_name(&self, d: &str) -> bool {
+        let d = d.strip_suffix('.').unwrap_or(d);
+        self.domains.iter().any(|ours| ours.eq_ignore_ascii_case(d))
+    }
+
+    /// The served domains.
+    pub fn domains(&self) -> &[String] {
+        &self.domains
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::uri::Uri;
+
+    fn sip(s: &str) -> SipUri<'_> {
+        match Uri::parse(s.as_bytes()).unwrap() {
+            Uri::Sip(u) => u,
+            _ => panic!("not sip"),
+        }
+    }
+
+    fn ident() -> Identity {
+        Identity::new(
+            &[
+                ("0.0.0.0".parse().unwrap(), 5060),
+                ("127.0.0.1".parse().unwrap(), 5070),
+            ],
+            &["10.0.0.5".parse().unwrap(), "127.0.0.1".parse().unwrap()],
+            &["Example.TEST".to_string()],
+        )
+    }
+
+    #[test]
+    fn myself_by_address_and_port() {
+        let id = ident();
+        assert!(id.is_me(&sip("sip:10.0.0.5;lr")));
+        assert!(id.is_me(&sip("sip:127.0.0.1:5070;lr")));
+        assert!(!id.is_me(&sip("sip:10.0.0.5:5080;lr")));
+        assert!(!id.is_me(&sip("sip:10.0.0.6;lr")));
+        // sips defaults to 5061, which is not ours here.
+        assert!(!id.is_me(&sip("sips:10.0.0.5;lr")));
+    }
+
+    #[test]
+    fn myself_by_domain() {
+        let id = ident();
+        assert!(id.is_me(&sip("sip:example.test;lr")));
+        assert!(id.is_me(&sip("sip:EXAMPLE.test.:5070;lr")));
+        assert!(!id.is_me(&sip("sip:example.test:9999;lr")));
+        assert!(id.is_our_domain(&Host::Domain("example.TEST")));
+        assert!(id.is_our_domain(&Host::V4("10.0.0.5".parse().unwrap())));
+        assert!(!id.is_our_domain(&Host::Domain("other.test")));
+    }
+}

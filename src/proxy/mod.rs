@@ -1,0 +1,13 @@
+//! The proxy core, RFC 3261 §16, without I/O: request validation (§16.3), route
+//! preprocessing (§16.4), next-hop selection (§16.6 step 7), and the stateful and
+//! stateless forwarding logic built on them.
+
+pub mod identity;
+pub mod next_hop;
+pub mod route;
+pub mod validate;
+
+pub use identity::Identity;
+pub use next_hop::{next_hop, Cidr, NextHop, Proto};
+pub use route::{preprocess, RoutePlan};
+pub use validate::{validate_request, Reject};

@@ -1,0 +1,150 @@
+//! Route information preprocessing, RFC 3261 §16.4: undo a strict router's
+//! rewrite, and take this proxy's own values off the top of the Route set.
+
+use crate::sip::error::ParseError;
+use crate::sip::name_addr::NameAddr;
+use crate::sip::uri::Uri;
+use crate::sip::Message;
+
+use super::identity::Identity;
+
+/// What §16.4 decided; the forwarder turns it into writer edits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoutePlan<'a> {
+    /// The Request-URI to process the request with: the received one, or the last
+    /// Route value when the previous hop was a strict router.
+    pub request_uri: &'a [u8],
+    /// The previous hop was a strict router: the last Route value becomes the
+    /// Request-URI and leaves the Route set.
+    pub strict_fixed: bool,
+    /// How many leading Route values named this proxy (two after double
+    /// record-routing); they are removed.
+    pub ours: u8,
+    /// The first Route value left, which names the next hop (§16.6 step 7).
+    pub next: Option<NameAddr<'a>>,
+}
+
+impl RoutePlan<'_> {
+    /// True when the request carried a Route set that pointed through this proxy,
+    /// i.e. it is being routed rather than targeted (§16.5 applies only when no
+    /// Route value is left).
+    pub fn has_route(&self) -> bool {
+        self.next.is_some()
+    }
+}
+
+/// Applies §16.4 to a validated request.
+pub fn preprocess<'a>(msg: &Message<'a>, ident: &Identity) -> Result<RoutePlan<'a>, ParseError> {
+    let mut request_uri = msg.request_uri().ok_or(ParseError::InvalidStartLine)?;
+    let mut routes = msg.routes();
+    let first = routes.next().transpose()?;
+    let mut strict_fixed = false;
+    if let Some(first) = first {
+        // A Request-URI of ours without a user part is a Record-Route value we
+        // placed (ours never carry a user): the sender was a strict router.
+        if let Ok(Uri::Sip(u)) = Uri::parse(request_uri) {
+            if u.user.is_none() && ident.is_me(&u) {
+                let mut l = first;
+                for r in msg.routes() {
+                    l = r?;
+                }
+                request_uri = l.uri;
+                strict_fixed = true;
+            }
+        }
+    }
+
+    let total = msg.values(crate::sip::HeaderName::Route).count();
+    let usable = if strict_fixed { total - 1 } else { total };
+    let mut ours = 0u8;
+    let mut next = None;
+    for r in msg.routes().take(usable) {
+        let r = r?;
+        let mine = match r.parse_uri()? {
+            Uri::Sip(u) => ident.is_me(&u),
+            _ => false,
+        };
+        if mine && next.is_none() && ours < u8::MAX {
+            ours += 1;
+        } else {
+            next = Some(r);
+            break;
+        }
+    }
+    Ok(RoutePlan {
+        request_uri,
+        strict_fixed,
+        ours,
+        next,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ident() -> Identity {
+        Identity::new(&[("192.0.2.10".parse().unwrap(), 5060)], &[], &[])
+    }
+
+    fn msg(ruri: &str, routes: &str) -> Vec<u8> {
+        format!(
+            "BYE {ruri} SIP/2.0\r\n{routes}Via: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bK1\r\n\
+             To: <sip:bob@example.test>;tag=b\r\nFrom: <sip:alice@example.test>;tag=a\r\n\
+             Call-ID: c1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn loose_route_removes_our_value() {
+        // RFC 3261 §16.4 / §16.12.1.
+        let b = msg(
+            "sip:bob@203.0.113.5",
+            "Route: <sip:192.0.2.10;lr>, <sip:198.51.100.9;lr>\r\n",
+        );
+        let m = Message::parse(&b).unwrap();
+        let p = preprocess(&m, &ident()).unwrap();
+        assert_eq!(p.ours, 1);
+        assert!(!p.strict_fixed);
+        assert_eq!(p.request_uri, b"sip:bob@203.0.113.5");
+        assert_eq!(p.next.unwrap().uri, b"sip:198.51.100.9;lr");
+    }
+
+    #[test]
+    fn double_record_route_values_both_removed() {
+        let b = msg(
+            "sip:bob@203.0.113.5",
+            "Route: <sip:192.0.2.10;lr>\r\nRoute: <sip:192.0.2.10:5060;transport=tcp;lr>\r\n",
+        );
+        let m = Message::parse(&b).unwrap();
+        let p = preprocess(&m, &ident()).unwrap();
+        assert_eq!(p.ours, 2);
+        assert!(p.next.is_none());
+    }
+
+    #[test]
+    fn strict_router_rewrite_undone() {
+        // RFC 3261 §16.4: the Request-URI holds our Record-Route URI; the real
+        // Request-URI is the last Route value.
+        let b = msg(
+            "sip:192.0.2.10;lr",
+            "Route: <sip:198.51.100.9;lr>, <sip:bob@203.0.113.5>\r\n",
+        );
+        let m = Message::parse(&b).unwrap();
+        let p = preprocess(&m, &ident()).unwrap();
+        assert!(p.strict_fixed);
+        assert_eq!(p.request_uri, b"sip:bob@203.0.113.5");
+        assert_eq!(p.ours, 0);
+        assert_eq!(p.next.unwrap().uri, b"sip:198.51.100.9;lr");
+    }
+
+    #[test]
+    fn foreign_route_is_next_hop() {
+        let b = msg("sip:bob@203.0.113.5", "Route: <sip:198.51.100.9;lr>\r\n");
+        let m = Message::parse(&b).unwrap();
+        let p = preprocess(&m, &ident()).unwrap();
+        assert_eq!(p.ours, 0);
+        assert!(p.has_route());
+    }
+}

@@ -1,0 +1,38 @@
+//! The registrar (RFC 3261 §10), the location service sharded by AOR, and its
+//! persistence. Sans-IO but for the store's files: time comes in as an argument,
+//! as wall-clock seconds since the UNIX epoch (bindings outlive the process).
+//!
+//! How a shard uses it:
+//! - a REGISTER arrives on any core: [`aor_of_register`] and [`shard_of_aor`] name
+//!   the owner shard, which gets the request (over the mesh when it is another);
+//! - the owner runs [`Registrar::on_register`], sends the bytes it wrote, and
+//!   passes the returned changes to its [`ShardStore::record`];
+//! - the proxy's target determination calls [`Location::lookup`] on the owner;
+//! - the shard's tick calls [`Location::expire`] (at [`Location::next_expiry`]);
+//! - every `--sync-interval` and at shutdown: [`ShardStore::sync`]; now and then on
+//!   the background queue: [`ShardStore::compact`];
+//! - at start, once for all shards: [`store::open`].
+
+pub mod aor;
+pub mod location;
+pub mod register;
+pub mod store;
+
+pub use aor::{shard_of_aor, AorError, AorKey};
+pub use location::{Binding, BindingFields, Change, ConnRef, Location, Source, TransportKind};
+pub use register::{BadDomain, RegisterOutcome, Registrar, RegistrarConfig};
+pub use store::{LoadWarning, Loaded, ShardStore, StoreError};
+
+use crate::sip::message::Message;
+
+/// The AOR a REGISTER is about (its To URI, canonical), to find the shard that owns
+/// it. `None` when the To header is unusable; any shard can then answer (the
+/// registrar's 400).
+pub fn aor_of_register(msg: &Message<'_>) -> Option<AorKey> {
+    let to = msg.to().ok()?;
+    let uri = to.parse_uri().ok()?;
+    AorKey::from_uri(&uri).ok()
+}
+
+#[cfg(test)]
+mod tests;

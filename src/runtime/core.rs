@@ -1,0 +1,341 @@
+//! One executor: its Shard, its sockets, its connections, its ends of the mesh, and
+//! the loops that feed them.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::local_channel::LocalSender;
+use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
+use glommio::net::{TcpListener, UdpSocket};
+use glommio::{Latency, Shares, TaskQueueHandle};
+
+use super::{conn, Shared};
+use crate::config::Transport;
+use crate::shard::{ConnId, Dest, MeshMsg, Outbox, Peer, Shard, ShardId};
+
+/// The shard's timer tick (DESIGN.md §4: a 10 ms hashed wheel).
+const TICK: Duration = Duration::from_millis(10);
+
+/// A connection this core owns, as seen from outside its task.
+pub(crate) struct ConnEntry {
+    /// Bytes for the connection's task to write.
+    pub tx: LocalSender<Vec<u8>>,
+}
+
+/// Everything one executor owns.
+pub(crate) struct Core {
+    /// This core's own `Rc`, for tasks it spawns from `&self` methods.
+    me: std::rc::Weak<Core>,
+    pub id: ShardId,
+    pub shared: Arc<Shared>,
+    pub shard: RefCell<Shard>,
+    /// UDP sockets by listener index.
+    udp: Vec<Option<Rc<UdpSocket>>>,
+    mesh: Vec<Option<ConnectedSender<MeshMsg>>>,
+    /// Open connections (inbound and outbound) by sequence number.
+    pub conns: RefCell<ahash::AHashMap<u64, ConnEntry>>,
+    /// Outbound connections by destination, for reuse.
+    pub pool: RefCell<ahash::AHashMap<(Transport, SocketAddr), u64>>,
+    next_conn: Cell<u64>,
+    pub sip_tq: TaskQueueHandle,
+}
+
+impl Core {
+    /// A fresh connection id owned by this core.
+    pub fn new_conn_id(&self) -> ConnId {
+        let seq = self.next_conn.get();
+        self.next_conn.set(seq + 1);
+        ConnId {
+            shard: self.id as u16,
+            seq,
+        }
+    }
+
+    /// Sends everything in `out` (except what the caller took care of) and clears it.
+    pub async fn flush(&self, out: &mut Outbox) {
+        for (dest, bytes) in out.transmits() {
+            self.transmit(dest, bytes).await;
+        }
+        self.flush_mesh(out).await;
+        out.clear();
+    }
+
+    /// Sends the mesh messages in `out`.
+    pub async fn flush_mesh(&self, out: &mut Outbox) {
+        for (to, msg) in out.drain_mesh() {
+            self.send_mesh(to, msg).await;
+        }
+    }
+
+    /// Sends one message to core `to`. Waits while its channel is full (back-pressure
+    /// on whatever produced the message).
+    pub async fn send_mesh(&self, to: ShardId, msg: MeshMsg) {
+        match self.mesh.get(to).and_then(Option::as_ref) {
+            Some(tx) => {
+                if tx.send(msg).await.is_err() {
+                    tracing::debug!(to, "mesh peer gone; message dropped");
+                }
+            }
+            None => tracing::debug!(to, "no mesh channel; message dropped"),
+        }
+    }
+
+    /// Sends `bytes` to `dest`.
+    pub async fn transmit(&self, dest: Dest, bytes: &[u8]) {
+        match dest {
+            Dest::Udp { listener, to } => {
+                // A response larger than --udp-mtu still goes over UDP: RFC 3261
+                // §18.2.1 moves only requests to a congestion-controlled transport.
+                if let Some(sock) = self.udp.get(listener as usize).and_then(Option::as_ref) {
+                    if let Err(e) = sock.send_to(bytes, to).await {
+                        tracing::debug!(%to, error = %e, "UDP send failed");
+                    }
+                }
+            }
+            Dest::Conn {
+                conn,
+                transport,
+                fallback,
+            } => {
+                if conn.shard as usize != self.id {
+                    let msg = MeshMsg::Write {
+                        conn,
+                        transport,
+                        fallback,
+                        bytes: bytes.to_vec(),
+                    };
+                    self.send_mesh(conn.shard as usize, msg).await;
+                } else {
+                    self.write_own(conn.seq, transport, fallback, bytes.to_vec());
+                }
+            }
+            Dest::Stream { transport, to } => self.stream_send(transport, to, bytes.to_vec()),
+        }
+    }
+
+    /// Queues `bytes` on connection `seq` of this core; when it has closed, opens a new
+    /// connection to `fallback` (RFC 3261 §18.2.2).
+    pub fn write_own(
+        &self,
+        seq: u64,
+        transport: Transport,
+        fallback: Option<SocketAddr>,
+        bytes: Vec<u8>,
+    ) {
+        let bytes = match self.conns.borrow().get(&seq) {
+            Some(entry) => match entry.tx.try_send(bytes) {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::debug!(seq, error = %e, "connection write queue full or closed");
+                    return;
+                }
+            },
+            None => bytes,
+        };
+        if let Some(to) = fallback {
+            self.stream_send(transport, to, bytes);
+        }
+    }
+
+    /// Sends `bytes` over a pooled connection to `to`, opening one if needed.
+    pub fn stream_send(&self, transport: Transport, to: SocketAddr, bytes: Vec<u8>) {
+        let existing = self.pool.borrow().get(&(transport, to)).copied();
+        if let Some(seq) = existing {
+            if let Some(entry) = self.conns.borrow().get(&seq) {
+                if entry.tx.try_send(bytes).is_err() {
+                    tracing::debug!(%to, "outbound write queue full; message dropped");
+                }
+                return;
+            }
+        }
+        if let Some(me) = self.me.upgrade() {
+            conn::open(&me, transport, to, bytes);
+        }
+    }
+
+    /// This core's own `Rc`, for tasks it spawns.
+    fn rc(self: &Rc<Self>) -> Rc<Self> {
+        Rc::clone(self)
+    }
+}
+
+/// The executor's main future: sets everything up, runs until shutdown, then gives
+/// in-flight work up to `--shutdown-grace` to finish.
+pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
+    let id = shared.next_core.fetch_add(1, Ordering::AcqRel);
+    let ex = glommio::executor();
+    let sip_tq = ex.create_task_queue(
+        Shares::Static(1000),
+        Latency::Matters(Duration::from_millis(2)),
+        "sip",
+    );
+    let bg_tq = ex.create_task_queue(Shares::Static(100), Latency::NotImportant, "background");
+
+    let mesh = match shared.take_mesh(id) {
+        Some(ends) => ends.connect().await,
+        None => return Err(format!("core {id}: no mesh ends")),
+    };
+    let sockets = shared.take_sockets(id);
+    let cfg = &shared.cfg;
+
+    let mut udp: Vec<Option<Rc<UdpSocket>>> = (0..cfg.listen.len()).map(|_| None).collect();
+    for (i, s) in sockets.udp {
+        if let Some(slot) = udp.get_mut(i as usize) {
+            *slot = Some(Rc::new(UdpSocket::from(s)));
+        }
+    }
+    let core = Rc::new_cyclic(|me| Core {
+        me: me.clone(),
+        id,
+        shard: RefCell::new(Shard::new(id, cfg, shared.local_ips.clone())),
+        shared: Arc::clone(&shared),
+        udp,
+        mesh: mesh.senders,
+        conns: RefCell::new(ahash::AHashMap::new()),
+        pool: RefCell::new(ahash::AHashMap::new()),
+        next_conn: Cell::new(0),
+        sip_tq,
+    });
+
+    for (from, rx) in mesh.receivers {
+        glommio::spawn_local_into(mesh_loop(core.rc(), from, rx), sip_tq)
+            .map_err(|e| e.to_string())?
+            .detach();
+    }
+    // Listener tasks are kept (not detached) so that dropping them at shutdown
+    // cancels them: that is "stop accepting".
+    let mut listeners = Vec::new();
+    for (i, sock) in core.udp.iter().enumerate() {
+        if let Some(sock) = sock {
+            let task =
+                glommio::spawn_local_into(udp_loop(core.rc(), i as u16, Rc::clone(sock)), sip_tq)
+                    .map_err(|e| e.to_string())?;
+            listeners.push(task);
+        }
+    }
+    for (i, transport, s) in sockets.stream {
+        // SAFETY-free conversion: glommio takes ownership of the listening fd.
+        let listener = into_listener(s);
+        let task =
+            glommio::spawn_local_into(conn::accept_loop(core.rc(), i, transport, listener), sip_tq)
+                .map_err(|e| e.to_string())?;
+        listeners.push(task);
+    }
+    glommio::spawn_local_into(stats_loop(core.rc()), bg_tq)
+        .map_err(|e| e.to_string())?
+        .detach();
+    super::core_started(&shared);
+
+    let mut out = Outbox::new();
+    while !shared.shutdown.load(Ordering::Relaxed) {
+        glommio::timer::sleep(TICK).await;
+        core.shard.borrow_mut().on_tick(Instant::now(), &mut out);
+        if !out.is_empty() {
+            core.flush(&mut out).await;
+        }
+    }
+
+    // Stop accepting and receiving; let in-flight transactions finish.
+    drop(listeners);
+    let deadline = Instant::now() + cfg.shutdown_grace;
+    while core.shard.borrow().in_flight() > 0 && Instant::now() < deadline {
+        glommio::timer::sleep(TICK).await;
+        core.shard.borrow_mut().on_tick(Instant::now(), &mut out);
+        core.flush(&mut out).await;
+    }
+    let s = core.shard.borrow().stats();
+    tracing::info!(
+        core = id,
+        local = s.local,
+        forwarded = s.forwarded,
+        from_mesh = s.from_mesh,
+        bad_requests = s.bad_requests,
+        dropped = s.dropped,
+        "core stopped"
+    );
+    Ok(())
+}
+
+fn into_listener(s: socket2::Socket) -> TcpListener {
+    use std::os::unix::io::{FromRawFd, IntoRawFd};
+    let fd = s.into_raw_fd();
+    // SAFETY: `fd` is a bound, listening TCP socket whose ownership moves here.
+    unsafe { TcpListener::from_raw_fd(fd) }
+}
+
+/// Receives datagrams on one UDP socket and feeds them to the shard.
+async fn udp_loop(core: Rc<Core>, listener: u16, sock: Rc<UdpSocket>) {
+    let max = core.shared.cfg.max_message_size;
+    // One byte more than the limit tells a datagram over the limit from one at it.
+    let mut buf = vec![0u8; max + 1];
+    let mut out = Outbox::new();
+    loop {
+        let (n, from) = match sock.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "UDP receive failed");
+                continue;
+            }
+        };
+        let Some(bytes) = buf.get(..n).filter(|_| n <= max) else {
+            tracing::debug!(%from, "datagram over --max-message-size dropped");
+            continue;
+        };
+        let peer = Peer {
+            transport: Transport::Udp,
+            addr: from,
+            listener,
+            conn: None,
+        };
+        core.shard
+            .borrow_mut()
+            .on_datagram(Instant::now(), peer, bytes, &mut out);
+        if !out.is_empty() {
+            core.flush(&mut out).await;
+        }
+    }
+}
+
+/// Receives the messages core `from` sends to this one.
+async fn mesh_loop(core: Rc<Core>, from: ShardId, rx: ConnectedReceiver<MeshMsg>) {
+    let mut out = Outbox::new();
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            MeshMsg::Write {
+                conn,
+                transport,
+                fallback,
+                bytes,
+            } => core.write_own(conn.seq, transport, fallback, bytes),
+            other => {
+                core.shard
+                    .borrow_mut()
+                    .on_mesh(Instant::now(), other, &mut out);
+                if !out.is_empty() {
+                    core.flush(&mut out).await;
+                }
+            }
+        }
+    }
+    tracing::debug!(from, "mesh channel closed");
+}
+
+/// Logs the shard's counters now and then (background queue, debug level).
+async fn stats_loop(core: Rc<Core>) {
+    loop {
+        glommio::timer::sleep(Duration::from_secs(10)).await;
+        let s = core.shard.borrow().stats();
+        tracing::debug!(
+            core = core.id,
+            local = s.local,
+            forwarded = s.forwarded,
+            from_mesh = s.from_mesh,
+            connections = core.conns.borrow().len(),
+            "shard stats"
+        );
+    }
+}

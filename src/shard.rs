@@ -1,0 +1,820 @@
+//! The sans-IO core of one executor (DESIGN.md §2): bytes and time go in, bytes to
+//! send and messages for other shards come out through an [`Outbox`]. Nothing here
+//! touches a socket, a clock or an executor, so every behaviour is unit-tested
+//! without a network.
+//!
+//! Ownership (DESIGN.md §3): a request belongs to shard `hash(top Via branch) % N`; a
+//! message that arrives on another core is forwarded there over the mesh untouched.
+
+use std::hash::{BuildHasher, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::time::Instant;
+
+use crate::config::{Config, Transport};
+use crate::proxy::identity::Identity;
+use crate::sip::header::HeaderName;
+use crate::sip::text::trim;
+use crate::sip::via::MAGIC_COOKIE;
+use crate::sip::{write_response, Message, Method, Uri, Via};
+
+/// Index of a shard (= executor = core), `0..N`.
+pub type ShardId = usize;
+
+/// A stream connection, named by the shard that owns it (the one that accepted or
+/// opened it) and a number unique within that shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId {
+    pub shard: u16,
+    pub seq: u64,
+}
+
+/// Where a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    pub transport: Transport,
+    /// The remote address (the packet's source, or the connection's peer).
+    pub addr: SocketAddr,
+    /// Index in [`Config::listen`] of the socket the message arrived on. Every core binds
+    /// every listener in the same order, so the index names the same local address on
+    /// every core. [`Peer::OUTBOUND`] for connections this proxy opened.
+    pub listener: u16,
+    /// The connection, for TCP and TLS.
+    pub conn: Option<ConnId>,
+}
+
+impl Peer {
+    /// The `listener` of a connection this proxy opened.
+    pub const OUTBOUND: u16 = u16::MAX;
+}
+
+/// Where a transmit goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dest {
+    /// A datagram sent from the UDP socket of listener `listener`.
+    Udp { listener: u16, to: SocketAddr },
+    /// Bytes on an existing connection. If it has closed meanwhile, open a new one to
+    /// `fallback` (RFC 3261 §18.2.2: received address and sent-by port).
+    Conn {
+        conn: ConnId,
+        transport: Transport,
+        fallback: Option<SocketAddr>,
+    },
+    /// Bytes over a pooled (reused or newly opened) connection to `to`.
+    Stream {
+        transport: Transport,
+        to: SocketAddr,
+    },
+}
+
+/// One message to send: a destination and a range of the outbox buffer.
+#[derive(Debug, Clone)]
+struct Transmit {
+    dest: Dest,
+    range: Range<usize>,
+}
+
+/// A message between shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MeshMsg {
+    /// Handle this message as if it had arrived on the receiving shard.
+    Inbound { peer: Peer, bytes: Vec<u8> },
+    /// Write these bytes on connection `conn`, owned by the receiving shard.
+    Write {
+        conn: ConnId,
+        transport: Transport,
+        fallback: Option<SocketAddr>,
+        bytes: Vec<u8>,
+    },
+    /// A question for the shard that owns `key` (location lookups, later issues).
+    Request { id: u64, key: Vec<u8> },
+    /// The answer to a [`MeshMsg::Request`].
+    Response { id: u64, value: Vec<u8> },
+}
+
+/// What a shard wants done after a call: transmits (in one reused buffer) and mesh
+/// messages. The runtime drains it and calls [`Outbox::clear`].
+#[derive(Debug, Default)]
+pub struct Outbox {
+    buf: Vec<u8>,
+    transmits: Vec<Transmit>,
+    mesh: Vec<(ShardId, MeshMsg)>,
+}
+
+impl Outbox {
+    /// An empty outbox.
+    pub fn new() -> Outbox {
+        Outbox::default()
+    }
+
+    /// Forgets everything, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.transmits.clear();
+        self.mesh.clear();
+    }
+
+    /// True when there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.transmits.is_empty() && self.mesh.is_empty()
+    }
+
+    /// The transmits, in order.
+    pub fn transmits(&self) -> impl Iterator<Item = (Dest, &[u8])> + '_ {
+        self.transmits
+            .iter()
+            .map(|t| (t.dest, self.buf.get(t.range.clone()).unwrap_or(&[])))
+    }
+
+    /// Takes the mesh messages out.
+    pub fn drain_mesh(&mut self) -> std::vec::Drain<'_, (ShardId, MeshMsg)> {
+        self.mesh.drain(..)
+    }
+
+    /// Appends a transmit whose bytes `write` appends to the buffer.
+    pub fn send_with(&mut self, dest: Dest, write: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.buf.len();
+        write(&mut self.buf);
+        self.transmits.push(Transmit {
+            dest,
+            range: start..self.buf.len(),
+        });
+    }
+
+    /// Appends a transmit written by `write`, unless it fails (then nothing is kept).
+    pub fn try_send_with<E>(
+        &mut self,
+        dest: Dest,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.buf.len();
+        match write(&mut self.buf) {
+            Ok(()) => {
+                self.transmits.push(Transmit {
+                    dest,
+                    range: start..self.buf.len(),
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.buf.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends a mesh message for shard `to`.
+    pub fn mesh(&mut self, to: ShardId, msg: MeshMsg) {
+        self.mesh.push((to, msg));
+    }
+}
+
+/// Counters a shard keeps about itself.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ShardStats {
+    /// Messages handled on the shard they arrived on.
+    pub local: u64,
+    /// Messages forwarded to their owner over the mesh.
+    pub forwarded: u64,
+    /// Messages handled after a mesh hop.
+    pub from_mesh: u64,
+    /// Requests answered with 400.
+    pub bad_requests: u64,
+    /// OPTIONS addressed to the proxy and answered 200.
+    pub options_answered: u64,
+    /// Messages dropped (unparseable, malformed responses, responses not ours).
+    pub dropped: u64,
+}
+
+/// The fixed seeds of the ownership hash: every core must agree on it.
+const OWNER_SEEDS: [u64; 4] = [
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d0,
+    0x082e_fa98_ec4e_6c89,
+];
+
+/// Methods listed in `Allow` when the proxy answers OPTIONS itself: everything it
+/// handles or forwards.
+pub const ALLOW: &[u8] =
+    b"INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, UPDATE, INFO, SUBSCRIBE, NOTIFY, REFER, MESSAGE, PUBLISH";
+/// Bodies the proxy itself accepts (RFC 3261 §11.2).
+pub const ACCEPT: &[u8] = b"application/sdp";
+/// Option tags the proxy supports; none yet (the registrar issue adds path/outbound).
+pub const SUPPORTED: &[u8] = b"";
+
+/// The sans-IO core of one executor.
+#[derive(Debug)]
+pub struct Shard {
+    id: ShardId,
+    shards: usize,
+    /// Who "this proxy" is (addresses, ports, domains).
+    identity: Identity,
+    max_message_size: usize,
+    udp_mtu: usize,
+    hasher: ahash::RandomState,
+    stats: ShardStats,
+}
+
+impl Shard {
+    /// The shard `id` of `shards`. `local_ips` are the addresses the host answers on;
+    /// wildcard listen addresses are expanded by the caller.
+    pub fn new(id: ShardId, cfg: &Config, local_ips: Vec<IpAddr>) -> Shard {
+        let listeners: Vec<(IpAddr, u16)> = cfg
+            .listen
+            .iter()
+            .map(|l| (l.addr.ip(), l.addr.port()))
+            .collect();
+        Shard {
+            id,
+            shards: cfg.cores.max(1),
+            identity: Identity::new(&listeners, &local_ips, &cfg.domains),
+            max_message_size: cfg.max_message_size,
+            udp_mtu: cfg.udp.mtu,
+            hasher: ahash::RandomState::with_seeds(
+                OWNER_SEEDS[0],
+                OWNER_SEEDS[1],
+                OWNER_SEEDS[2],
+                OWNER_SEEDS[3],
+            ),
+            stats: ShardStats::default(),
+        }
+    }
+
+    /// This shard's index.
+    pub fn id(&self) -> ShardId {
+        self.id
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> ShardStats {
+        self.stats
+    }
+
+    /// Work that has not finished (transactions); shutdown waits for it to drain.
+    pub fn in_flight(&self) -> usize {
+        0
+    }
+
+    /// A datagram arrived.
+    pub fn on_datagram(&mut self, now: Instant, from: Peer, bytes: &[u8], out: &mut Outbox) {
+        self.on_message(now, from, bytes, false, out);
+    }
+
+    /// A stream connection delivered one whole message (cut by `sip::framing`).
+    pub fn on_stream_message(&mut self, now: Instant, from: Peer, bytes: &[u8], out: &mut Outbox) {
+        self.on_message(now, from, bytes, false, out);
+    }
+
+    /// Another shard sent a message.
+    pub fn on_mesh(&mut self, now: Instant, msg: MeshMsg, out: &mut Outbox) {
+        match msg {
+            MeshMsg::Inbound { peer, bytes } => {
+                self.stats.from_mesh += 1;
+                self.on_message(now, peer, &bytes, true, out);
+            }
+            // Writes are the runtime's business; requests and responses have no users yet.
+            MeshMsg::Write { .. } | MeshMsg::Request { .. } | MeshMsg::Response { .. } => {}
+        }
+    }
+
+    /// The periodic tick (timer wheel, DESIGN.md §4).
+    pub fn on_tick(&mut self, _now: Instant, _out: &mut Outbox) {}
+
+    /// The shard that owns `msg`: for a request the hash of its top Via branch (or of
+    /// Call-ID and CSeq number when the branch is not RFC 3261's), for a response the
+    /// shard named in our own Via branch. `None` when the message is not ours to handle.
+    pub fn owner_of(&self, msg: &Message<'_>) -> Option<ShardId> {
+        if self.shards == 1 {
+            return Some(0);
+        }
+        let branch = top_branch(msg);
+        if msg.is_request() {
+            let mut h = self.hasher.build_hasher();
+            match branch {
+                Some(b) if b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE) => {
+                    h.write(b)
+                }
+                // RFC 2543 peers: fall back to the transaction's other identifiers.
+                _ => {
+                    h.write(msg.header(HeaderName::CallId).map(trim).unwrap_or(&[]));
+                    let cseq = msg.header(HeaderName::CSeq).unwrap_or(&[]);
+                    let num = trim(cseq).split(|&b| b == b' ').next().unwrap_or(&[]);
+                    h.write(num);
+                }
+            }
+            Some((h.finish() % self.shards as u64) as usize)
+        } else {
+            branch.and_then(branch_shard).filter(|&s| s < self.shards)
+        }
+    }
+
+    fn on_message(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        bytes: &[u8],
+        hopped: bool,
+        out: &mut Outbox,
+    ) {
+        if bytes.len() > self.max_message_size {
+            self.stats.dropped += 1;
+            return;
+        }
+        let msg = match Message::parse(bytes) {
+            Ok(m) => m,
+            Err(_) => {
+                // Without a parsed start line and Via there is no one to answer.
+                self.stats.dropped += 1;
+                return;
+            }
+        };
+        match self.owner_of(&msg) {
+            Some(owner) if owner != self.id && !hopped => {
+                self.stats.forwarded += 1;
+                out.mesh(
+                    owner,
+                    MeshMsg::Inbound {
+                        peer: from,
+                        bytes: bytes.to_vec(),
+                    },
+                );
+            }
+            Some(_) => {
+                if !hopped {
+                    self.stats.local += 1;
+                }
+                self.handle(now, from, &msg, out);
+            }
+            None => self.stats.dropped += 1,
+        }
+    }
+
+    fn handle(&mut self, _now: Instant, from: Peer, msg: &Message<'_>, out: &mut Outbox) {
+        let Some(method) = msg.method() else {
+            // A response: no client transaction of ours exists yet, so it is not ours
+            // (RFC 3261 §16.7 / §18.1.2); malformed ones are dropped silently too.
+            self.stats.dropped += 1;
+            return;
+        };
+        let via = msg.via().ok();
+        if let Err(e) = msg.check() {
+            // An ACK is never answered (RFC 3261 §17.2.3 / §16.7): drop a bad one.
+            if method == Method::Ack {
+                self.stats.dropped += 1;
+                return;
+            }
+            self.stats.bad_requests += 1;
+            self.respond(
+                from,
+                via.as_ref(),
+                msg,
+                400,
+                e.reason().as_bytes(),
+                &[],
+                out,
+            );
+            return;
+        }
+        match method {
+            Method::Options if msg.request_uri().is_some_and(|u| self.is_me(u)) => {
+                self.stats.options_answered += 1;
+                let extra: [(&str, &[u8]); 3] = [
+                    ("Allow", ALLOW),
+                    ("Accept", ACCEPT),
+                    ("Supported", SUPPORTED),
+                ];
+                self.respond(from, via.as_ref(), msg, 200, b"OK", &extra, out);
+            }
+            // Routing other requests is the proxy issue's job.
+            _ => self.stats.dropped += 1,
+        }
+    }
+
+    /// Writes a response to `req` and addresses it (RFC 3261 §18.2.2, RFC 3581 §4).
+    #[allow(clippy::too_many_arguments)]
+    fn respond(
+        &self,
+        from: Peer,
+        via: Option<&Via<'_>>,
+        req: &Message<'_>,
+        code: u16,
+        reason: &[u8],
+        extra: &[(&str, &[u8])],
+        out: &mut Outbox,
+    ) {
+        let tag = self.to_tag(req);
+        let dest = response_dest(from, via);
+        if let Err(e) = out.try_send_with(dest, |buf| {
+            write_response(req, code, reason, Some(&tag), extra, buf)
+        }) {
+            tracing::debug!(error = %e, code, "response not written");
+        }
+    }
+
+    /// A To tag for a response this element generates statelessly: the same request
+    /// (and its retransmissions) always gets the same tag (RFC 3261 §8.2.6.2, §16.6).
+    fn to_tag(&self, req: &Message<'_>) -> [u8; 16] {
+        let mut h = self.hasher.build_hasher();
+        h.write(req.header(HeaderName::CallId).map(trim).unwrap_or(&[]));
+        h.write(req.header(HeaderName::CSeq).map(trim).unwrap_or(&[]));
+        h.write(top_branch(req).unwrap_or(&[]));
+        let v = h.finish();
+        let mut tag = [0u8; 16];
+        for (i, b) in tag.iter_mut().enumerate() {
+            *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
+        }
+        tag
+    }
+
+    /// True when a Request-URI addresses this proxy itself: no user part, the host one
+    /// of our addresses or domains, the port (or its default) one we listen on.
+    pub fn is_me(&self, request_uri: &[u8]) -> bool {
+        let Ok(uri) = Uri::parse(request_uri) else {
+            return false;
+        };
+        let Some(sip) = uri.as_sip() else {
+            return false;
+        };
+        // A URI with a user part names someone served here, not the proxy itself.
+        sip.user.is_none() && self.identity.is_me(sip)
+    }
+
+    /// How a request of `len` bytes goes to `to` over `transport`: a UDP request
+    /// larger than `--udp-mtu` goes over TCP instead (RFC 3261 §18.1.1).
+    pub fn request_dest(
+        &self,
+        transport: Transport,
+        to: SocketAddr,
+        listener: u16,
+        len: usize,
+    ) -> Dest {
+        match transport {
+            Transport::Udp if len > self.udp_mtu => Dest::Stream {
+                transport: Transport::Tcp,
+                to,
+            },
+            Transport::Udp => Dest::Udp { listener, to },
+            t => Dest::Stream { transport: t, to },
+        }
+    }
+}
+
+/// Where a response to a request from `from` goes (RFC 3261 §18.2.2, RFC 3581 §4).
+///
+/// Over a connection: back on that connection, or, if it has closed, a new one to
+/// the source address and the sent-by port. Over UDP: to the source address (the
+/// `received` a server adds whenever sent-by differs from it), at the source port
+/// when the client asked for `rport`, otherwise the sent-by port. `maddr`
+/// (multicast) is not supported and is ignored.
+pub fn response_dest(from: Peer, via: Option<&Via<'_>>) -> Dest {
+    let sent_by_port = via
+        .and_then(|v| v.sent_by.port)
+        .unwrap_or_else(|| from.transport.default_port());
+    match from.conn {
+        Some(conn) => Dest::Conn {
+            conn,
+            transport: from.transport,
+            fallback: via.map(|_| SocketAddr::new(from.addr.ip(), sent_by_port)),
+        },
+        None => {
+            let port = match via {
+                Some(v) if v.rport().is_none() => sent_by_port,
+                // rport asked for, or no usable Via: answer where the request came from.
+                _ => from.addr.port(),
+            };
+            Dest::Udp {
+                listener: from.listener,
+                to: SocketAddr::new(from.addr.ip(), port),
+            }
+        }
+    }
+}
+
+/// The top Via's `branch` parameter.
+fn top_branch<'a>(msg: &Message<'a>) -> Option<&'a [u8]> {
+    msg.top_via()
+        .and_then(|v| Via::parse(v).ok())
+        .and_then(|v| v.branch())
+}
+
+/// The shard named in a branch this proxy generated: `z9hG4bK` `cs` DIGITS `.` …
+/// (provisional; the proxy issue writes these).
+pub fn branch_shard(branch: &[u8]) -> Option<ShardId> {
+    let rest = branch.strip_prefix(MAGIC_COOKIE)?.strip_prefix(b"cs")?;
+    let end = rest.iter().position(|&b| b == b'.')?;
+    crate::sip::text::parse_u32(rest.get(..end)?).map(|n| n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(cores: usize) -> Config {
+        let mut c = Config::for_tests();
+        c.cores = cores;
+        c.listen = vec![
+            "udp:0.0.0.0:5060".parse().unwrap(),
+            "tcp:0.0.0.0:5060".parse().unwrap(),
+        ];
+        c.domains = vec!["proxy.example.com".into()];
+        c
+    }
+
+    fn shard(id: ShardId, cores: usize) -> Shard {
+        Shard::new(
+            id,
+            &cfg(cores),
+            vec!["192.0.2.10".parse().unwrap(), "127.0.0.1".parse().unwrap()],
+        )
+    }
+
+    fn udp_peer(addr: &str) -> Peer {
+        Peer {
+            transport: Transport::Udp,
+            addr: addr.parse().unwrap(),
+            listener: 0,
+            conn: None,
+        }
+    }
+
+    fn options(uri: &str, via_params: &str, branch: &str) -> Vec<u8> {
+        format!(
+            "OPTIONS {uri} SIP/2.0\r\n\
+Via: SIP/2.0/UDP client.example.com:5070;branch={branch}{via_params}\r\n\
+Max-Forwards: 70\r\n\
+To: <{uri}>\r\n\
+From: <sip:alice@example.com>;tag=a1\r\n\
+Call-ID: c1@client\r\n\
+CSeq: 7 OPTIONS\r\n\
+Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn run(sh: &mut Shard, from: Peer, bytes: &[u8]) -> Outbox {
+        let mut out = Outbox::new();
+        sh.on_datagram(Instant::now(), from, bytes, &mut out);
+        out
+    }
+
+    fn only_transmit(out: &Outbox) -> (Dest, String) {
+        let v: Vec<_> = out.transmits().collect();
+        assert_eq!(v.len(), 1, "expected one transmit");
+        (v[0].0, String::from_utf8(v[0].1.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn options_to_the_proxy_gets_200_with_capabilities() {
+        let mut sh = shard(0, 1);
+        let out = run(
+            &mut sh,
+            udp_peer("198.51.100.7:40000"),
+            &options("sip:192.0.2.10", "", "z9hG4bK1"),
+        );
+        let (dest, text) = only_transmit(&out);
+        assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{text}");
+        assert!(text.contains("\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS"));
+        assert!(text.contains("\r\nAccept: application/sdp\r\n"));
+        assert!(text.contains("\r\nSupported:"));
+        assert!(text.contains("\r\nTo: <sip:192.0.2.10>;tag="));
+        // RFC 3261 §18.2.2: no rport, so the sent-by port at the source address.
+        assert_eq!(
+            dest,
+            Dest::Udp {
+                listener: 0,
+                to: "198.51.100.7:5070".parse().unwrap()
+            }
+        );
+        assert_eq!(sh.stats().options_answered, 1);
+    }
+
+    #[test]
+    fn rport_sends_the_response_to_the_source_port() {
+        // RFC 3581 §4
+        let mut sh = shard(0, 1);
+        let out = run(
+            &mut sh,
+            udp_peer("198.51.100.7:40000"),
+            &options("sip:proxy.example.com", ";rport", "z9hG4bK1"),
+        );
+        let (dest, _) = only_transmit(&out);
+        assert_eq!(
+            dest,
+            Dest::Udp {
+                listener: 0,
+                to: "198.51.100.7:40000".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn the_same_request_gets_the_same_to_tag() {
+        let mut sh = shard(0, 1);
+        let req = options("sip:127.0.0.1:5060", "", "z9hG4bK1");
+        let a = only_transmit(&run(&mut sh, udp_peer("127.0.0.1:1"), &req)).1;
+        let b = only_transmit(&run(&mut sh, udp_peer("127.0.0.1:1"), &req)).1;
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn options_for_someone_else_is_not_answered_here() {
+        let mut sh = shard(0, 1);
+        for uri in [
+            "sip:bob@192.0.2.10",    // has a user part
+            "sip:192.0.2.99",        // not our address
+            "sip:192.0.2.10:5099",   // not our port
+            "sip:other.example.com", // not our domain
+        ] {
+            let out = run(
+                &mut sh,
+                udp_peer("127.0.0.1:1"),
+                &options(uri, "", "z9hG4bK1"),
+            );
+            assert!(out.is_empty(), "{uri} answered");
+        }
+    }
+
+    #[test]
+    fn malformed_requests_get_400_naming_the_fault() {
+        let mut sh = shard(0, 1);
+        let good = String::from_utf8(options("sip:127.0.0.1", "", "z9hG4bK1")).unwrap();
+        for (broken, reason) in [
+            (
+                good.replace("CSeq: 7 OPTIONS", "CSeq: x OPTIONS"),
+                "Bad CSeq",
+            ),
+            (
+                good.replace("CSeq: 7 OPTIONS", "CSeq: 7 INVITE"),
+                "CSeq Method Mismatch",
+            ),
+            (
+                good.replace("Call-ID: c1@client\r\n", ""),
+                "Missing Call-ID",
+            ),
+            (
+                good.replace("Max-Forwards: 70", "Max-Forwards: 300"),
+                "Bad Max-Forwards",
+            ),
+            (
+                good.replace("From: <sip:alice@example.com>;tag=a1\r\n", ""),
+                "Missing From",
+            ),
+        ] {
+            let out = run(&mut sh, udp_peer("127.0.0.1:1"), broken.as_bytes());
+            let (_, text) = only_transmit(&out);
+            assert!(
+                text.starts_with(&format!("SIP/2.0 400 {reason}\r\n")),
+                "{reason}: {text}"
+            );
+        }
+        assert_eq!(sh.stats().bad_requests, 5);
+    }
+
+    #[test]
+    fn a_400_for_a_broken_via_goes_to_the_source() {
+        let mut sh = shard(0, 1);
+        let req = String::from_utf8(options("sip:127.0.0.1", "", "z9hG4bK1"))
+            .unwrap()
+            .replace("SIP/2.0/UDP client.example.com:5070", "SIP/2.0/UDP [bad");
+        let out = run(&mut sh, udp_peer("198.51.100.7:40000"), req.as_bytes());
+        let (dest, text) = only_transmit(&out);
+        assert!(text.starts_with("SIP/2.0 400 "), "{text}");
+        assert_eq!(
+            dest,
+            Dest::Udp {
+                listener: 0,
+                to: "198.51.100.7:40000".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn bad_ack_and_responses_are_dropped_silently() {
+        let mut sh = shard(0, 1);
+        let ack = String::from_utf8(options("sip:127.0.0.1", "", "z9hG4bK1"))
+            .unwrap()
+            .replace("OPTIONS sip", "ACK sip")
+            .replace("CSeq: 7 OPTIONS", "CSeq: 7 ACK")
+            .replace("Max-Forwards: 70", "Max-Forwards: 999");
+        assert!(run(&mut sh, udp_peer("127.0.0.1:1"), ack.as_bytes()).is_empty());
+        let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\nCSeq: x\r\n\r\n";
+        assert!(run(&mut sh, udp_peer("127.0.0.1:1"), resp).is_empty());
+        assert!(run(&mut sh, udp_peer("127.0.0.1:1"), b"garbage\r\n\r\n").is_empty());
+        assert_eq!(sh.stats().dropped, 3);
+    }
+
+    #[test]
+    fn over_a_connection_the_response_goes_back_on_it() {
+        // RFC 3261 §18.2.2
+        let mut sh = shard(0, 1);
+        let conn = ConnId { shard: 0, seq: 9 };
+        let from = Peer {
+            transport: Transport::Tcp,
+            addr: "198.51.100.7:40000".parse().unwrap(),
+            listener: 1,
+            conn: Some(conn),
+        };
+        let mut out = Outbox::new();
+        sh.on_stream_message(
+            Instant::now(),
+            from,
+            &options("sip:127.0.0.1", "", "z9hG4bK1"),
+            &mut out,
+        );
+        let (dest, _) = only_transmit(&out);
+        assert_eq!(
+            dest,
+            Dest::Conn {
+                conn,
+                transport: Transport::Tcp,
+                fallback: Some("198.51.100.7:5070".parse().unwrap()),
+            }
+        );
+    }
+
+    #[test]
+    fn requests_owned_by_another_shard_cross_the_mesh_once() {
+        let mut shards = [shard(0, 2), shard(1, 2)];
+        let mut owners = [0usize; 2];
+        for i in 0..64 {
+            let req = options("sip:127.0.0.1", "", &format!("z9hG4bK{i}x"));
+            let msg = Message::parse(&req).unwrap();
+            let owner = shards[0].owner_of(&msg).unwrap();
+            // Every shard agrees on the owner.
+            assert_eq!(shards[1].owner_of(&msg), Some(owner));
+            owners[owner] += 1;
+            let other = 1 - owner;
+            let out = run(&mut shards[other], udp_peer("127.0.0.1:1"), &req);
+            assert!(out.transmits().next().is_none());
+            let mut out = out;
+            let mesh: Vec<_> = out.drain_mesh().collect();
+            assert_eq!(mesh.len(), 1);
+            let (to, msg) = mesh.into_iter().next().unwrap();
+            assert_eq!(to, owner);
+            let mut out2 = Outbox::new();
+            shards[owner].on_mesh(Instant::now(), msg, &mut out2);
+            let (_, text) = only_transmit(&out2);
+            assert!(text.starts_with("SIP/2.0 200 OK"));
+            assert_eq!(out2.drain_mesh().count(), 0);
+        }
+        assert!(owners[0] > 0 && owners[1] > 0, "{owners:?}");
+        assert_eq!(
+            shards[0].stats().forwarded + shards[1].stats().forwarded,
+            64
+        );
+        assert_eq!(
+            shards[0].stats().from_mesh + shards[1].stats().from_mesh,
+            64
+        );
+    }
+
+    #[test]
+    fn rfc2543_requests_are_owned_by_call_id_and_cseq() {
+        let sh = shard(0, 4);
+        let a = options("sip:127.0.0.1", "", "old-branch-1");
+        let b = options("sip:127.0.0.1", "", "old-branch-2");
+        // No magic cookie: the branch is ignored, the same Call-ID and CSeq agree.
+        assert_eq!(
+            sh.owner_of(&Message::parse(&a).unwrap()),
+            sh.owner_of(&Message::parse(&b).unwrap())
+        );
+    }
+
+    #[test]
+    fn responses_are_owned_by_the_shard_in_our_branch() {
+        let sh = shard(0, 4);
+        let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKcs3.abc\r\n\r\n";
+        assert_eq!(sh.owner_of(&Message::parse(resp).unwrap()), Some(3));
+        let foreign = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKzz\r\n\r\n";
+        assert_eq!(sh.owner_of(&Message::parse(foreign).unwrap()), None);
+        assert_eq!(branch_shard(b"z9hG4bKcs12.x"), Some(12));
+        assert_eq!(branch_shard(b"z9hG4bKcs.x"), None);
+    }
+
+    #[test]
+    fn large_udp_requests_go_over_tcp() {
+        // RFC 3261 §18.1.1
+        let sh = shard(0, 1);
+        let to: SocketAddr = "192.0.2.1:5060".parse().unwrap();
+        assert_eq!(
+            sh.request_dest(Transport::Udp, to, 0, 1300),
+            Dest::Udp { listener: 0, to }
+        );
+        assert_eq!(
+            sh.request_dest(Transport::Udp, to, 0, 1301),
+            Dest::Stream {
+                transport: Transport::Tcp,
+                to
+            }
+        );
+    }
+
+    #[test]
+    fn oversized_messages_are_dropped() {
+        let mut sh = shard(0, 1);
+        let mut req = options("sip:127.0.0.1", "", "z9hG4bK1");
+        req.resize(sh.max_message_size + 1, b'\n');
+        assert!(run(&mut sh, udp_peer("127.0.0.1:1"), &req).is_empty());
+    }
+}

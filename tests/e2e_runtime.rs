@@ -1,0 +1,512 @@
+//! End to end: the real `coresip` binary as a child process, driven over loopback
+//! sockets. Every test starts its own instance on free ports, and every wait is
+//! bounded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The most any single wait in these tests lasts.
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    log: Vec<String>,
+    port: u16,
+    data_dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 (and the next one for TLS).
+///
+/// Chosen below the kernel's ephemeral range (32768 and up on Linux), so that client
+/// sockets bound to port 0 by other tests running in parallel cannot take it between
+/// this check and the server's bind.
+fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = 20000 + (std::process::id() % 400) * 24;
+    loop {
+        let n = NEXT.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+        let port = (base + n % 12000) as u16;
+        let ok = UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok();
+        if ok {
+            return port;
+        }
+    }
+}
+
+fn data_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("coresip-e2e-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn coresip(args: &[String]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coresip"));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // The tests' environment must not leak flags in.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CORESIP_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+impl Server {
+    /// Starts coresip on a free port (UDP and TCP on it, TLS on the next) with
+    /// `extra` flags, and waits until it says it is ready.
+    fn start(tag: &str, cores: usize, extra: &[&str]) -> Server {
+        let port = free_port();
+        let data_dir = data_dir(tag);
+        let mut args: Vec<String> = vec![
+            "--cores".into(),
+            cores.to_string(),
+            "--listen".into(),
+            format!("udp:127.0.0.1:{port}"),
+            "--listen".into(),
+            format!("tcp:127.0.0.1:{port}"),
+            "--listen".into(),
+            format!("tls:127.0.0.1:{}", port + 1),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = coresip(&args).spawn().expect("spawn coresip");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            lines,
+            log: Vec::new(),
+            port,
+            data_dir,
+        };
+        server.wait_for_line(|l| l.contains(" ready "));
+        server
+    }
+
+    fn wait_for_line(&mut self, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no such line from coresip; log so far:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    fn udp_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    fn tls_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port + 1))
+    }
+
+    /// SIGTERM, then the rest of the log and the exit status.
+    fn terminate(mut self) -> (Vec<String>, std::process::ExitStatus) {
+        // SAFETY: kill(2) on the PID of our own child.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "coresip did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.log.push(line);
+        }
+        (std::mem::take(&mut self.log), status)
+    }
+}
+
+fn options(target: &str, transport: &str, call_id: &str, cseq: u32, extra: &str) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:{target} SIP/2.0\r\n\
+Via: SIP/2.0/{transport} 127.0.0.1:9;branch=z9hG4bK{call_id}x{cseq};rport\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:{target}>\r\n\
+From: <sip:tester@example.com>;tag=t1\r\n\
+Call-ID: {call_id}\r\n\
+CSeq: {cseq} OPTIONS\r\n\
+{extra}Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn udp_client() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s
+}
+
+fn udp_exchange(sock: &UdpSocket, to: SocketAddr, req: &[u8]) -> String {
+    sock.send_to(req, to).unwrap();
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = sock.recv_from(&mut buf).expect("no UDP response");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Reads whole responses (by Content-Length, always 0 here) off a stream.
+struct StreamReader<S: Read> {
+    s: S,
+    buf: Vec<u8>,
+}
+
+impl<S: Read> StreamReader<S> {
+    fn new(s: S) -> Self {
+        StreamReader { s, buf: Vec::new() }
+    }
+
+    fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 4096];
+        let n = self.s.read(&mut chunk).unwrap_or(0);
+        self.buf.extend_from_slice(&chunk[..n]);
+        n
+    }
+
+    /// The next response (header section up to the blank line; bodies are empty).
+    fn response(&mut self) -> String {
+        loop {
+            while self.buf.starts_with(b"\r\n") {
+                self.buf.drain(..2);
+            }
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let text = String::from_utf8_lossy(&self.buf[..end + 4]).into_owned();
+                self.buf.drain(..end + 4);
+                return text;
+            }
+            assert!(self.fill() > 0, "stream closed before a whole response");
+        }
+    }
+}
+
+fn tcp_client(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+#[test]
+fn options_over_udp_tcp_and_tls_get_200() {
+    let server = Server::start("transports", 1, &[]);
+    let target = format!("127.0.0.1:{}", server.port);
+
+    let resp = udp_exchange(
+        &udp_client(),
+        server.udp_addr(),
+        &options(&target, "UDP", "u1", 1, ""),
+    );
+    assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
+    assert!(resp.contains("\r\nAllow: "));
+
+    let mut tcp = tcp_client(server.udp_addr());
+    tcp.write_all(&options(&target, "TCP", "t1", 1, ""))
+        .unwrap();
+    let resp = StreamReader::new(&tcp).response();
+    assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
+
+    // TLS, trusting the certificate the server generated into its data dir.
+    let cert_path = server.data_dir.join("tls-selfsigned-cert.pem");
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert_path).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp_client(server.tls_addr()));
+    tls.write_all(&options(
+        &format!("127.0.0.1:{}", server.port + 1),
+        "TLS",
+        "s1",
+        1,
+        "",
+    ))
+    .unwrap();
+    tls.flush().unwrap();
+    let resp = StreamReader::new(&mut tls).response();
+    assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
+}
+
+#[test]
+fn messages_landing_on_the_wrong_core_are_handled_by_their_owner() {
+    let server = Server::start("mesh", 2, &[]);
+    let target = format!("127.0.0.1:{}", server.port);
+    // Many source ports spread the datagrams over both cores' sockets; the branches
+    // spread ownership over both shards, so some must cross the mesh.
+    for i in 0..64 {
+        let sock = udp_client();
+        let resp = udp_exchange(
+            &sock,
+            server.udp_addr(),
+            &options(&target, "UDP", &format!("m{i}"), 1, ""),
+        );
+        assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
+        assert!(resp.contains(&format!("Call-ID: m{i}\r\n")));
+    }
+    // Over TCP too: responses to forwarded messages come back on the connection.
+    let mut tcp = tcp_client(server.udp_addr());
+    let mut reader = StreamReader::new(tcp.try_clone().unwrap());
+    for i in 0..32 {
+        tcp.write_all(&options(&target, "TCP", &format!("mt{i}"), 1, ""))
+            .unwrap();
+        let resp = reader.response();
+        assert!(resp.contains(&format!("Call-ID: mt{i}\r\n")), "{resp}");
+    }
+    let (log, status) = server.terminate();
+    assert!(status.success(), "exit status {status}");
+    let forwarded: u64 = log
+        .iter()
+        .filter(|l| l.contains("core stopped"))
+        .filter_map(|l| l.split(" forwarded=").nth(1))
+        .filter_map(|v| v.split(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        forwarded > 0,
+        "nothing crossed the mesh:\n{}",
+        log.join("\n")
+    );
+}
+
+#[test]
+fn large_messages_over_udp() {
+    let server = Server::start("large", 1, &["--max-message-size", "8k"]);
+    let target = format!("127.0.0.1:{}", server.port);
+    let sock = udp_client();
+    // A request and a response both larger than --udp-mtu (1300): the response
+    // copies the 40 Via lines and still goes back over UDP (§18.2.1 moves only
+    // requests to TCP).
+    let vias: String = (0..40)
+        .map(|i| format!("Via: SIP/2.0/UDP hop{i}.example.com;branch=z9hG4bKhop{i}\r\n"))
+        .collect();
+    let resp = udp_exchange(
+        &sock,
+        server.udp_addr(),
+        &options(&target, "UDP", "big", 1, &vias),
+    );
+    assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
+    assert!(resp.len() > 1300);
+
+    // Over --max-message-size: dropped. The next request's answer is the next datagram.
+    let pad = format!("X-Pad: {}\r\n", "p".repeat(9000));
+    sock.send_to(&options(&target, "UDP", "huge", 1, &pad), server.udp_addr())
+        .unwrap();
+    let resp = udp_exchange(
+        &sock,
+        server.udp_addr(),
+        &options(&target, "UDP", "after", 1, ""),
+    );
+    assert!(resp.contains("Call-ID: after\r\n"), "{resp}");
+}
+
+#[test]
+fn tcp_messages_split_across_writes_and_batched_in_one() {
+    let server = Server::start("framing", 1, &[]);
+    let target = format!("127.0.0.1:{}", server.port);
+    let mut tcp = tcp_client(server.udp_addr());
+    let mut reader = StreamReader::new(tcp.try_clone().unwrap());
+
+    // One message, one byte per write.
+    for b in options(&target, "TCP", "split", 1, "") {
+        tcp.write_all(&[b]).unwrap();
+    }
+    let resp = reader.response();
+    assert!(resp.contains("Call-ID: split\r\n"), "{resp}");
+
+    // Three messages in one write.
+    let mut batch = Vec::new();
+    for i in 0..3 {
+        batch.extend(options(&target, "TCP", &format!("batch{i}"), 1, ""));
+    }
+    tcp.write_all(&batch).unwrap();
+    for i in 0..3 {
+        let resp = reader.response();
+        assert!(resp.contains(&format!("Call-ID: batch{i}\r\n")), "{resp}");
+    }
+}
+
+#[test]
+fn crlf_keepalive_is_answered() {
+    // RFC 5626 §3.5.1
+    let server = Server::start("keepalive", 1, &[]);
+    let mut tcp = tcp_client(server.udp_addr());
+    tcp.write_all(b"\r\n\r\n").unwrap();
+    let mut pong = [0u8; 2];
+    tcp.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"\r\n");
+}
+
+#[test]
+fn malformed_requests_get_400_over_udp() {
+    let server = Server::start("malformed", 1, &[]);
+    let target = format!("127.0.0.1:{}", server.port);
+    let req = String::from_utf8(options(&target, "UDP", "bad", 1, ""))
+        .unwrap()
+        .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
+    let resp = udp_exchange(&udp_client(), server.udp_addr(), req.as_bytes());
+    assert!(
+        resp.starts_with("SIP/2.0 400 CSeq Method Mismatch\r\n"),
+        "{resp}"
+    );
+}
+
+#[test]
+fn a_silent_connection_is_closed_after_the_header_timeout() {
+    let server = Server::start("silent", 1, &["--tcp-header-timeout", "1s"]);
+    let mut tcp = tcp_client(server.udp_addr());
+    let mut buf = [0u8; 16];
+    // EOF (0) rather than our read timeout: the server closed it.
+    match tcp.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the server to close the connection, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_second_instance_on_the_same_port_refuses_to_start() {
+    let server = Server::start("first", 1, &[]);
+    let out = coresip(&[
+        "--cores".into(),
+        "1".into(),
+        "--listen".into(),
+        format!("udp:127.0.0.1:{}", server.port),
+        "--data-dir".into(),
+        data_dir("second").display().to_string(),
+    ])
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or("");
+    assert!(last.contains("already listens on udp:127.0.0.1:"), "{err}");
+    // The first one still answers.
+    let target = format!("127.0.0.1:{}", server.port);
+    let resp = udp_exchange(
+        &udp_client(),
+        server.udp_addr(),
+        &options(&target, "UDP", "still", 1, ""),
+    );
+    assert!(resp.starts_with("SIP/2.0 200 OK"), "{resp}");
+}
+
+#[test]
+fn a_bad_flag_exits_2_with_one_line() {
+    for args in [
+        &["--cores", "many"][..],
+        &["--listen", "udp:nowhere"][..],
+        &["--bogus"][..],
+    ] {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let out = coresip(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(&args[0]), "{err}");
+    }
+}
+
+#[test]
+fn connections_over_the_per_address_limit_are_refused() {
+    let server = Server::start("perip", 1, &["--tcp-max-per-ip", "2"]);
+    let target = format!("127.0.0.1:{}", server.port);
+    let mut first = tcp_client(server.udp_addr());
+    let mut second = tcp_client(server.udp_addr());
+    // Both admitted ones answer (which also proves they were accepted before the third).
+    for (i, c) in [&mut first, &mut second].into_iter().enumerate() {
+        c.write_all(&options(&target, "TCP", &format!("lim{i}"), 1, ""))
+            .unwrap();
+        let resp = StreamReader::new(&*c).response();
+        assert!(resp.starts_with("SIP/2.0 200 OK"), "{resp}");
+    }
+    let mut third = tcp_client(server.udp_addr());
+    let mut buf = [0u8; 16];
+    match third.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the third connection to be closed, got {other:?}"),
+    }
+    // Closing one frees its slot.
+    drop(first);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut c = tcp_client(server.udp_addr());
+        c.write_all(&options(&target, "TCP", "again", 1, ""))
+            .unwrap();
+        let mut r = StreamReader::new(&c);
+        if r.fill() > 0 {
+            break;
+        }
+        // The server may not have noticed the close yet.
+        assert!(Instant::now() < deadline, "slot never freed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let server = Server::start("idle", 1, &["--tcp-idle-timeout", "1s"]);
+    let target = format!("127.0.0.1:{}", server.port);
+    let mut tcp = tcp_client(server.udp_addr());
+    tcp.write_all(&options(&target, "TCP", "idle", 1, ""))
+        .unwrap();
+    let mut reader = StreamReader::new(tcp.try_clone().unwrap());
+    assert!(reader.response().starts_with("SIP/2.0 200 OK"));
+    assert!(reader.buf.is_empty());
+    // Nothing more is sent: the server closes the connection (EOF, not our timeout).
+    let mut buf = [0u8; 16];
+    match tcp.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the server to close the connection, got {other:?}"),
+    }
+}
