@@ -7,7 +7,7 @@
 //! (DESIGN.md §4, RFC 3261 §16.6) and:
 //! - `forward_request`: carry our edits and nothing else changed — our Via on top,
 //!   our Record-Route values on top, the Max-Forwards we set, the new Request-URI,
-//!   the Route set without its first / last value, `received` / `rport` on the
+//!   the Route set without its leading values / last value, `received` / `rport` on the
 //!   received top Via, every other header line byte for byte, the same body;
 //! - `forward_response`: the Via values but the first, every other header line as
 //!   received, the same body;
@@ -46,6 +46,8 @@ const E_RR1: u8 = 2;
 const E_RR2: u8 = 4;
 const E_MAX_FORWARDS: u8 = 8;
 const E_URI: u8 = 16;
+/// With `E_REMOVE_SECOND_ROUTE` (byte 1): how many leading Route values to remove,
+/// 0..=3 (two after our own double Record-Route, RFC 5658).
 const E_REMOVE_FIRST_ROUTE: u8 = 32;
 /// The new Request-URI is the message's own first Route or Contact value, as a
 /// proxy routing on received data writes it, instead of a fixed one.
@@ -63,6 +65,8 @@ const E_RPORT: u8 = 8;
 const E_EXTRA: u8 = 16;
 /// A To-tag for the generated response.
 const E_TO_TAG: u8 = 32;
+/// Adds 2 to the leading Route values removed (see `E_REMOVE_FIRST_ROUTE`).
+const E_REMOVE_SECOND_ROUTE: u8 = 64;
 
 fuzz_target!(|data: &[u8]| {
     let [flags, flags2, code_sel, msg_bytes @ ..] = data else {
@@ -154,22 +158,15 @@ fn splice_request(msg: &Message, flags: u8, flags2: u8, out: &mut Vec<u8>) {
     let via_received =
         (received.is_some() || rport.is_some()).then_some(ViaReceived { received, rport });
     let max_forwards = (flags & E_MAX_FORWARDS != 0).then_some(69u8);
-    let mut remove_last_route = flags2 & E_REMOVE_LAST_ROUTE != 0;
-    if remove_last_route
-        && flags & E_REMOVE_FIRST_ROUTE != 0
-        && skip_known_bugs()
-        && first_and_last_route_share_a_line(msg)
-    {
-        // Known bug, fuzz/regressions/splice/route-first-last-overlap.
-        remove_last_route = false;
-    }
+    let remove_first_routes = u8::from(flags & E_REMOVE_FIRST_ROUTE != 0)
+        + 2 * u8::from(flags2 & E_REMOVE_SECOND_ROUTE != 0);
     let edits = RequestEdits {
         request_uri,
         via: (flags & E_VIA != 0).then_some(OUR_VIA),
         record_route: rr,
         max_forwards,
-        remove_first_route: flags & E_REMOVE_FIRST_ROUTE != 0,
-        remove_last_route,
+        remove_first_routes,
+        remove_last_route: flags2 & E_REMOVE_LAST_ROUTE != 0,
         via_received,
     };
     if forward_request(msg, &edits, out).is_err() {
@@ -247,7 +244,7 @@ fn splice_request(msg: &Message, flags: u8, flags2: u8, out: &mut Vec<u8>) {
         .iter()
         .enumerate()
         .filter(|&(i, _)| {
-            !(edits.remove_first_route && i == 0 || edits.remove_last_route && i + 1 == n)
+            !(i < usize::from(edits.remove_first_routes) || edits.remove_last_route && i + 1 == n)
         })
         .map(|(_, v)| *v)
         .collect();
@@ -270,7 +267,7 @@ fn splice_request(msg: &Message, flags: u8, flags2: u8, out: &mut Vec<u8>) {
     // sides; on the output side only our inserted lines are left out.
     let untouched = |name: HeaderName| match name {
         HeaderName::MaxForwards => max_forwards.is_none(),
-        HeaderName::Route => !edits.remove_first_route && !edits.remove_last_route,
+        HeaderName::Route => edits.remove_first_routes == 0 && !edits.remove_last_route,
         HeaderName::Via => !stamped,
         _ => true,
     };
@@ -291,30 +288,6 @@ fn splice_request(msg: &Message, flags: u8, flags2: u8, out: &mut Vec<u8>) {
 
     assert_eq!(fwd.body(), msg.body(), "forward_request changed the body");
     assert_eq!(fwd.content_length(), msg.content_length());
-}
-
-/// True when `CORESIP_FUZZ_SKIP_KNOWN=1`: inputs that hit a bug already reported
-/// (a file under fuzz/regressions/) are steered around it, so that a long run
-/// explores the rest instead of stopping at the known crash. Unset, the target
-/// checks everything and the regression files reproduce their crash.
-fn skip_known_bugs() -> bool {
-    static SKIP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SKIP.get_or_init(|| std::env::var_os("CORESIP_FUZZ_SKIP_KNOWN").is_some_and(|v| v == "1"))
-}
-
-/// The overlap behind fuzz/regressions/splice/route-first-last-overlap: the first
-/// and the last Route value are the only two values of one line, so the cut that
-/// removes the first (from it to the second value) and the cut that removes the
-/// last (from the end of the first value to the end of the second) overlap, which
-/// `writer::splice` does not allow.
-fn first_and_last_route_share_a_line(msg: &Message) -> bool {
-    let mut with_values = msg
-        .all(HeaderName::Route)
-        .filter(|h| !text_is_blank(msg.value(h)));
-    match (with_values.next(), with_values.next()) {
-        (Some(h), None) => coresip::sip::text::CommaList::new(msg.value(h)).count() == 2,
-        _ => false,
-    }
 }
 
 /// True for a value with no list element (empty, or only commas and white space).

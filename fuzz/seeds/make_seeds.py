@@ -119,10 +119,11 @@ def main():
     for name, data in messages.items():
         write("parse", name, data)
         # splice: two edit bytes, a status selector (see splice.rs).
-        write("splice", name, bytes([0x3F, 0x3A, 1]) + data)
+        write("splice", name, bytes([0x3F, 0x7A, 1]) + data)
     for i, name in enumerate(HAND):
         for flags, flags2 in ((0x01, 0x00), (0x02, 0x20), (0x08, 0x02), (0x10, 0x04),
-                              (0x20, 0x08), (0x54, 0x10), (0xB0, 0x01), (0x00, 0x0E)):
+                              (0x20, 0x08), (0x54, 0x10), (0xB0, 0x01), (0x00, 0x0E),
+                              (0x20, 0x41), (0x00, 0x40)):
             write("splice", f"{name}_{flags:02x}{flags2:02x}", bytes([flags, flags2, i]) + HAND[name])
 
     # framing: ctl byte = max-len selector | (chunk-size count << 2), then sizes.

@@ -561,6 +561,7 @@ fn decode_all(buf: &[u8], v: &[u8]) {
     }
     if let Ok(q) = QValue::parse(text::trim(v)) {
         assert!(q.thousandths() <= 1000);
+        assert_eq!(QValue::from_thousandths(q.thousandths()), Some(q));
     }
     let _ = parse_delta_seconds(text::trim(v));
 }
