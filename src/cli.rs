@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{Config, ListenSpec, TcpLimits, Timers, TlsFiles, UdpConfig};
+use crate::config::{Config, ListenSpec, ProxyOptions, TcpLimits, Timers, TlsFiles, UdpConfig};
+use crate::proxy::Cidr;
 
 /// The listeners used when no `--listen` is given.
 pub const DEFAULT_LISTEN: &[&str] = &[
@@ -29,6 +30,8 @@ pub const DEFAULT_LISTEN: &[&str] = &[
 pub struct Cli {
     #[command(flatten)]
     pub general: General,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
     #[command(flatten)]
@@ -135,6 +138,36 @@ pub struct UdpArgs {
     #[arg(long, env = "CORESIP_UDP_MTU", default_value = "1300", value_name = "BYTES",
           value_parser = parse_size)]
     pub udp_mtu: usize,
+}
+
+/// Proxy behaviour (RFC 3261 §16).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Proxy")]
+pub struct ProxyArgs {
+    /// A network (ADDR/PREFIX) any request may be relayed to. Repeatable. Without
+    /// it, coresip forwards only to its own users and within dialogs it
+    /// record-routed: never an open relay.
+    #[arg(
+        long,
+        env = "CORESIP_RELAY",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    pub relay: Vec<Cidr>,
+
+    /// Do not insert Record-Route (the proxy leaves the path after the first request
+    /// of a dialog).
+    #[arg(long, env = "CORESIP_NO_RECORD_ROUTE")]
+    pub no_record_route: bool,
+
+    /// Live transactions per core; beyond it new requests get 503 with Retry-After.
+    #[arg(
+        long,
+        env = "CORESIP_MAX_TRANSACTIONS",
+        default_value_t = 100_000,
+        value_name = "N"
+    )]
+    pub max_transactions: usize,
 }
 
 /// Message and connection limits.
@@ -282,6 +315,9 @@ impl Cli {
                 return Err(bad(flag, "must be more than 0"));
             }
         }
+        if self.proxy.max_transactions == 0 {
+            return Err(bad("--max-transactions", "must be at least 1"));
+        }
         let t = self.timers;
         if t.t1.is_zero() {
             return Err(bad("--t1", "must be more than 0"));
@@ -325,6 +361,11 @@ impl Cli {
                 t2: t.t2,
                 t4: t.t4,
                 timer_c: t.timer_c,
+            },
+            proxy: ProxyOptions {
+                record_route: !self.proxy.no_record_route,
+                relay: self.proxy.relay,
+                max_transactions: self.proxy.max_transactions,
             },
             shutdown_grace: g.shutdown_grace,
             log_level: g.log_level,

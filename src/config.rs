@@ -30,7 +30,16 @@ impl Transport {
         }
     }
 
-    /// The lowercase name used on the command line.
+    /// The Via transport token (RFC 3261 §20.42).
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// The lowercase name used on the command line and in `transport=`.
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::Udp => "udp",
@@ -90,26 +99,27 @@ impl fmt::Display for ListenSpec {
     }
 }
 
-/// RFC 3261 timer values (§17.1.1.1, §16.6 for Timer C).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timers {
-    /// RTT estimate (default 500 ms).
-    pub t1: Duration,
-    /// Maximum retransmit interval for non-INVITE requests and INVITE responses (4 s).
-    pub t2: Duration,
-    /// Maximum duration a message remains in the network (5 s).
-    pub t4: Duration,
-    /// Proxy INVITE transaction timeout (more than 3 minutes).
-    pub timer_c: Duration,
+/// RFC 3261 timer values (§17.1.1.1, §16.6 for Timer C): the transaction layer's.
+pub use crate::txn::Timers;
+
+/// What the proxy core does with requests (RFC 3261 §16).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyOptions {
+    /// Record-Route dialog-creating requests (§16.6 step 4).
+    pub record_route: bool,
+    /// Networks any request may be relayed to (`--relay`); everything else needs a
+    /// dialog we record-routed or a local user.
+    pub relay: Vec<crate::proxy::Cidr>,
+    /// Live transactions per shard before new requests get 503.
+    pub max_transactions: usize,
 }
 
-impl Default for Timers {
+impl Default for ProxyOptions {
     fn default() -> Self {
-        Timers {
-            t1: Duration::from_millis(500),
-            t2: Duration::from_secs(4),
-            t4: Duration::from_secs(5),
-            timer_c: Duration::from_secs(180),
+        ProxyOptions {
+            record_route: true,
+            relay: Vec::new(),
+            max_transactions: 100_000,
         }
     }
 }
@@ -169,6 +179,7 @@ pub struct Config {
     pub max_message_size: usize,
     pub tcp: TcpLimits,
     pub timers: Timers,
+    pub proxy: ProxyOptions,
     /// Time in-flight work gets to finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
     /// `tracing` filter level (error, warn, info, debug, trace).
@@ -198,6 +209,7 @@ impl Config {
                 connect_timeout: Duration::from_secs(5),
             },
             timers: Timers::default(),
+            proxy: ProxyOptions::default(),
             shutdown_grace: Duration::from_secs(5),
             log_level: "info".into(),
         }

@@ -6,17 +6,14 @@
 //! Ownership (DESIGN.md §3): a request belongs to shard `hash(top Via branch) % N`; a
 //! message that arrives on another core is forwarded there over the mesh untouched.
 
-use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::time::Instant;
 
 use crate::config::{Config, Transport};
-use crate::proxy::identity::Identity;
-use crate::sip::header::HeaderName;
-use crate::sip::text::trim;
-use crate::sip::via::MAGIC_COOKIE;
-use crate::sip::{write_response, Message, Method, Uri, Via};
+use crate::proxy::{Engine, EngineStats, Identity, Listener, ProxyConfig};
+use crate::sip::{Message, Via};
+use crate::txn::key::{is_rfc3261_branch, parse_shard, shard_of_branch, shard_of_legacy};
 
 /// Index of a shard (= executor = core), `0..N`.
 pub type ShardId = usize;
@@ -178,41 +175,18 @@ pub struct ShardStats {
     pub forwarded: u64,
     /// Messages handled after a mesh hop.
     pub from_mesh: u64,
-    /// Requests answered with 400.
-    pub bad_requests: u64,
-    /// OPTIONS addressed to the proxy and answered 200.
-    pub options_answered: u64,
     /// Messages dropped (unparseable, malformed responses, responses not ours).
     pub dropped: u64,
 }
 
-/// The fixed seeds of the ownership hash: every core must agree on it.
-const OWNER_SEEDS: [u64; 4] = [
-    0x243f_6a88_85a3_08d3,
-    0x1319_8a2e_0370_7344,
-    0xa409_3822_299f_31d0,
-    0x082e_fa98_ec4e_6c89,
-];
-
-/// Methods listed in `Allow` when the proxy answers OPTIONS itself: everything it
-/// handles or forwards.
-pub const ALLOW: &[u8] =
-    b"INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, UPDATE, INFO, SUBSCRIBE, NOTIFY, REFER, MESSAGE, PUBLISH";
-/// Bodies the proxy itself accepts (RFC 3261 §11.2).
-pub const ACCEPT: &[u8] = b"application/sdp";
-/// Option tags the proxy supports; none yet (the registrar issue adds path/outbound).
-pub const SUPPORTED: &[u8] = b"";
-
-/// The sans-IO core of one executor.
+/// The sans-IO core of one executor: ownership routing in front of the proxy
+/// [`Engine`].
 #[derive(Debug)]
 pub struct Shard {
     id: ShardId,
     shards: usize,
-    /// Who "this proxy" is (addresses, ports, domains).
-    identity: Identity,
     max_message_size: usize,
-    udp_mtu: usize,
-    hasher: ahash::RandomState,
+    engine: Engine,
     stats: ShardStats,
 }
 
@@ -220,23 +194,40 @@ impl Shard {
     /// The shard `id` of `shards`. `local_ips` are the addresses the host answers on;
     /// wildcard listen addresses are expanded by the caller.
     pub fn new(id: ShardId, cfg: &Config, local_ips: Vec<IpAddr>) -> Shard {
-        let listeners: Vec<(IpAddr, u16)> = cfg
+        Shard::with_seed(id, cfg, local_ips, branch_seed(id), Instant::now())
+    }
+
+    /// [`Shard::new`] with the branch seed and the clock origin given (tests).
+    pub fn with_seed(
+        id: ShardId,
+        cfg: &Config,
+        local_ips: Vec<IpAddr>,
+        seed: u64,
+        now: Instant,
+    ) -> Shard {
+        let addrs: Vec<(IpAddr, u16)> = cfg
             .listen
             .iter()
             .map(|l| (l.addr.ip(), l.addr.port()))
             .collect();
+        let identity = Identity::new(&addrs, &local_ips, &cfg.domains);
+        let listeners = cfg
+            .listen
+            .iter()
+            .map(|l| Listener::new(l.transport, l.addr, &local_ips))
+            .collect();
+        let proxy = ProxyConfig {
+            record_route: cfg.proxy.record_route,
+            relay: cfg.proxy.relay.clone(),
+            max_transactions: cfg.proxy.max_transactions,
+            timers: cfg.timers,
+            udp_mtu: cfg.udp.mtu,
+        };
         Shard {
             id,
             shards: cfg.cores.max(1),
-            identity: Identity::new(&listeners, &local_ips, &cfg.domains),
             max_message_size: cfg.max_message_size,
-            udp_mtu: cfg.udp.mtu,
-            hasher: ahash::RandomState::with_seeds(
-                OWNER_SEEDS[0],
-                OWNER_SEEDS[1],
-                OWNER_SEEDS[2],
-                OWNER_SEEDS[3],
-            ),
+            engine: Engine::new(id as u16, seed, now, proxy, identity, listeners),
             stats: ShardStats::default(),
         }
     }
@@ -251,9 +242,14 @@ impl Shard {
         self.stats
     }
 
+    /// The proxy core's counters.
+    pub fn engine_stats(&self) -> EngineStats {
+        self.engine.stats()
+    }
+
     /// Work that has not finished (transactions); shutdown waits for it to drain.
     pub fn in_flight(&self) -> usize {
-        0
+        self.engine.in_flight()
     }
 
     /// A datagram arrived.
@@ -278,34 +274,34 @@ impl Shard {
         }
     }
 
-    /// The periodic tick (timer wheel, DESIGN.md §4).
-    pub fn on_tick(&mut self, _now: Instant, _out: &mut Outbox) {}
+    /// The periodic tick: fires transaction timers (DESIGN.md §4).
+    pub fn on_tick(&mut self, now: Instant, out: &mut Outbox) {
+        self.engine.on_tick(now, out);
+    }
 
-    /// The shard that owns `msg`: for a request the hash of its top Via branch (or of
-    /// Call-ID and CSeq number when the branch is not RFC 3261's), for a response the
-    /// shard named in our own Via branch. `None` when the message is not ours to handle.
+    /// The shard that owns `msg` (DESIGN.md §3): for a request `hash(top Via
+    /// branch) % N`, or `hash(Call-ID, CSeq number) % N` when the branch is not RFC
+    /// 3261's, so ACK and CANCEL land with their INVITE; for a response the shard
+    /// written into our own branch. `None` when the message is not ours to handle.
     pub fn owner_of(&self, msg: &Message<'_>) -> Option<ShardId> {
         if self.shards == 1 {
             return Some(0);
         }
-        let branch = top_branch(msg);
+        let branch = msg.via().ok().and_then(|v| v.branch());
         if msg.is_request() {
-            let mut h = self.hasher.build_hasher();
-            match branch {
-                Some(b) if b.len() > MAGIC_COOKIE.len() && b.starts_with(MAGIC_COOKIE) => {
-                    h.write(b)
-                }
-                // RFC 2543 peers: fall back to the transaction's other identifiers.
-                _ => {
-                    h.write(msg.header(HeaderName::CallId).map(trim).unwrap_or(&[]));
-                    let cseq = msg.header(HeaderName::CSeq).unwrap_or(&[]);
-                    let num = trim(cseq).split(|&b| b == b' ').next().unwrap_or(&[]);
-                    h.write(num);
+            match branch.filter(|b| is_rfc3261_branch(b)) {
+                Some(b) => Some(shard_of_branch(b, self.shards)),
+                None => {
+                    let call_id = msg.call_id().ok()?;
+                    let cseq = msg.cseq().ok()?.seq;
+                    Some(shard_of_legacy(call_id, cseq, self.shards))
                 }
             }
-            Some((h.finish() % self.shards as u64) as usize)
         } else {
-            branch.and_then(branch_shard).filter(|&s| s < self.shards)
+            branch
+                .and_then(parse_shard)
+                .map(usize::from)
+                .filter(|&s| s < self.shards)
         }
     }
 
@@ -329,135 +325,50 @@ impl Shard {
                 return;
             }
         };
-        match self.owner_of(&msg) {
-            Some(owner) if owner != self.id && !hopped => {
-                self.stats.forwarded += 1;
-                out.mesh(
-                    owner,
-                    MeshMsg::Inbound {
-                        peer: from,
-                        bytes: bytes.to_vec(),
-                    },
-                );
-            }
-            Some(_) => {
-                if !hopped {
-                    self.stats.local += 1;
-                }
-                self.handle(now, from, &msg, out);
-            }
-            None => self.stats.dropped += 1,
-        }
-    }
-
-    fn handle(&mut self, _now: Instant, from: Peer, msg: &Message<'_>, out: &mut Outbox) {
-        let Some(method) = msg.method() else {
-            // A response: no client transaction of ours exists yet, so it is not ours
-            // (RFC 3261 §16.7 / §18.1.2); malformed ones are dropped silently too.
-            self.stats.dropped += 1;
-            return;
-        };
-        let via = msg.via().ok();
-        if let Err(e) = msg.check() {
-            // An ACK is never answered (RFC 3261 §17.2.3 / §16.7): drop a bad one.
-            if method == Method::Ack {
+        // A request whose ownership cannot be computed (no Call-ID, say) is
+        // handled here: the engine answers it 400.
+        let owner = match self.owner_of(&msg) {
+            Some(o) => o,
+            None if msg.is_request() => self.id,
+            None => {
                 self.stats.dropped += 1;
                 return;
             }
-            self.stats.bad_requests += 1;
-            self.respond(
-                from,
-                via.as_ref(),
-                msg,
-                400,
-                e.reason().as_bytes(),
-                &[],
-                out,
+        };
+        if owner != self.id && !hopped {
+            self.stats.forwarded += 1;
+            out.mesh(
+                owner,
+                MeshMsg::Inbound {
+                    peer: from,
+                    bytes: bytes.to_vec(),
+                },
             );
             return;
         }
-        match method {
-            Method::Options if msg.request_uri().is_some_and(|u| self.is_me(u)) => {
-                self.stats.options_answered += 1;
-                let extra: [(&str, &[u8]); 3] = [
-                    ("Allow", ALLOW),
-                    ("Accept", ACCEPT),
-                    ("Supported", SUPPORTED),
-                ];
-                self.respond(from, via.as_ref(), msg, 200, b"OK", &extra, out);
-            }
-            // Routing other requests is the proxy issue's job.
-            _ => self.stats.dropped += 1,
+        if !hopped {
+            self.stats.local += 1;
+        }
+        if msg.is_request() {
+            self.engine.on_request(now, from, &msg, out);
+        } else {
+            self.engine.on_response(now, from, &msg, out);
         }
     }
+}
 
-    /// Writes a response to `req` and addresses it (RFC 3261 §18.2.2, RFC 3581 §4).
-    #[allow(clippy::too_many_arguments)]
-    fn respond(
-        &self,
-        from: Peer,
-        via: Option<&Via<'_>>,
-        req: &Message<'_>,
-        code: u16,
-        reason: &[u8],
-        extra: &[(&str, &[u8])],
-        out: &mut Outbox,
-    ) {
-        let tag = self.to_tag(req);
-        let dest = response_dest(from, via);
-        if let Err(e) = out.try_send_with(dest, |buf| {
-            write_response(req, code, reason, Some(&tag), extra, buf)
-        }) {
-            tracing::debug!(error = %e, code, "response not written");
-        }
+/// A per-process, per-shard seed for branch uniqueness across restarts
+/// (§8.1.1.7).
+fn branch_seed(id: ShardId) -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        b = (t ^ (u64::from(std::process::id()) << 32)).to_le_bytes();
     }
-
-    /// A To tag for a response this element generates statelessly: the same request
-    /// (and its retransmissions) always gets the same tag (RFC 3261 §8.2.6.2, §16.6).
-    fn to_tag(&self, req: &Message<'_>) -> [u8; 16] {
-        let mut h = self.hasher.build_hasher();
-        h.write(req.header(HeaderName::CallId).map(trim).unwrap_or(&[]));
-        h.write(req.header(HeaderName::CSeq).map(trim).unwrap_or(&[]));
-        h.write(top_branch(req).unwrap_or(&[]));
-        let v = h.finish();
-        let mut tag = [0u8; 16];
-        for (i, b) in tag.iter_mut().enumerate() {
-            *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
-        }
-        tag
-    }
-
-    /// True when a Request-URI addresses this proxy itself: no user part, the host one
-    /// of our addresses or domains, the port (or its default) one we listen on.
-    pub fn is_me(&self, request_uri: &[u8]) -> bool {
-        let Ok(uri) = Uri::parse(request_uri) else {
-            return false;
-        };
-        let Some(sip) = uri.as_sip() else {
-            return false;
-        };
-        // A URI with a user part names someone served here, not the proxy itself.
-        sip.user.is_none() && self.identity.is_me(sip)
-    }
-
-    /// How a request of `len` bytes goes to `to` over `transport`: a UDP request
-    /// larger than `--udp-mtu` goes over TCP instead (RFC 3261 §18.1.1).
-    pub fn request_dest(
-        &self,
-        transport: Transport,
-        to: SocketAddr,
-        listener: u16,
-        len: usize,
-    ) -> Dest {
-        match transport {
-            Transport::Udp if len > self.udp_mtu => Dest::Stream {
-                transport: Transport::Tcp,
-                to,
-            },
-            Transport::Udp => Dest::Udp { listener, to },
-            t => Dest::Stream { transport: t, to },
-        }
-    }
+    u64::from_le_bytes(b) ^ (id as u64).rotate_left(48)
 }
 
 /// Where a response to a request from `from` goes (RFC 3261 §18.2.2, RFC 3581 §4).
@@ -489,21 +400,6 @@ pub fn response_dest(from: Peer, via: Option<&Via<'_>>) -> Dest {
             }
         }
     }
-}
-
-/// The top Via's `branch` parameter.
-fn top_branch<'a>(msg: &Message<'a>) -> Option<&'a [u8]> {
-    msg.top_via()
-        .and_then(|v| Via::parse(v).ok())
-        .and_then(|v| v.branch())
-}
-
-/// The shard named in a branch this proxy generated: `z9hG4bK` `cs` DIGITS `.` …
-/// (provisional; the proxy issue writes these).
-pub fn branch_shard(branch: &[u8]) -> Option<ShardId> {
-    let rest = branch.strip_prefix(MAGIC_COOKIE)?.strip_prefix(b"cs")?;
-    let end = rest.iter().position(|&b| b == b'.')?;
-    crate::sip::text::parse_u32(rest.get(..end)?).map(|n| n as usize)
 }
 
 #[cfg(test)]
@@ -586,7 +482,7 @@ Content-Length: 0\r\n\r\n"
                 to: "198.51.100.7:5070".parse().unwrap()
             }
         );
-        assert_eq!(sh.stats().options_answered, 1);
+        assert_eq!(sh.engine_stats().local_replies, 1);
     }
 
     #[test]
@@ -618,20 +514,29 @@ Content-Length: 0\r\n\r\n"
     }
 
     #[test]
-    fn options_for_someone_else_is_not_answered_here() {
+    fn options_for_someone_else_is_not_answered_as_the_proxy() {
+        // Only a Request-URI naming the proxy itself gets the proxy's 200; the others
+        // are routed (and, with no user registered and no relay allowed, refused).
         let mut sh = shard(0, 1);
-        for uri in [
-            "sip:bob@192.0.2.10",    // has a user part
-            "sip:192.0.2.99",        // not our address
-            "sip:192.0.2.10:5099",   // not our port
-            "sip:other.example.com", // not our domain
-        ] {
+        for (i, (uri, code)) in [
+            ("sip:bob@192.0.2.10", "404"),    // a user of ours, not registered
+            ("sip:192.0.2.99", "403"),        // not us, no relay
+            ("sip:192.0.2.10:5099", "403"),   // our host, another port: someone else
+            ("sip:other.example.com", "503"), // a host name: no resolver yet
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let out = run(
                 &mut sh,
                 udp_peer("127.0.0.1:1"),
-                &options(uri, "", "z9hG4bK1"),
+                &options(uri, "", &format!("z9hG4bK{i}")),
             );
-            assert!(out.is_empty(), "{uri} answered");
+            let (_, text) = only_transmit(&out);
+            assert!(
+                text.starts_with(&format!("SIP/2.0 {code} ")),
+                "{uri}: {text}"
+            );
         }
     }
 
@@ -668,7 +573,7 @@ Content-Length: 0\r\n\r\n"
                 "{reason}: {text}"
             );
         }
-        assert_eq!(sh.stats().bad_requests, 5);
+        assert_eq!(sh.engine_stats().local_replies, 5);
     }
 
     #[test]
@@ -701,7 +606,7 @@ Content-Length: 0\r\n\r\n"
         let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\nCSeq: x\r\n\r\n";
         assert!(run(&mut sh, udp_peer("127.0.0.1:1"), resp).is_empty());
         assert!(run(&mut sh, udp_peer("127.0.0.1:1"), b"garbage\r\n\r\n").is_empty());
-        assert_eq!(sh.stats().dropped, 3);
+        assert_eq!(sh.stats().dropped + sh.engine_stats().dropped, 3);
     }
 
     #[test]
@@ -784,30 +689,16 @@ Content-Length: 0\r\n\r\n"
     #[test]
     fn responses_are_owned_by_the_shard_in_our_branch() {
         let sh = shard(0, 4);
-        let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKcs3.abc\r\n\r\n";
+        // Our branches carry the shard after `z9hG4bKc` (txn::key::BranchGenerator).
+        let resp =
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKc00030123456789abcdef.0\r\n\r\n";
         assert_eq!(sh.owner_of(&Message::parse(resp).unwrap()), Some(3));
         let foreign = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKzz\r\n\r\n";
         assert_eq!(sh.owner_of(&Message::parse(foreign).unwrap()), None);
-        assert_eq!(branch_shard(b"z9hG4bKcs12.x"), Some(12));
-        assert_eq!(branch_shard(b"z9hG4bKcs.x"), None);
-    }
-
-    #[test]
-    fn large_udp_requests_go_over_tcp() {
-        // RFC 3261 §18.1.1
-        let sh = shard(0, 1);
-        let to: SocketAddr = "192.0.2.1:5060".parse().unwrap();
-        assert_eq!(
-            sh.request_dest(Transport::Udp, to, 0, 1300),
-            Dest::Udp { listener: 0, to }
-        );
-        assert_eq!(
-            sh.request_dest(Transport::Udp, to, 0, 1301),
-            Dest::Stream {
-                transport: Transport::Tcp,
-                to
-            }
-        );
+        // A shard id beyond the shard count is not ours either.
+        let beyond =
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKc00090123456789abcdef\r\n\r\n";
+        assert_eq!(sh.owner_of(&Message::parse(beyond).unwrap()), None);
     }
 
     #[test]

@@ -71,15 +71,17 @@ impl Identity {
         }
     }
 
-    /// True when `host` is a domain this proxy serves (target determination,
-    /// §16.5: its users are found in the location service), or one of our own
-    /// addresses (operators often serve a bare IP as their domain).
-    pub fn is_our_domain(&self, host: &Host<'_>) -> bool {
+    /// True when a URI's host and port name a domain this proxy serves (target
+    /// determination, §16.5: its users are found in the location service): one of
+    /// the `--domain` names (any port), an IP given as a `--domain`, or one of our
+    /// own addresses at one of our ports (operators often serve a bare IP as their
+    /// domain; the same IP at another port is somebody else).
+    pub fn is_our_domain(&self, host: &Host<'_>, port: Option<u16>, default_port: u16) -> bool {
         match host {
             Host::Domain(d) => self.is_our_domain_name(d),
             h => h.ip().is_some_and(|ip| {
-                self.addrs.iter().any(|&(a, _)| a == ip)
-                    || self.domains.iter().any(|d| d.parse::<IpAddr>() == Ok(ip))
+                self.domains.iter().any(|d| d.parse::<IpAddr>() == Ok(ip))
+                    || self.is_me_at(host, port, default_port)
             }),
         }
     }
@@ -135,8 +137,11 @@ mod tests {
         assert!(id.is_me(&sip("sip:example.test;lr")));
         assert!(id.is_me(&sip("sip:EXAMPLE.test.:5070;lr")));
         assert!(!id.is_me(&sip("sip:example.test:9999;lr")));
-        assert!(id.is_our_domain(&Host::Domain("example.TEST")));
-        assert!(id.is_our_domain(&Host::V4("10.0.0.5".parse().unwrap())));
-        assert!(!id.is_our_domain(&Host::Domain("other.test")));
+        assert!(id.is_our_domain(&Host::Domain("example.TEST"), Some(9), 5060));
+        let ours = Host::V4("10.0.0.5".parse().unwrap());
+        assert!(id.is_our_domain(&ours, None, 5060));
+        // Our address at a port we do not listen on is another element.
+        assert!(!id.is_our_domain(&ours, Some(5099), 5060));
+        assert!(!id.is_our_domain(&Host::Domain("other.test"), None, 5060));
     }
 }

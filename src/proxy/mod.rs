@@ -2,12 +2,14 @@
 //! preprocessing (§16.4), next-hop selection (§16.6 step 7), and the stateful and
 //! stateless forwarding logic built on them.
 
+pub mod engine;
 pub mod identity;
 pub mod next_hop;
 pub mod route;
 pub mod validate;
 
+pub use engine::{Engine, EngineStats, Listener, ProxyConfig};
 pub use identity::Identity;
-pub use next_hop::{next_hop, Cidr, NextHop, Proto};
+pub use next_hop::{next_hop, next_hop_of, Cidr, NextHop};
 pub use route::{preprocess, RoutePlan};
 pub use validate::{validate_request, Reject};

@@ -4,42 +4,16 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::config::Transport;
 use crate::sip::error::ParseError;
 use crate::sip::host::Host;
 use crate::sip::text::eq_ic;
 use crate::sip::uri::{SipUri, Uri};
 
-/// The transport protocols the proxy sends on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Proto {
-    Udp,
-    Tcp,
-    Tls,
-}
-
-impl Proto {
-    /// The Via transport token (§20.42) and `transport=` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Udp => "UDP",
-            Proto::Tcp => "TCP",
-            Proto::Tls => "TLS",
-        }
-    }
-
-    /// The default port (§19.1.2): 5061 for TLS, else 5060.
-    pub fn default_port(self) -> u16 {
-        match self {
-            Proto::Tls => 5061,
-            _ => 5060,
-        }
-    }
-}
-
 /// The next hop of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NextHop<'a> {
-    pub proto: Proto,
+    pub transport: Transport,
     /// `maddr` when the URI has one, else its host.
     pub host: Host<'a>,
     pub port: u16,
@@ -75,17 +49,17 @@ pub enum NextHopError {
 /// written, else the transport's default.
 pub fn next_hop<'a>(uri: &SipUri<'a>) -> Result<NextHop<'a>, NextHopError> {
     let proto = match uri.transport() {
-        None if uri.secure => Proto::Tls,
-        None => Proto::Udp,
-        Some(t) if eq_ic(t, b"udp") && !uri.secure => Proto::Udp,
+        None if uri.secure => Transport::Tls,
+        None => Transport::Udp,
+        Some(t) if eq_ic(t, b"udp") && !uri.secure => Transport::Udp,
         Some(t) if eq_ic(t, b"tcp") => {
             if uri.secure {
-                Proto::Tls
+                Transport::Tls
             } else {
-                Proto::Tcp
+                Transport::Tcp
             }
         }
-        Some(t) if eq_ic(t, b"tls") => Proto::Tls,
+        Some(t) if eq_ic(t, b"tls") => Transport::Tls,
         Some(_) => return Err(NextHopError::UnsupportedTransport),
     };
     let host = match uri.maddr() {
@@ -93,7 +67,7 @@ pub fn next_hop<'a>(uri: &SipUri<'a>) -> Result<NextHop<'a>, NextHopError> {
         None => uri.host,
     };
     Ok(NextHop {
-        proto,
+        transport: proto,
         host,
         port: uri.port.unwrap_or(proto.default_port()),
     })
@@ -172,13 +146,13 @@ mod tests {
     fn transport_selection() {
         // RFC 3263 §4.1 / RFC 3261 §19.1.2 defaults.
         let h = next_hop_of(b"sip:bob@192.0.2.1").unwrap();
-        assert_eq!((h.proto, h.port), (Proto::Udp, 5060));
+        assert_eq!((h.transport, h.port), (Transport::Udp, 5060));
         let h = next_hop_of(b"sip:bob@192.0.2.1:5070;transport=TCP").unwrap();
-        assert_eq!((h.proto, h.port), (Proto::Tcp, 5070));
+        assert_eq!((h.transport, h.port), (Transport::Tcp, 5070));
         let h = next_hop_of(b"sips:bob@192.0.2.1").unwrap();
-        assert_eq!((h.proto, h.port), (Proto::Tls, 5061));
+        assert_eq!((h.transport, h.port), (Transport::Tls, 5061));
         let h = next_hop_of(b"sips:bob@192.0.2.1;transport=tcp").unwrap();
-        assert_eq!(h.proto, Proto::Tls);
+        assert_eq!(h.transport, Transport::Tls);
         assert_eq!(
             next_hop_of(b"sip:bob@192.0.2.1;transport=sctp"),
             Err(NextHopError::UnsupportedTransport)

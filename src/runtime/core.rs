@@ -253,7 +253,6 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
         local = s.local,
         forwarded = s.forwarded,
         from_mesh = s.from_mesh,
-        bad_requests = s.bad_requests,
         dropped = s.dropped,
         "core stopped"
     );

@@ -31,5 +31,6 @@ pub use params::{Param, Params};
 pub use uri::{SipUri, TelUri, Uri};
 pub use via::{Transport, Via};
 pub use writer::{
-    forward_request, forward_response, write_response, RequestEdits, ViaReceived, WriteError,
+    forward_request, forward_response, forward_response_with, write_ack, write_cancel,
+    write_response, RequestEdits, ViaReceived, WriteError,
 };

@@ -139,17 +139,20 @@ pub fn forward_request(
         let at = req.offset_of(uri);
         push(Op::replace(at..at + uri.len(), Piece::Bytes(new_uri)));
     }
-    if let Some(via) = edits.via {
-        let at = req
-            .find(HeaderName::Via)
-            .map_or(top, |h| h.line_range().start);
-        push(Op::insert(at, Piece::Via(via)));
-    }
+    // Record-Route first: when it goes right after the start line, it then stays
+    // above our Via instead of splitting the Via lines apart (legal, §7.3.1, but
+    // many tools read the Via set as one block).
     if !edits.record_route.is_empty() {
         let at = req
             .find(HeaderName::RecordRoute)
             .map_or(top, |h| h.line_range().start);
         push(Op::insert(at, Piece::RecordRoute(edits.record_route)));
+    }
+    if let Some(via) = edits.via {
+        let at = req
+            .find(HeaderName::Via)
+            .map_or(top, |h| h.line_range().start);
+        push(Op::insert(at, Piece::Via(via)));
     }
     if let Some(mf) = edits.max_forwards {
         match req.find(HeaderName::MaxForwards) {
@@ -217,6 +220,90 @@ pub fn forward_response(resp: &Message, out: &mut Vec<u8>) -> Result<(), WriteEr
     }
     let cut = first_value_cut(resp, HeaderName::Via).ok_or(WriteError::NoVia)?;
     splice(resp, &[Op::replace(cut, Piece::Nothing)], out);
+    Ok(())
+}
+
+/// [`forward_response`] with `extra_lines` (whole header lines, each ending in CRLF)
+/// added at the end of the header section: the WWW-Authenticate and
+/// Proxy-Authenticate values a forking proxy collects from every 401 and 407 into the
+/// one it forwards (RFC 3261 §16.7 step 7).
+pub fn forward_response_with(
+    resp: &Message,
+    extra_lines: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), WriteError> {
+    if resp.is_request() {
+        return Err(WriteError::NotAResponse);
+    }
+    if resp.values(HeaderName::Via).nth(1).is_none() {
+        return Err(WriteError::NoVia);
+    }
+    if !extra_lines.is_empty() && !extra_lines.ends_with(b"\r\n") {
+        return Err(WriteError::InvalidValue);
+    }
+    let cut = first_value_cut(resp, HeaderName::Via).ok_or(WriteError::NoVia)?;
+    let end = resp.headers_end();
+    splice(
+        resp,
+        &[
+            Op::replace(cut, Piece::Nothing),
+            Op::insert(end, Piece::Bytes(extra_lines)),
+        ],
+        out,
+    );
+    Ok(())
+}
+
+/// Writes the CANCEL for a request this element sent (RFC 3261 §9.1): the same
+/// Request-URI, Call-ID, From, To and CSeq number, only the request's topmost Via
+/// value (so the branch matches), its Route header lines, `Max-Forwards: 70`, no
+/// body.
+pub fn write_cancel(req: &Message, out: &mut Vec<u8>) -> Result<(), WriteError> {
+    write_hop_request(req, None, b"CANCEL", out)
+}
+
+/// Writes the ACK for a non-2xx final response `resp` to INVITE `req`, which this
+/// element sent (RFC 3261 §17.1.1.3): the request's Request-URI, Call-ID, From,
+/// CSeq number, topmost Via value and Route lines; the response's To (with its tag).
+pub fn write_ack(req: &Message, resp: &Message, out: &mut Vec<u8>) -> Result<(), WriteError> {
+    if resp.is_request() {
+        return Err(WriteError::NotAResponse);
+    }
+    write_hop_request(req, Some(resp), b"ACK", out)
+}
+
+fn write_hop_request(
+    req: &Message,
+    resp: Option<&Message>,
+    method: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), WriteError> {
+    let Some(uri) = req.request_uri() else {
+        return Err(WriteError::NotARequest);
+    };
+    let via = req.top_via().ok_or(WriteError::NoVia)?;
+    let cseq = req.cseq().map_err(|_| WriteError::InvalidValue)?;
+    let buf = req.buf();
+    out.extend_from_slice(method);
+    out.push(b' ');
+    out.extend_from_slice(uri);
+    out.extend_from_slice(b" SIP/2.0\r\n");
+    push_line(out, b"Via", via);
+    for h in req.all(HeaderName::Route) {
+        out.extend_from_slice(&buf[h.line_range()]);
+    }
+    out.extend_from_slice(b"Max-Forwards: 70\r\n");
+    copy_line(req, HeaderName::From, out);
+    match resp {
+        Some(r) => copy_line(r, HeaderName::To, out),
+        None => copy_line(req, HeaderName::To, out),
+    }
+    copy_line(req, HeaderName::CallId, out);
+    out.extend_from_slice(b"CSeq: ");
+    push_decimal_u32(out, cseq.seq);
+    out.push(b' ');
+    out.extend_from_slice(method);
+    out.extend_from_slice(b"\r\nContent-Length: 0\r\n\r\n");
     Ok(())
 }
 
@@ -491,8 +578,8 @@ fn check_value(v: &[u8]) -> Result<(), WriteError> {
     }
 }
 
-fn push_decimal(out: &mut Vec<u8>, mut n: u16) {
-    let mut digits = [0u8; 5];
+fn push_decimal_u32(out: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
     let mut i = digits.len();
     loop {
         i -= 1;
@@ -503,6 +590,10 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u16) {
         }
     }
     out.extend_from_slice(&digits[i..]);
+}
+
+fn push_decimal(out: &mut Vec<u8>, n: u16) {
+    push_decimal_u32(out, n.into())
 }
 
 #[cfg(test)]
@@ -619,12 +710,13 @@ v=0\n";
                 ..Default::default()
             },
         );
-        // Via is the first header, so both insertions share the offset.
+        // Via is the first header, so both insertions share the offset: the
+        // Record-Route goes first, keeping the Via lines together.
         assert_eq!(
             s(&out),
             "OPTIONS sip:x SIP/2.0\r\n\
-             Via: SIP/2.0/UDP us;branch=z9hG4bK2\r\n\
              Record-Route: <sip:us;lr>\r\n\
+             Via: SIP/2.0/UDP us;branch=z9hG4bK2\r\n\
              Via: SIP/2.0/UDP a;branch=z9hG4bK1\r\nl: 0\r\n\r\n"
         );
     }
@@ -744,6 +836,81 @@ v=0\n";
         assert_eq!(
             s(&out),
             "BYE sip:bob@ua SIP/2.0\r\nRoute: <sip:c;lr>\r\nl: 0\r\n\r\n"
+        );
+    }
+
+    const SENT_INVITE: &[u8] = b"INVITE sip:bob@192.0.2.4 SIP/2.0\r\n\
+Via: SIP/2.0/UDP proxy.example.com;branch=z9hG4bKc0001aaaa, SIP/2.0/UDP pc33;branch=z9hG4bK776\r\n\
+Route: <sip:p2.example.com;lr>\r\n\
+Max-Forwards: 69\r\n\
+To: Bob <sip:bob@biloxi.example.com>\r\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710\r\n\
+CSeq: 314159 INVITE\r\n\
+Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn cancel_copies_the_request_identity() {
+        // RFC 3261 §9.1.
+        let req = Message::parse(SENT_INVITE).unwrap();
+        let mut out = Vec::new();
+        write_cancel(&req, &mut out).unwrap();
+        assert_eq!(
+            s(&out),
+            "CANCEL sip:bob@192.0.2.4 SIP/2.0\r\n\
+Via: SIP/2.0/UDP proxy.example.com;branch=z9hG4bKc0001aaaa\r\n\
+Route: <sip:p2.example.com;lr>\r\n\
+Max-Forwards: 70\r\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+To: Bob <sip:bob@biloxi.example.com>\r\n\
+Call-ID: a84b4c76e66710\r\n\
+CSeq: 314159 CANCEL\r\n\
+Content-Length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn ack_for_non_2xx_takes_the_response_to_tag() {
+        // RFC 3261 §17.1.1.3.
+        let req = Message::parse(SENT_INVITE).unwrap();
+        let resp = Message::parse(
+            b"SIP/2.0 486 Busy Here\r\nVia: SIP/2.0/UDP proxy.example.com;branch=z9hG4bKc0001aaaa\r\n\
+To: Bob <sip:bob@biloxi.example.com>;tag=b0b\r\nCall-ID: a84b4c76e66710\r\nCSeq: 314159 INVITE\r\n\r\n",
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        write_ack(&req, &resp, &mut out).unwrap();
+        let ack = Message::parse(&out).unwrap();
+        assert_eq!(ack.method(), Some(crate::sip::Method::Ack));
+        assert_eq!(
+            ack.header(HeaderName::To),
+            Some(&b"Bob <sip:bob@biloxi.example.com>;tag=b0b"[..])
+        );
+        assert_eq!(ack.header(HeaderName::CSeq), Some(&b"314159 ACK"[..]));
+        assert_eq!(ack.values(HeaderName::Via).count(), 1);
+        assert_eq!(
+            ack.header(HeaderName::Route),
+            Some(&b"<sip:p2.example.com;lr>"[..])
+        );
+    }
+
+    #[test]
+    fn forwarded_response_gets_extra_challenges() {
+        // RFC 3261 §16.7 step 7.
+        let resp = b"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP us;branch=z9hG4bK1\r\n\
+Via: SIP/2.0/UDP ua;branch=z9hG4bK2\r\nWWW-Authenticate: Digest realm=\"a\"\r\nContent-Length: 0\r\n\r\n";
+        let m = Message::parse(resp).unwrap();
+        let mut out = Vec::new();
+        forward_response_with(&m, b"WWW-Authenticate: Digest realm=\"b\"\r\n", &mut out).unwrap();
+        assert_eq!(
+            s(&out),
+            "SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP ua;branch=z9hG4bK2\r\n\
+WWW-Authenticate: Digest realm=\"a\"\r\nContent-Length: 0\r\n\
+WWW-Authenticate: Digest realm=\"b\"\r\n\r\n"
+        );
+        assert_eq!(
+            forward_response_with(&m, b"X: y", &mut out),
+            Err(WriteError::InvalidValue)
         );
     }
 
