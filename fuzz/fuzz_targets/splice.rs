@@ -11,8 +11,14 @@
 //!   received top Via, every other header line byte for byte, the same body;
 //! - `forward_response`: the Via values but the first, every other header line as
 //!   received, the same body;
+//! - `forward_response_with`: the same, plus the extra lines at the end of the
+//!   header section (§16.7 step 7);
 //! - `write_response`: the status asked for, every Via line, the From, Call-ID and
-//!   CSeq lines as received, an empty body.
+//!   CSeq lines as received, an empty body;
+//! - `write_cancel` / `write_ack` (to the generated response): the Request-URI,
+//!   only the top Via value, the Route lines, From, Call-ID as received, the CSeq
+//!   number with the new method, the To of the request / response, no body
+//!   (§9.1, §17.1.1.3).
 #![no_main]
 
 use std::net::IpAddr;
@@ -23,7 +29,8 @@ use coresip::sip::message::Message;
 use coresip::sip::params::Params;
 use coresip::sip::via::Via;
 use coresip::sip::writer::{
-    forward_request, forward_response, write_response, RequestEdits, ViaReceived,
+    forward_request, forward_response, forward_response_with, write_ack, write_cancel,
+    write_response, RequestEdits, ViaReceived,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -80,8 +87,16 @@ fuzz_target!(|data: &[u8]| {
         splice_request(&msg, *flags, *flags2, &mut out);
         out.clear();
         answer(&msg, *flags2, *code_sel, &mut out);
+        if let Ok(resp) = Message::parse(&out) {
+            let mut ack = Vec::new();
+            hop_request(&msg, Some(&resp), &mut ack);
+        }
+        out.clear();
+        hop_request(&msg, None, &mut out);
     } else {
         splice_response(&msg, &mut out);
+        out.clear();
+        splice_response_with(&msg, *flags2, &mut out);
     }
 });
 
@@ -312,6 +327,81 @@ fn splice_response(msg: &Message, out: &mut Vec<u8>) {
         "forward_response changed lines other than Via"
     );
     assert_eq!(fwd.body(), msg.body(), "forward_response changed the body");
+}
+
+/// Extra lines a forking proxy adds to the 401/407 it forwards.
+const COLLECTED: &[u8] = b"WWW-Authenticate: Digest realm=\"b.example.com\", nonce=\"n2\"\r\n\
+Proxy-Authenticate: Digest realm=\"p.example.com\", nonce=\"n3\", qop=\"auth\"\r\n";
+
+fn splice_response_with(msg: &Message, flags2: u8, out: &mut Vec<u8>) {
+    let extra = if flags2 & E_EXTRA != 0 {
+        COLLECTED
+    } else {
+        &[][..]
+    };
+    if forward_response_with(msg, extra, out).is_err() {
+        assert!(out.is_empty(), "a failed write left bytes in the output");
+        assert!(msg.values(HeaderName::Via).nth(1).is_none());
+        return;
+    }
+    let fwd = reparse(out, "forward_response_with");
+    assert_eq!(fwd.status(), msg.status());
+    let vias: Vec<&[u8]> = msg.values(HeaderName::Via).skip(1).collect();
+    assert_eq!(fwd.values(HeaderName::Via).collect::<Vec<_>>(), vias);
+    // Every line but Via as received, then the extra lines.
+    let mut before = lines(msg, |n, _| n != HeaderName::Via);
+    let extra_lines: Vec<&[u8]> = extra.split_inclusive(|&b| b == b'\n').collect();
+    before.extend(extra_lines);
+    let after = lines(&fwd, |n, _| n != HeaderName::Via);
+    assert_eq!(before, after, "forward_response_with: lines other than Via");
+    assert_eq!(
+        fwd.body(),
+        msg.body(),
+        "forward_response_with changed the body"
+    );
+}
+
+/// `write_cancel` (no `resp`) or `write_ack` for `req`.
+fn hop_request(req: &Message, resp: Option<&Message>, out: &mut Vec<u8>) {
+    let (what, method, written) = match resp {
+        None => ("write_cancel", &b"CANCEL"[..], write_cancel(req, out)),
+        Some(r) => ("write_ack", &b"ACK"[..], write_ack(req, r, out)),
+    };
+    if written.is_err() {
+        assert!(out.is_empty(), "a failed write left bytes in the output");
+        assert!(req.top_via().is_none() || req.cseq().is_err());
+        return;
+    }
+    let m = reparse(out, what);
+    assert_eq!(m.method().map(|x| x.as_bytes()), Some(method));
+    assert_eq!(m.request_uri(), req.request_uri());
+    assert_eq!(
+        m.values(HeaderName::Via).collect::<Vec<_>>(),
+        req.top_via().into_iter().collect::<Vec<_>>(),
+        "{what}: Via is not the request's top value"
+    );
+    assert_eq!(
+        lines(&m, |n, _| n == HeaderName::Route),
+        lines(req, |n, _| n == HeaderName::Route),
+        "{what}: Route lines"
+    );
+    for name in [HeaderName::From, HeaderName::CallId] {
+        assert_eq!(
+            first_line(&m, name),
+            first_line(req, name),
+            "{what}: {name:?}"
+        );
+    }
+    let to_from = resp.unwrap_or(req);
+    assert_eq!(
+        first_line(&m, HeaderName::To),
+        first_line(to_from, HeaderName::To)
+    );
+    let cseq = m.cseq().expect("the written CSeq decodes");
+    assert_eq!(cseq.seq, req.cseq().unwrap().seq);
+    assert_eq!(cseq.method.as_bytes(), method);
+    assert_eq!(m.max_forwards(), Ok(Some(70)));
+    assert!(m.body().is_empty());
 }
 
 fn answer(msg: &Message, flags2: u8, code_sel: u8, out: &mut Vec<u8>) {
