@@ -6,12 +6,16 @@
 //! ([`parse_or_exit`]).
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{Config, ListenSpec, ProxyOptions, TcpLimits, Timers, TlsFiles, UdpConfig};
+use crate::config::{
+    AuthMode, Config, ListenSpec, ProxyOptions, RegistrarOptions, TcpLimits, Timers, TlsFiles,
+    UdpConfig,
+};
 use crate::proxy::Cidr;
 
 /// The listeners used when no `--listen` is given.
@@ -33,6 +37,8 @@ pub struct Cli {
     #[command(flatten)]
     pub proxy: ProxyArgs,
     #[command(flatten)]
+    pub registrar: RegistrarArgs,
+    #[command(flatten)]
     pub tls: TlsArgs,
     #[command(flatten)]
     pub udp: UdpArgs,
@@ -40,6 +46,37 @@ pub struct Cli {
     pub limits: Limits,
     #[command(flatten)]
     pub timers: TimerArgs,
+    #[command(flatten)]
+    pub monitoring: Monitoring,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of running the proxy.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Print the current figures of a running instance, read from its metrics port.
+    Stats {
+        /// The --metrics address of the running instance.
+        #[arg(long, env = "CORESIP_METRICS", value_name = "ADDR:PORT")]
+        metrics: SocketAddr,
+    },
+}
+
+/// Metrics endpoint and periodic summary.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Monitoring")]
+pub struct Monitoring {
+    /// Serve Prometheus metrics on http://ADDR:PORT/metrics and a health check on
+    /// /health (200 while every core reports, else 503). Off unless given.
+    #[arg(long, env = "CORESIP_METRICS", value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
+
+    /// Log one summary line (rates, live transactions, p50/p99 latency) this often;
+    /// 0s turns it off.
+    #[arg(long, env = "CORESIP_STATS_INTERVAL", default_value = "10s",
+          value_name = "DURATION", value_parser = parse_duration)]
+    pub stats_interval: Duration,
 }
 
 /// Cores, sockets, identity.
@@ -168,6 +205,75 @@ pub struct ProxyArgs {
         value_name = "N"
     )]
     pub max_transactions: usize,
+}
+
+/// Registrar and authentication (RFC 3261 §10, §22).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Registrar and authentication")]
+pub struct RegistrarArgs {
+    /// Binding lifetime when a REGISTER names none, seconds.
+    #[arg(
+        long,
+        env = "CORESIP_DEFAULT_EXPIRES",
+        default_value_t = 3600,
+        value_name = "SECS"
+    )]
+    pub default_expires: u32,
+
+    /// Shorter (non-zero) registrations get 423 Interval Too Brief, seconds.
+    #[arg(
+        long,
+        env = "CORESIP_MIN_EXPIRES",
+        default_value_t = 60,
+        value_name = "SECS"
+    )]
+    pub min_expires: u32,
+
+    /// Longer registrations are granted this much, seconds.
+    #[arg(
+        long,
+        env = "CORESIP_MAX_EXPIRES",
+        default_value_t = 7200,
+        value_name = "SECS"
+    )]
+    pub max_expires: u32,
+
+    /// Bindings per address-of-record; 0 means no limit. Past it, 403.
+    #[arg(
+        long,
+        env = "CORESIP_MAX_CONTACTS",
+        default_value_t = 0,
+        value_name = "N"
+    )]
+    pub max_contacts: usize,
+
+    /// Past --max-contacts, replace the oldest binding instead of answering 403.
+    #[arg(long, env = "CORESIP_REPLACE_OLDEST_CONTACT")]
+    pub replace_oldest_contact: bool,
+
+    /// Which requests must authenticate: none, register (401 for REGISTER) or all
+    /// (also 407 for out-of-dialog requests from our domains). Needs --users.
+    #[arg(long, env = "CORESIP_AUTH", value_enum, default_value_t = AuthMode::Register)]
+    pub auth: AuthMode,
+
+    /// Digest realm. Default: the first --domain.
+    #[arg(long, env = "CORESIP_REALM", value_name = "REALM")]
+    pub realm: Option<String>,
+
+    /// Users file: one `user:password` or `user:realm:HA1` per line (see
+    /// deploy/users.example). Without it nobody is challenged.
+    #[arg(long, env = "CORESIP_USERS", value_name = "FILE")]
+    pub users: Option<PathBuf>,
+
+    /// Nonces older than this are answered with stale=true.
+    #[arg(long, env = "CORESIP_NONCE_TTL", default_value = "300s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub nonce_ttl: Duration,
+
+    /// How often bindings are flushed to disk; after a crash at most this much is lost.
+    #[arg(long, env = "CORESIP_SYNC_INTERVAL", default_value = "1s", value_name = "DURATION",
+          value_parser = parse_duration)]
+    pub sync_interval: Duration,
 }
 
 /// Message and connection limits.
@@ -315,6 +421,27 @@ impl Cli {
                 return Err(bad(flag, "must be more than 0"));
             }
         }
+        let r = self.registrar;
+        if r.min_expires > r.max_expires {
+            return Err(bad("--min-expires", "must not exceed --max-expires"));
+        }
+        if r.default_expires == 0 {
+            return Err(bad("--default-expires", "must be more than 0"));
+        }
+        if r.nonce_ttl.is_zero() {
+            return Err(bad("--nonce-ttl", "must be more than 0"));
+        }
+        if r.sync_interval.is_zero() {
+            return Err(bad("--sync-interval", "must be more than 0"));
+        }
+        if let Some(u) = &r.users {
+            if !u.is_file() {
+                return Err(bad(
+                    "--users",
+                    format!("{} is not a readable file", u.display()),
+                ));
+            }
+        }
         if self.proxy.max_transactions == 0 {
             return Err(bad("--max-transactions", "must be at least 1"));
         }
@@ -367,8 +494,22 @@ impl Cli {
                 relay: self.proxy.relay,
                 max_transactions: self.proxy.max_transactions,
             },
+            registrar: RegistrarOptions {
+                default_expires: r.default_expires,
+                min_expires: r.min_expires,
+                max_expires: r.max_expires,
+                max_contacts: r.max_contacts,
+                replace_oldest: r.replace_oldest_contact,
+                auth: r.auth,
+                realm: r.realm.unwrap_or_default(),
+                users: r.users,
+                nonce_ttl: r.nonce_ttl,
+                sync_interval: r.sync_interval,
+            },
             shutdown_grace: g.shutdown_grace,
             log_level: g.log_level,
+            metrics: self.monitoring.metrics,
+            stats_interval: self.monitoring.stats_interval,
         })
     }
 }
@@ -382,6 +523,8 @@ pub enum Parsed {
     Print(String),
     /// Print this one line on stderr and exit 2.
     Fail(String),
+    /// `coresip stats`: show the figures served on this metrics address.
+    Stats(SocketAddr),
 }
 
 /// Parses `args` (the program name first) into a [`Parsed`] outcome.
@@ -391,6 +534,10 @@ where
     T: Into<OsString> + Clone,
 {
     match Cli::try_parse_from(args) {
+        Ok(Cli {
+            command: Some(Command::Stats { metrics }),
+            ..
+        }) => Parsed::Stats(metrics),
         Ok(cli) => match cli.into_config(cpus) {
             Ok(cfg) => Parsed::Run(Box::new(cfg)),
             Err(e) => Parsed::Fail(e.to_string()),
@@ -442,6 +589,16 @@ pub fn parse_or_exit(cpus: usize) -> Config {
         Parsed::Fail(line) => {
             eprintln!("{line}");
             std::process::exit(2);
+        }
+        Parsed::Stats(addr) => {
+            let mut stdout = std::io::stdout().lock();
+            match crate::runtime::admin::print_stats(addr, &mut stdout) {
+                Ok(()) => std::process::exit(0),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
     }
 }
@@ -522,6 +679,30 @@ mod tests {
         assert_eq!(c.timers, Timers::default());
         assert_eq!(c.data_dir, PathBuf::from("./coresip-data"));
         assert_eq!(c.log_level, "info");
+        assert_eq!(c.metrics, None);
+        assert_eq!(c.stats_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn monitoring_flags_and_the_stats_subcommand() {
+        let c = config(&["--metrics", "127.0.0.1:9090", "--stats-interval", "0s"]);
+        assert_eq!(c.metrics, Some("127.0.0.1:9090".parse().unwrap()));
+        assert_eq!(c.stats_interval, Duration::ZERO);
+        let c = config(&["--metrics", "[::1]:9090"]);
+        assert_eq!(c.metrics, Some("[::1]:9090".parse().unwrap()));
+        for (args, flag) in [
+            (&["--metrics", "localhost"][..], "--metrics"),
+            (&["--metrics", "1.2.3.4"][..], "--metrics"),
+            (&["--stats-interval", "10"][..], "--stats-interval"),
+            (&["stats"][..], "--metrics"),
+        ] {
+            let line = failure(args);
+            assert!(line.contains(flag), "{args:?} → {line}");
+        }
+        match run(&["stats", "--metrics", "127.0.0.1:9100"]) {
+            Parsed::Stats(addr) => assert_eq!(addr, "127.0.0.1:9100".parse().unwrap()),
+            other => panic!("expected stats, got {other:?}"),
+        }
     }
 
     #[test]
@@ -573,7 +754,15 @@ mod tests {
         let Parsed::Print(help) = run(&["--help"]) else {
             panic!("help expected")
         };
-        for heading in ["General:", "TLS:", "UDP:", "Limits:", "Timers"] {
+        for heading in [
+            "General:",
+            "TLS:",
+            "UDP:",
+            "Limits:",
+            "Timers",
+            "Monitoring:",
+            "Commands:",
+        ] {
             assert!(help.contains(heading), "{heading} missing from help");
         }
         assert!(help.contains("CORESIP_UDP_MTU"));

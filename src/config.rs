@@ -102,6 +102,55 @@ impl fmt::Display for ListenSpec {
 /// RFC 3261 timer values (§17.1.1.1, §16.6 for Timer C): the transaction layer's.
 pub use crate::txn::Timers;
 
+/// Which requests must carry digest credentials (`--auth`, RFC 3261 §22).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum AuthMode {
+    /// Nobody is challenged.
+    None,
+    /// REGISTER is challenged with 401.
+    #[default]
+    Register,
+    /// REGISTER (401) and every out-of-dialog request from one of our domains (407).
+    All,
+}
+
+/// Registrar, location service and authentication settings (RFC 3261 §10, §22).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrarOptions {
+    pub default_expires: u32,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    /// Bindings per AOR; 0 means no limit.
+    pub max_contacts: usize,
+    /// Past `max_contacts`, replace the oldest binding instead of answering 403.
+    pub replace_oldest: bool,
+    pub auth: AuthMode,
+    /// Digest realm; empty means the first `--domain`.
+    pub realm: String,
+    /// `user:password` / `user:realm:HA1` lines; without it nobody is challenged.
+    pub users: Option<PathBuf>,
+    pub nonce_ttl: Duration,
+    /// How often each shard fsyncs its binding log.
+    pub sync_interval: Duration,
+}
+
+impl Default for RegistrarOptions {
+    fn default() -> Self {
+        RegistrarOptions {
+            default_expires: 3600,
+            min_expires: 60,
+            max_expires: 7200,
+            max_contacts: 0,
+            replace_oldest: false,
+            auth: AuthMode::Register,
+            realm: String::new(),
+            users: None,
+            nonce_ttl: Duration::from_secs(300),
+            sync_interval: Duration::from_secs(1),
+        }
+    }
+}
+
 /// What the proxy core does with requests (RFC 3261 §16).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyOptions {
@@ -180,10 +229,15 @@ pub struct Config {
     pub tcp: TcpLimits,
     pub timers: Timers,
     pub proxy: ProxyOptions,
+    pub registrar: RegistrarOptions,
     /// Time in-flight work gets to finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
     /// `tracing` filter level (error, warn, info, debug, trace).
     pub log_level: String,
+    /// Where the admin thread serves `/metrics` and `/health`; `None`: not served.
+    pub metrics: Option<SocketAddr>,
+    /// How often the admin thread logs a summary line; zero: never.
+    pub stats_interval: Duration,
 }
 
 impl Config {
@@ -210,8 +264,11 @@ impl Config {
             },
             timers: Timers::default(),
             proxy: ProxyOptions::default(),
+            registrar: RegistrarOptions::default(),
             shutdown_grace: Duration::from_secs(5),
             log_level: "info".into(),
+            metrics: None,
+            stats_interval: Duration::ZERO,
         }
     }
 }

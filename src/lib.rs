@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod metrics;
 pub mod proxy;
 pub mod registrar;
 pub mod runtime;

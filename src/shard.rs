@@ -11,8 +11,11 @@ use std::ops::Range;
 use std::time::Instant;
 
 use crate::config::{Config, Transport};
-use crate::proxy::{Engine, EngineStats, Identity, Listener, ProxyConfig};
-use crate::sip::{Message, Via};
+use crate::metrics::{DropReason, ShardMetrics, Snapshot};
+use crate::proxy::{Engine, EngineStats, Identity, Listener, ProxyConfig, Services};
+use crate::registrar::{aor_of_register, shard_of_aor, AorKey};
+use crate::sip::header::HeaderName;
+use crate::sip::{Message, Method, Uri, Via};
 use crate::txn::key::{is_rfc3261_branch, parse_shard, shard_of_branch, shard_of_legacy};
 
 /// Index of a shard (= executor = core), `0..N`.
@@ -193,17 +196,36 @@ pub struct Shard {
 impl Shard {
     /// The shard `id` of `shards`. `local_ips` are the addresses the host answers on;
     /// wildcard listen addresses are expanded by the caller.
-    pub fn new(id: ShardId, cfg: &Config, local_ips: Vec<IpAddr>) -> Shard {
-        Shard::with_seed(id, cfg, local_ips, branch_seed(id), Instant::now())
+    pub fn new(id: ShardId, cfg: &Config, local_ips: Vec<IpAddr>, services: Services) -> Shard {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Shard::with_seed(
+            id,
+            cfg,
+            local_ips,
+            services,
+            branch_seed(id),
+            Instant::now(),
+            unix,
+        )
     }
 
-    /// [`Shard::new`] with the branch seed and the clock origin given (tests).
+    /// A shard with bindings in memory only and no authentication (tests).
+    pub fn in_memory(id: ShardId, cfg: &Config, local_ips: Vec<IpAddr>) -> Shard {
+        Shard::new(id, cfg, local_ips, Services::in_memory(cfg))
+    }
+
+    /// [`Shard::new`] with the branch seed and the clocks given (tests).
+    #[allow(clippy::too_many_arguments)]
     pub fn with_seed(
         id: ShardId,
         cfg: &Config,
         local_ips: Vec<IpAddr>,
+        services: Services,
         seed: u64,
         now: Instant,
+        unix_now: u64,
     ) -> Shard {
         let addrs: Vec<(IpAddr, u16)> = cfg
             .listen
@@ -227,7 +249,9 @@ impl Shard {
             id,
             shards: cfg.cores.max(1),
             max_message_size: cfg.max_message_size,
-            engine: Engine::new(id as u16, seed, now, proxy, identity, listeners),
+            engine: Engine::new(
+                id as u16, seed, now, unix_now, proxy, identity, listeners, services,
+            ),
             stats: ShardStats::default(),
         }
     }
@@ -247,9 +271,42 @@ impl Shard {
         self.engine.stats()
     }
 
+    /// The figures for the admin thread.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = self.engine.metrics().snapshot();
+        s.transactions_live = self.engine.in_flight() as u64;
+        s.bindings_live = self.engine.registrar().location().len() as u64;
+        s
+    }
+
+    /// The metrics, for what the runtime measures (latency, connections).
+    pub fn metrics_mut(&mut self) -> &mut ShardMetrics {
+        self.engine.metrics_mut()
+    }
+
     /// Work that has not finished (transactions); shutdown waits for it to drain.
     pub fn in_flight(&self) -> usize {
         self.engine.in_flight()
+    }
+
+    /// The proxy core (registrar, location part).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Writes and fsyncs the binding changes of this shard (every
+    /// `--sync-interval`, and at shutdown).
+    pub fn sync_store(&mut self) -> Result<(), crate::registrar::StoreError> {
+        self.engine.sync_store()
+    }
+
+    /// Compacts the binding log into a snapshot once it is larger than `max_log`.
+    pub fn compact_store(
+        &mut self,
+        now: Instant,
+        max_log: u64,
+    ) -> Result<(), crate::registrar::StoreError> {
+        self.engine.compact_store(now, max_log)
     }
 
     /// A datagram arrived.
@@ -267,6 +324,7 @@ impl Shard {
         match msg {
             MeshMsg::Inbound { peer, bytes } => {
                 self.stats.from_mesh += 1;
+                self.engine.metrics_mut().inc_mesh_in();
                 self.on_message(now, peer, &bytes, true, out);
             }
             // Writes are the runtime's business; requests and responses have no users yet.
@@ -289,6 +347,9 @@ impl Shard {
         }
         let branch = msg.via().ok().and_then(|v| v.branch());
         if msg.is_request() {
+            if let Some(aor) = self.aor_of(msg) {
+                return Some(shard_of_aor(&aor, self.shards));
+            }
             match branch.filter(|b| is_rfc3261_branch(b)) {
                 Some(b) => Some(shard_of_branch(b, self.shards)),
                 None => {
@@ -305,6 +366,39 @@ impl Shard {
         }
     }
 
+    /// The AOR whose shard owns a request, where the location part decides:
+    /// REGISTER (its To), and initial requests to a user of our domains with no
+    /// Route to follow (their Request-URI), together with the CANCEL and the ACK
+    /// of a non-2xx that share its Request-URI (§9.1, §17.1.1.3). Owning these
+    /// where the bindings live makes the lookup local; it departs from DESIGN.md
+    /// §3's branch hash for exactly these requests.
+    fn aor_of(&self, msg: &Message<'_>) -> Option<AorKey> {
+        let method = msg.method()?;
+        if method == Method::Register {
+            return aor_of_register(msg);
+        }
+        if msg.find(HeaderName::Route).is_some() {
+            return None;
+        }
+        if !matches!(method, Method::Ack | Method::Cancel)
+            && msg.to().ok().and_then(|t| t.tag()).is_some()
+        {
+            return None;
+        }
+        let Ok(Uri::Sip(u)) = Uri::parse(msg.request_uri()?) else {
+            return None;
+        };
+        u.user?;
+        if !self
+            .engine
+            .identity()
+            .is_our_domain(&u.host, u.port, u.port_or_default())
+        {
+            return None;
+        }
+        AorKey::from_sip_uri(&u).ok()
+    }
+
     fn on_message(
         &mut self,
         now: Instant,
@@ -315,6 +409,7 @@ impl Shard {
     ) {
         if bytes.len() > self.max_message_size {
             self.stats.dropped += 1;
+            self.engine.metrics_mut().inc_dropped(DropReason::Limits);
             return;
         }
         let msg = match Message::parse(bytes) {
@@ -322,6 +417,7 @@ impl Shard {
             Err(_) => {
                 // Without a parsed start line and Via there is no one to answer.
                 self.stats.dropped += 1;
+                self.engine.metrics_mut().inc_dropped(DropReason::Malformed);
                 return;
             }
         };
@@ -331,12 +427,17 @@ impl Shard {
             Some(o) => o,
             None if msg.is_request() => self.id,
             None => {
+                // A response that names no shard of ours.
                 self.stats.dropped += 1;
+                self.engine
+                    .metrics_mut()
+                    .inc_dropped(DropReason::Unroutable);
                 return;
             }
         };
         if owner != self.id && !hopped {
             self.stats.forwarded += 1;
+            self.engine.metrics_mut().inc_mesh_out();
             out.mesh(
                 owner,
                 MeshMsg::Inbound {
@@ -348,6 +449,7 @@ impl Shard {
         }
         if !hopped {
             self.stats.local += 1;
+            self.engine.metrics_mut().inc_local();
         }
         if msg.is_request() {
             self.engine.on_request(now, from, &msg, out);
@@ -418,7 +520,7 @@ mod tests {
     }
 
     fn shard(id: ShardId, cores: usize) -> Shard {
-        Shard::new(
+        Shard::in_memory(
             id,
             &cfg(cores),
             vec!["192.0.2.10".parse().unwrap(), "127.0.0.1".parse().unwrap()],

@@ -193,6 +193,12 @@ impl UserStore {
         })
     }
 
+    /// True when `user` can authenticate in `realm` (the proxy answers 480 rather
+    /// than 404 for a known user with no binding).
+    pub fn knows(&self, user: &[u8], realm: &[u8]) -> bool {
+        self.hashes(user, realm) != Hashes::NONE
+    }
+
     /// The hashes `user` can be verified with in `realm` (empty when unknown).
     pub fn hashes(&self, user: &[u8], realm: &[u8]) -> Hashes {
         let mut set = Hashes::NONE;

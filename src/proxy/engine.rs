@@ -14,8 +14,15 @@ use std::time::Instant;
 
 use smallvec::SmallVec;
 
-use crate::config::Transport;
-use crate::shard::{Dest, Outbox, Peer};
+use crate::auth::users::UserStore;
+use crate::auth::{AuthKind, AuthOutcome, Authenticator};
+use crate::config::{AuthMode, Transport};
+use crate::metrics::{DropReason, ShardMetrics};
+use crate::registrar::{
+    AorKey, ConnRef, RegisterOutcome, Registrar, RegistrarConfig, ShardStore, Source, StoreError,
+    TransportKind,
+};
+use crate::shard::{ConnId, Dest, Outbox, Peer};
 use crate::sip::header::HeaderName;
 use crate::sip::method::Method;
 use crate::sip::uri::Uri;
@@ -103,6 +110,54 @@ impl Listener {
     }
 }
 
+/// Digest authentication of one shard (RFC 3261 §22).
+#[derive(Debug)]
+pub struct AuthSetup {
+    pub authenticator: Authenticator,
+    pub users: std::sync::Arc<UserStore>,
+    pub mode: AuthMode,
+    pub realm: String,
+}
+
+/// The registrar, its store and authentication, as one shard runs them.
+#[derive(Debug)]
+pub struct Services {
+    pub registrar: Registrar,
+    /// The shard's binding log; `None` keeps bindings in memory only (tests).
+    pub store: Option<ShardStore>,
+    /// `None` when nobody is challenged (`--auth none`, or no `--users`).
+    pub auth: Option<AuthSetup>,
+}
+
+impl Services {
+    /// A registrar for `cfg`'s domains with bindings in memory only and nobody
+    /// challenged.
+    pub fn in_memory(cfg: &crate::config::Config) -> Services {
+        Services {
+            registrar: Registrar::new(registrar_config(cfg)).unwrap_or_else(|_| {
+                // `--domain` values are checked as hosts by the CLI.
+                Registrar::new(RegistrarConfig::default()).expect("no domains is valid")
+            }),
+            store: None,
+            auth: None,
+        }
+    }
+}
+
+/// The registrar settings of a configuration.
+pub fn registrar_config(cfg: &crate::config::Config) -> RegistrarConfig {
+    let r = &cfg.registrar;
+    RegistrarConfig {
+        domains: cfg.domains.clone(),
+        default_expires: r.default_expires,
+        min_expires: r.min_expires,
+        max_expires: r.max_expires,
+        max_contacts: r.max_contacts,
+        replace_oldest: r.replace_oldest,
+        ..RegistrarConfig::default()
+    }
+}
+
 /// Counters of the proxy core.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct EngineStats {
@@ -117,6 +172,10 @@ pub struct EngineStats {
     pub timeouts: u64,
     pub table_full: u64,
     pub dropped: u64,
+    pub registrations: u64,
+    pub auth_challenges: u64,
+    pub auth_failures: u64,
+    pub bindings_expired: u64,
 }
 
 /// Where a request is sent.
@@ -125,6 +184,23 @@ struct Target<'a> {
     /// The Request-URI to write, when it changes (§16.6 step 2).
     request_uri: Option<&'a [u8]>,
     hop: NextHop<'a>,
+    /// A registered contact is reached where its REGISTER came from (behind NAT,
+    /// over the same connection), not where its Contact URI points.
+    fixed: Option<Fixed>,
+    /// A preloaded Route set (the contact's Path, RFC 3327).
+    route: Option<&'a [u8]>,
+}
+
+/// A binding copied out of the location part: its contact and Path as ranges of a
+/// shared buffer, and where it registered from.
+type Found = (std::ops::Range<usize>, std::ops::Range<usize>, Source);
+
+/// The transport, destination and listener of a registered contact.
+#[derive(Debug, Clone, Copy)]
+struct Fixed {
+    transport: Transport,
+    dest: Dest,
+    listener: u16,
 }
 
 /// Per-transaction data kept in the table.
@@ -149,6 +225,8 @@ struct ServerCtx {
     challenges: Vec<u8>,
     final_sent: bool,
     cancelled: bool,
+    /// When the request arrived (transaction duration).
+    created: Instant,
 }
 
 /// What a branch does about CANCEL (§9.1: not before a provisional arrived).
@@ -188,6 +266,13 @@ pub struct Engine {
     fired: Vec<TxnTimer>,
     tags: ahash::RandomState,
     stats: EngineStats,
+    metrics: ShardMetrics,
+    registrar: Registrar,
+    store: Option<ShardStore>,
+    auth: Option<AuthSetup>,
+    /// Wall-clock seconds at `origin`: bindings and nonces live in UNIX time.
+    unix_origin: u64,
+    origin: Instant,
 }
 
 impl std::fmt::Debug for Engine {
@@ -201,21 +286,31 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// The core of shard `shard`; `seed` makes its branches unique across runs.
+    /// `unix_now` is the wall clock at `now`, in seconds since the UNIX epoch.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         shard: u16,
         seed: u64,
         now: Instant,
+        unix_now: u64,
         cfg: ProxyConfig,
         identity: Identity,
         listeners: Vec<Listener>,
+        services: Services,
     ) -> Engine {
         Engine {
+            registrar: services.registrar,
+            store: services.store,
+            auth: services.auth,
+            unix_origin: unix_now,
+            origin: now,
             table: TxnTable::new(cfg.max_transactions, cfg.timers),
             wheel: TimerWheel::new(now),
             branches: BranchGenerator::new(shard, seed),
             fired: Vec::new(),
             tags: ahash::RandomState::with_seeds(seed, 0x0074_6f74_6167, 0x5f73_6970, shard.into()),
             stats: EngineStats::default(),
+            metrics: ShardMetrics::new(),
             cfg,
             identity,
             listeners,
@@ -225,6 +320,16 @@ impl Engine {
     /// The counters.
     pub fn stats(&self) -> EngineStats {
         self.stats
+    }
+
+    /// Counters and histograms for the admin thread.
+    pub fn metrics(&self) -> &ShardMetrics {
+        &self.metrics
+    }
+
+    /// The metrics, for what the runtime measures (latency, connections).
+    pub fn metrics_mut(&mut self) -> &mut ShardMetrics {
+        &mut self.metrics
     }
 
     /// Live transactions (shutdown waits for them).
@@ -237,6 +342,34 @@ impl Engine {
         &self.identity
     }
 
+    /// The registrar (and through it the shard's location part).
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
+    /// Writes and fsyncs the binding changes queued since the last call.
+    pub fn sync_store(&mut self) -> Result<(), StoreError> {
+        match &mut self.store {
+            Some(s) => s.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Replaces the binding log with a snapshot when the log has grown past
+    /// `max_log` bytes.
+    pub fn compact_store(&mut self, now: Instant, max_log: u64) -> Result<(), StoreError> {
+        let unix = self.unix(now);
+        match &mut self.store {
+            Some(s) if s.log_len() > max_log => s.compact(unix, self.registrar.location()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Seconds since the UNIX epoch at `now`.
+    fn unix(&self, now: Instant) -> u64 {
+        self.unix_origin + now.saturating_duration_since(self.origin).as_secs()
+    }
+
     // ---------------------------------------------------------------------------
     // Requests
 
@@ -246,6 +379,7 @@ impl Engine {
         let Some(method) = msg.method() else {
             return;
         };
+        self.metrics.inc_request_in(&method);
         let via = match msg.via() {
             Ok(v) => v,
             Err(e) => {
@@ -253,7 +387,7 @@ impl Engine {
                 // where the request came from, as Kamailio's sanity checks do. An
                 // ACK is never answered.
                 if method == Method::Ack {
-                    self.stats.dropped += 1;
+                    self.dropped(DropReason::Malformed);
                 } else {
                     let to = crate::shard::response_dest(from, None);
                     self.reply_stateless(msg, to, 400, e.reason().as_bytes(), &[], out);
@@ -262,7 +396,7 @@ impl Engine {
             }
         };
         let Some(key) = server_key(msg, &via, method) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let reply_to = crate::shard::response_dest(from, Some(&via));
@@ -274,6 +408,7 @@ impl Engine {
         // A retransmission (§17.2.3): the transaction answers it.
         if let Some(id) = self.table.find_server(&key) {
             self.stats.retransmissions_absorbed += 1;
+            self.metrics.inc_retransmission_absorbed();
             self.server_event(now, id, ServerEvent::Request, out);
             return;
         }
@@ -304,12 +439,16 @@ impl Engine {
             challenges: Vec::new(),
             final_sent: false,
             cancelled: false,
+            created: now,
         };
         let id = match self
             .table
             .insert_server(&key, reliability, Ctx::Server(ctx))
         {
-            Ok(id) => id,
+            Ok(id) => {
+                self.metrics.inc_transaction_created();
+                id
+            }
             Err(TableError::Full) => {
                 self.stats.table_full += 1;
                 self.reply_stateless(
@@ -333,10 +472,187 @@ impl Engine {
             // client stops retransmitting.
             self.respond(now, id, msg, 100, b"Trying", &[], out);
         }
-        self.route_request(now, id, from, msg, to_me, out);
+        if method == Method::Register && self.register_is_ours(msg) {
+            self.on_register(now, id, from, msg, out);
+            return;
+        }
+        let authenticated = match self.authenticate_request(now, id, msg, method, out) {
+            Some(a) => a,
+            None => return,
+        };
+        self.route_request(now, id, from, msg, to_me, authenticated, out);
+    }
+
+    /// True when a REGISTER's Request-URI names one of our domains (RFC 3261
+    /// §10.3 step 1); others are proxied like any request.
+    fn register_is_ours(&self, msg: &Message<'_>) -> bool {
+        msg.request_uri()
+            .and_then(|u| Uri::parse(u).ok())
+            .and_then(|u| u.as_sip().map(|s| self.registrar.is_our_domain(&s.host)))
+            .unwrap_or(false)
+    }
+
+    /// A REGISTER for one of our domains (RFC 3261 §10.3), on the shard that owns
+    /// its AOR.
+    fn on_register(
+        &mut self,
+        now: Instant,
+        id: TxnId,
+        from: Peer,
+        msg: &Message<'_>,
+        out: &mut Outbox,
+    ) {
+        let unix = self.unix(now);
+        // Steps 3–4: authenticate, and the user may only register its own AOR.
+        if let Some(auth) = self.auth.as_ref().filter(|a| a.mode != AuthMode::None) {
+            let realm = auth.realm.clone();
+            match auth
+                .authenticator
+                .check(unix, msg, AuthKind::Www, realm.as_bytes())
+            {
+                AuthOutcome::Authorized { user } => {
+                    let own = msg
+                        .to()
+                        .ok()
+                        .and_then(|t| t.parse_uri().ok())
+                        .and_then(|u| u.as_sip().map(|s| s.user_is(user)))
+                        .unwrap_or(false);
+                    if !own {
+                        self.stats.auth_failures += 1;
+                        self.metrics.inc_auth_failure();
+                        self.respond(now, id, msg, 403, b"Forbidden (AOR Mismatch)", &[], out);
+                        return;
+                    }
+                }
+                other => {
+                    self.answer_auth_failure(now, id, msg, AuthKind::Www, other, out);
+                    return;
+                }
+            }
+        }
+        let source = Source {
+            addr: from.addr,
+            transport: match from.transport {
+                Transport::Udp => TransportKind::Udp,
+                Transport::Tcp => TransportKind::Tcp,
+                Transport::Tls => TransportKind::Tls,
+            },
+            conn: from.conn.map(|c| ConnRef {
+                shard: c.shard,
+                id: c.seq,
+            }),
+            listener: from.listener,
+        };
+        let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) else {
+            return;
+        };
+        let mut resp = std::mem::take(&mut s.last_response);
+        resp.clear();
+        match self.registrar.on_register(unix, msg, source, &mut resp) {
+            RegisterOutcome::Answered { status, changes } => {
+                if let Some(store) = &mut self.store {
+                    store.record(&changes);
+                }
+                self.stats.registrations += 1;
+                self.metrics.inc_registration();
+                if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
+                    s.last_response = resp;
+                    s.final_sent = true;
+                }
+                self.server_event(now, id, ServerEvent::TuResponse(status), out);
+            }
+            RegisterOutcome::ForeignDomain | RegisterOutcome::NotRegister => {
+                self.respond(now, id, msg, 403, b"Not Our Domain", &[], out);
+            }
+        }
+    }
+
+    /// `--auth all`: an out-of-dialog request from one of our domains must carry
+    /// valid Proxy-Authorization (RFC 3261 §22.3). Returns whether the sender is an
+    /// authenticated local user, or `None` when the request has been answered.
+    fn authenticate_request(
+        &mut self,
+        now: Instant,
+        id: TxnId,
+        msg: &Message<'_>,
+        method: Method<'_>,
+        out: &mut Outbox,
+    ) -> Option<bool> {
+        let Some(auth) = self.auth.as_ref().filter(|a| a.mode == AuthMode::All) else {
+            return Some(false);
+        };
+        let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
+        let local_sender = msg
+            .from()
+            .ok()
+            .and_then(|f| f.parse_uri().ok())
+            .and_then(|u| {
+                u.as_sip().map(|s| {
+                    self.identity
+                        .is_our_domain(&s.host, s.port, s.port_or_default())
+                })
+            })
+            .unwrap_or(false);
+        if in_dialog || !local_sender || !crate::auth::is_challengeable(method) {
+            return Some(false);
+        }
+        let realm = auth.realm.clone();
+        let unix = self.unix(now);
+        match auth
+            .authenticator
+            .check(unix, msg, AuthKind::Proxy, realm.as_bytes())
+        {
+            AuthOutcome::Authorized { .. } => Some(true),
+            other => {
+                self.answer_auth_failure(now, id, msg, AuthKind::Proxy, other, out);
+                None
+            }
+        }
+    }
+
+    /// 401/407 with fresh challenges, 403 or 400, for failed credentials.
+    fn answer_auth_failure(
+        &mut self,
+        now: Instant,
+        id: TxnId,
+        msg: &Message<'_>,
+        kind: AuthKind,
+        outcome: AuthOutcome<'_>,
+        out: &mut Outbox,
+    ) {
+        let Some(auth) = self.auth.as_ref() else {
+            return;
+        };
+        match outcome {
+            AuthOutcome::Challenge(state) => {
+                let unix = self.unix(now);
+                let ch = auth
+                    .authenticator
+                    .challenge(unix, auth.realm.as_bytes(), kind, state);
+                let headers: SmallVec<[(&str, Vec<u8>); 2]> =
+                    ch.headers().map(|(n, v)| (n, v.to_vec())).collect();
+                let extra: SmallVec<[(&str, &[u8]); 2]> =
+                    headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+                self.stats.auth_challenges += 1;
+                self.metrics.inc_auth_challenge();
+                self.respond(now, id, msg, ch.status(), ch.reason(), &extra, out);
+            }
+            AuthOutcome::Forbidden => {
+                self.stats.auth_failures += 1;
+                self.metrics.inc_auth_failure();
+                self.respond(now, id, msg, 403, b"Forbidden", &[], out);
+            }
+            AuthOutcome::BadRequest(_) => {
+                self.stats.auth_failures += 1;
+                self.metrics.inc_auth_failure();
+                self.respond(now, id, msg, 400, b"Bad Credentials", &[], out);
+            }
+            AuthOutcome::Authorized { .. } => {}
+        }
     }
 
     /// §16.4–§16.6 for a new request whose server transaction is `id`.
+    #[allow(clippy::too_many_arguments)]
     fn route_request(
         &mut self,
         now: Instant,
@@ -344,6 +660,7 @@ impl Engine {
         from: Peer,
         msg: &Message<'_>,
         to_me: bool,
+        authenticated: bool,
         out: &mut Outbox,
     ) {
         let plan = match preprocess(msg, &self.identity) {
@@ -375,8 +692,8 @@ impl Engine {
                 .identity
                 .is_our_domain(&hop_sip.host, hop_sip.port, hop_sip.port_or_default())
         {
-            // A user of ours: the location service decides (registrar issue).
-            self.respond(now, id, msg, 404, b"Not Found", &[], out);
+            // A user of ours: the location service names the targets (§16.5).
+            self.route_to_user(now, id, from, msg, &plan, &hop_sip, out);
             return;
         }
         let hop = match next_hop(&hop_sip) {
@@ -391,15 +708,90 @@ impl Engine {
             self.respond(now, id, msg, 503, b"Cannot Resolve Next Hop", &[], out);
             return;
         };
-        if !self.may_relay(msg, &plan, addr.ip()) {
+        if !authenticated && !self.may_relay(msg, &plan, addr.ip()) {
             self.respond(now, id, msg, 403, b"Relaying Forbidden", &[], out);
             return;
         }
         let target = Target {
             request_uri: plan.strict_fixed.then_some(plan.request_uri),
             hop,
+            fixed: None,
+            route: None,
         };
         self.fork(now, id, from, msg, &plan, &[target], out);
+    }
+
+    /// Target determination for a user of one of our domains (§16.5): every live
+    /// binding of the AOR, in parallel (§16.6). None: 480 when the user exists in
+    /// the users file, else 404.
+    #[allow(clippy::too_many_arguments)]
+    fn route_to_user(
+        &mut self,
+        now: Instant,
+        id: TxnId,
+        from: Peer,
+        msg: &Message<'_>,
+        plan: &RoutePlan<'_>,
+        uri: &crate::sip::SipUri<'_>,
+        out: &mut Outbox,
+    ) {
+        let unix = self.unix(now);
+        let Ok(aor) = AorKey::from_sip_uri(uri) else {
+            self.respond(now, id, msg, 404, b"Not Found", &[], out);
+            return;
+        };
+        // Copied out of the location part: the forwarding below changes the engine.
+        let mut texts: Vec<u8> = Vec::new();
+        let mut found: SmallVec<[Found; 4]> = SmallVec::new();
+        for b in self.registrar.location().lookup(&aor, unix) {
+            let c = texts.len()..texts.len() + b.contact().len();
+            texts.extend_from_slice(b.contact());
+            let p = texts.len()..texts.len() + b.path().len();
+            texts.extend_from_slice(b.path());
+            found.push((c, p, b.source));
+        }
+        if found.is_empty() {
+            let known = self.auth.as_ref().is_some_and(|a| {
+                uri.user
+                    .is_some_and(|u| a.users.knows(u, a.realm.as_bytes()))
+            });
+            if known {
+                self.respond(now, id, msg, 480, b"Temporarily Unavailable", &[], out);
+            } else {
+                self.respond(now, id, msg, 404, b"Not Found", &[], out);
+            }
+            return;
+        }
+        let mut targets: SmallVec<[Target<'_>; 4]> = SmallVec::new();
+        for (c, p, source) in &found {
+            let contact = &texts[c.clone()];
+            let path = &texts[p.clone()];
+            let route = (!path.is_empty()).then_some(path);
+            // With a Path the request goes to its first hop; otherwise to where the
+            // REGISTER came from.
+            let hop_uri: &[u8] = match route {
+                Some(path) => first_route_uri(path).unwrap_or(contact),
+                None => contact,
+            };
+            let Ok(hop) = super::next_hop::next_hop_of(hop_uri) else {
+                continue;
+            };
+            let fixed = match route {
+                Some(_) => None,
+                None => registered_dest(source),
+            };
+            targets.push(Target {
+                request_uri: Some(contact),
+                hop,
+                fixed,
+                route,
+            });
+        }
+        if targets.is_empty() {
+            self.respond(now, id, msg, 480, b"Temporarily Unavailable", &[], out);
+            return;
+        }
+        self.fork(now, id, from, msg, plan, &targets, out);
     }
 
     /// The relay policy: coresip is never an open relay. A request may go to a
@@ -467,6 +859,8 @@ impl Engine {
         }
         if sent == 0 {
             self.respond(now, id, msg, 503, b"Service Unavailable", &[], out);
+        } else if sent > 1 {
+            self.metrics.inc_fork(sent);
         }
     }
 
@@ -485,15 +879,31 @@ impl Engine {
         method: Method<'_>,
         out: &mut Outbox,
     ) -> Option<TxnId> {
-        let to = target.hop.addr()?;
-        // §18.1.1: a request that would not fit a UDP datagram goes over TCP.
-        let estimate = msg.as_bytes().len() + 300;
-        let transport = match target.hop.transport {
-            Transport::Udp if estimate > self.cfg.udp_mtu => Transport::Tcp,
-            t => t,
-        };
         let b = self.branches.next_branch();
-        let (out_idx, out_listener) = self.outbound_listener(from, transport, to)?;
+        let (transport, dest, out_idx, out_listener) = match target.fixed {
+            Some(f) => {
+                let l = self.listeners.get(f.listener as usize)?;
+                (f.transport, f.dest, f.listener as usize, l)
+            }
+            None => {
+                let to = target.hop.addr()?;
+                // §18.1.1: a request that would not fit a UDP datagram goes over TCP.
+                let estimate = msg.as_bytes().len() + 300;
+                let transport = match target.hop.transport {
+                    Transport::Udp if estimate > self.cfg.udp_mtu => Transport::Tcp,
+                    t => t,
+                };
+                let (idx, l) = self.outbound_listener(from, transport, to)?;
+                let dest = match transport {
+                    Transport::Udp => Dest::Udp {
+                        listener: idx as u16,
+                        to,
+                    },
+                    t => Dest::Stream { transport: t, to },
+                };
+                (transport, dest, idx, l)
+            }
+        };
         let inbound = self.listeners.get(from.listener as usize);
 
         let mut branch = [0u8; 45];
@@ -553,16 +963,10 @@ impl Engine {
             remove_first_routes: plan.ours,
             remove_last_route: plan.strict_fixed,
             via_received,
+            route_preload: target.route,
         };
         let mut bytes = Vec::with_capacity(msg.as_bytes().len() + 256);
         writer::forward_request(msg, &edits, &mut bytes).ok()?;
-        let dest = match transport {
-            Transport::Udp => Dest::Udp {
-                listener: out_idx as u16,
-                to,
-            },
-            t => Dest::Stream { transport: t, to },
-        };
         let key = ClientKeyRef::new(&branch, method);
         let is_invite = method == Method::Invite;
         let ctx = ClientCtx {
@@ -587,6 +991,8 @@ impl Engine {
             )
             .ok()?;
         out.send_with(dest, |b| b.extend_from_slice(&bytes));
+        self.metrics.inc_transaction_created();
+        self.metrics.inc_request_out(&method);
         if let Some(Ctx::Client(c)) = self.table.get_mut(client).map(|e| &mut e.data) {
             c.request = bytes;
         }
@@ -636,7 +1042,7 @@ impl Engine {
             return;
         }
         if msg.check().is_err() {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         }
         self.relay_stateless(from, msg, out);
@@ -646,7 +1052,7 @@ impl Engine {
     /// our Via, Max-Forwards. Never answered; dropped where it cannot go.
     fn relay_stateless(&mut self, from: Peer, msg: &Message<'_>, out: &mut Outbox) {
         let Ok(plan) = preprocess(msg, &self.identity) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let hop_uri = plan.next.as_ref().map_or(plan.request_uri, |r| r.uri);
@@ -655,16 +1061,16 @@ impl Engine {
             _ => None,
         };
         let Some((hop, to)) = hop.and_then(|h| h.addr().map(|a| (h, a))) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         if !self.may_relay(msg, &plan, to.ip()) {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         }
         let branch = self.branches.next_branch();
         let Some((idx, l)) = self.outbound_listener(from, hop.transport, to) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let mut via = SmallVec::<[u8; 128]>::new();
@@ -699,6 +1105,9 @@ impl Engine {
             .is_ok()
         {
             self.stats.stateless_relays += 1;
+            if let Some(m) = msg.method() {
+                self.metrics.inc_request_out(&m);
+            }
         }
     }
 
@@ -735,12 +1144,16 @@ impl Engine {
             challenges: Vec::new(),
             final_sent: false,
             cancelled: false,
+            created: now,
         };
         match self
             .table
             .insert_server(key, Reliability::Unreliable, Ctx::Server(ctx))
         {
-            Ok(id) => self.respond(now, id, msg, 200, b"OK", &[], out),
+            Ok(id) => {
+                self.metrics.inc_transaction_created();
+                self.respond(now, id, msg, 200, b"OK", &[], out)
+            }
             Err(_) => self.reply_stateless(msg, reply_to, 200, b"OK", &[], out),
         }
         let branches = match self.table.get_mut(invite).map(|e| &mut e.data) {
@@ -800,10 +1213,12 @@ impl Engine {
             _ => Reliability::Reliable,
         };
         out.send_with(dest, |b| b.extend_from_slice(&cancel));
+        self.metrics.inc_request_out(&Method::Cancel);
         if let Ok(cid) =
             self.table
                 .insert_client(now, &key, reliability, Ctx::Client(ctx), &mut self.wheel)
         {
+            self.metrics.inc_transaction_created();
             if let Some(Ctx::Client(cc)) = self.table.get_mut(cid).map(|e| &mut e.data) {
                 cc.request = cancel;
             }
@@ -820,12 +1235,13 @@ impl Engine {
         let Some(code) = msg.status() else {
             return;
         };
+        self.metrics.inc_response_in(code);
         let (Ok(via), Ok(cseq)) = (msg.via(), msg.cseq()) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let Some(branch) = via.branch() else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let key = ClientKeyRef::new(branch, cseq.method);
@@ -839,7 +1255,7 @@ impl Engine {
             ) {
                 self.forward_response_stateless(msg, out);
             } else {
-                self.stats.dropped += 1;
+                self.dropped(DropReason::Malformed);
             }
             return;
         };
@@ -865,15 +1281,15 @@ impl Engine {
     /// §18.2.2) without a transaction.
     fn forward_response_stateless(&mut self, msg: &Message<'_>, out: &mut Outbox) {
         let Some(next) = msg.values(HeaderName::Via).nth(1) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let Ok(via) = Via::parse(next) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         let Some(dest) = self.via_dest(&via) else {
-            self.stats.dropped += 1;
+            self.dropped(DropReason::Malformed);
             return;
         };
         if out
@@ -881,6 +1297,7 @@ impl Engine {
             .is_ok()
         {
             self.stats.forwarded_responses += 1;
+            self.metrics.inc_response_out(msg.status().unwrap_or(0));
         }
     }
 
@@ -970,12 +1387,13 @@ impl Engine {
                 .set_timer(now, id, TimerKind::C, None, &mut self.wheel);
         }
         if (200..300).contains(&code) {
-            // §16.7 step 5/10: every 2xx goes upstream at once; the others are
-            // cancelled.
-            self.forward_upstream(now, server, upstream, code, msg, out);
+            // §16.7 step 5/10: every 2xx goes upstream at once; the other branches
+            // are cancelled (first: the 2xx ends the server transaction, and with it
+            // the list of branches).
             if is_invite {
                 self.cancel_others(now, server, id, out);
             }
+            self.forward_upstream(now, server, upstream, code, msg, out);
             return;
         }
         // A final non-2xx: a candidate for the best response (§16.7 step 6).
@@ -1013,6 +1431,7 @@ impl Engine {
                     .is_ok()
             {
                 self.stats.forwarded_responses += 1;
+                self.metrics.inc_response_out(code);
             }
             return;
         }
@@ -1026,6 +1445,7 @@ impl Engine {
                 .is_ok()
             {
                 self.stats.forwarded_responses += 1;
+                self.metrics.inc_response_out(code);
             }
             return;
         }
@@ -1120,7 +1540,12 @@ impl Engine {
             return;
         };
         let dest = c.dest;
-        let _ = out.try_send_with(dest, |b| writer::write_ack(&req, resp, b));
+        if out
+            .try_send_with(dest, |b| writer::write_ack(&req, resp, b))
+            .is_ok()
+        {
+            self.metrics.inc_request_out(&Method::Ack);
+        }
     }
 
     fn branch_terminated(&mut self, id: TxnId) {
@@ -1141,6 +1566,7 @@ impl Engine {
             // transport error counts as 503.
             Action::Timeout(_) => {
                 self.stats.timeouts += 1;
+                self.metrics.inc_transaction_timed_out();
                 self.branch_failed(now, id, 408, out);
             }
             Action::TransportError => self.branch_failed(now, id, 503, out),
@@ -1153,6 +1579,7 @@ impl Engine {
     /// that has not behaves as if it got 408.
     fn timer_c(&mut self, now: Instant, id: TxnId, out: &mut Outbox) {
         self.stats.timeouts += 1;
+        self.metrics.inc_transaction_timed_out();
         let provisional =
             matches!(self.table.get(id).map(|e| &e.data), Some(Ctx::Client(c)) if c.provisional);
         if provisional {
@@ -1223,10 +1650,10 @@ impl Engine {
         let mut actions = Actions::new();
         self.table
             .server_event(now, id, event, &mut self.wheel, &mut actions);
-        self.server_actions(id, &actions, out);
+        self.server_actions(now, id, &actions, out);
     }
 
-    fn server_actions(&mut self, id: TxnId, actions: &[Action], out: &mut Outbox) {
+    fn server_actions(&mut self, now: Instant, id: TxnId, actions: &[Action], out: &mut Outbox) {
         for a in actions {
             match a {
                 Action::SendResponse | Action::RetransmitResponse => {
@@ -1234,15 +1661,29 @@ impl Engine {
                         if !s.last_response.is_empty() {
                             let dest = s.reply_to;
                             out.send_with(dest, |b| b.extend_from_slice(&s.last_response));
+                            let code = s
+                                .last_response
+                                .get(8..11)
+                                .and_then(crate::sip::text::parse_u32)
+                                .unwrap_or(0);
+                            self.metrics.inc_response_out(code as u16);
                         }
                     }
                 }
                 Action::Terminated => {
-                    self.table.remove(id, &mut self.wheel);
+                    if let Some(Ctx::Server(s)) = self.table.remove(id, &mut self.wheel) {
+                        self.metrics
+                            .observe_transaction_duration(now.saturating_duration_since(s.created));
+                    }
                 }
                 _ => {}
             }
         }
+    }
+
+    fn dropped(&mut self, reason: DropReason) {
+        self.stats.dropped += 1;
+        self.metrics.inc_dropped(reason);
     }
 
     /// Answers a request without creating a transaction: validation failures
@@ -1280,6 +1721,7 @@ impl Engine {
             .is_ok()
         {
             self.stats.local_replies += 1;
+            self.metrics.inc_response_out(code);
         }
     }
 
@@ -1301,8 +1743,19 @@ impl Engine {
     // ---------------------------------------------------------------------------
     // Time
 
-    /// Fires due timers. Call at least every tick (10 ms).
+    /// Fires due timers and expires bindings. Call at least every tick (10 ms).
     pub fn on_tick(&mut self, now: Instant, out: &mut Outbox) {
+        let unix = self.unix(now);
+        if self
+            .registrar
+            .location()
+            .next_expiry()
+            .is_some_and(|t| t <= unix)
+        {
+            let n = self.registrar.location_mut().expire(unix) as u64;
+            self.stats.bindings_expired += n;
+            self.metrics.add_binding_expirations(n);
+        }
         let mut fired = std::mem::take(&mut self.fired);
         fired.clear();
         self.wheel.advance(now, &mut fired);
@@ -1311,7 +1764,7 @@ impl Engine {
             self.table.on_timer(now, t, &mut self.wheel, &mut actions);
             let is_server = matches!(self.table.get(t.id).map(|e| &e.data), Some(Ctx::Server(_)));
             if is_server {
-                self.server_actions(t.id, &actions, out);
+                self.server_actions(now, t.id, &actions, out);
             } else {
                 for a in actions {
                     self.client_action(now, t.id, a, out);
@@ -1426,6 +1879,47 @@ fn own_challenges_removed(resp: &Message<'_>, all: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Where a registered contact is reached: back where its REGISTER came from, over
+/// the same connection for TCP and TLS (RFC 5626 §5.2's flow; RFC 3261 §10.3 keeps
+/// the source for NAT).
+fn registered_dest(s: &Source) -> Option<Fixed> {
+    let transport = match s.transport {
+        TransportKind::Udp => Transport::Udp,
+        TransportKind::Tcp => Transport::Tcp,
+        TransportKind::Tls => Transport::Tls,
+        _ => return None,
+    };
+    let dest = match (transport, s.conn) {
+        (Transport::Udp, _) => Dest::Udp {
+            listener: s.listener,
+            to: s.addr,
+        },
+        (t, Some(c)) => Dest::Conn {
+            conn: ConnId {
+                shard: c.shard,
+                seq: c.id,
+            },
+            transport: t,
+            fallback: Some(s.addr),
+        },
+        (t, None) => Dest::Stream {
+            transport: t,
+            to: s.addr,
+        },
+    };
+    Some(Fixed {
+        transport,
+        dest,
+        listener: s.listener,
+    })
+}
+
+/// The URI of the first value of a Route/Path list.
+fn first_route_uri(list: &[u8]) -> Option<&[u8]> {
+    let first = crate::sip::text::CommaList::new(list).next()?;
+    crate::sip::NameAddr::parse(first).ok().map(|n| n.uri)
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ pub mod next_hop;
 pub mod route;
 pub mod validate;
 
-pub use engine::{Engine, EngineStats, Listener, ProxyConfig};
+pub use engine::{
+    registrar_config, AuthSetup, Engine, EngineStats, Listener, ProxyConfig, Services,
+};
 pub use identity::Identity;
 pub use next_hop::{next_hop, next_hop_of, Cidr, NextHop};
 pub use route::{preprocess, RoutePlan};

@@ -13,6 +13,7 @@ use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::net::{TcpListener, UdpSocket};
 use glommio::{Latency, Shares, TaskQueueHandle};
 
+use super::admin::{Reporter, ShardReport, REPORT_EVERY};
 use super::{conn, Shared};
 use crate::config::Transport;
 use crate::shard::{ConnId, Dest, MeshMsg, Outbox, Peer, Shard, ShardId};
@@ -191,7 +192,12 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
     let core = Rc::new_cyclic(|me| Core {
         me: me.clone(),
         id,
-        shard: RefCell::new(Shard::new(id, cfg, shared.local_ips.clone())),
+        shard: RefCell::new(Shard::new(
+            id,
+            cfg,
+            shared.local_ips.clone(),
+            shared.take_services(id),
+        )),
         shared: Arc::clone(&shared),
         udp,
         mesh: mesh.senders,
@@ -225,9 +231,14 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
         listeners.push(task);
     }
-    glommio::spawn_local_into(stats_loop(core.rc()), bg_tq)
+    glommio::spawn_local_into(persist_loop(core.rc(), cfg.registrar.sync_interval), bg_tq)
         .map_err(|e| e.to_string())?
         .detach();
+    if let Some(reporter) = shared.reporter.clone() {
+        glommio::spawn_local_into(report_loop(core.rc(), reporter), bg_tq)
+            .map_err(|e| e.to_string())?
+            .detach();
+    }
     super::core_started(&shared);
 
     let mut out = Outbox::new();
@@ -247,6 +258,10 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
         core.shard.borrow_mut().on_tick(Instant::now(), &mut out);
         core.flush(&mut out).await;
     }
+    // Nothing registered is lost on a clean stop.
+    if let Err(e) = core.shard.borrow_mut().sync_store() {
+        tracing::error!(core = id, error = %e, "registrar store not synced at shutdown");
+    }
     let s = core.shard.borrow().stats();
     tracing::info!(
         core = id,
@@ -257,6 +272,32 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
         "core stopped"
     );
     Ok(())
+}
+
+/// Log size past which a shard's binding log is folded into a snapshot.
+const COMPACT_AFTER: u64 = 8 << 20;
+
+/// Background (NotImportant queue): fsyncs the binding log every `interval`, so a
+/// crash loses at most that much, and compacts it now and then.
+async fn persist_loop(core: Rc<Core>, interval: Duration) {
+    let mut since_compact = Duration::ZERO;
+    loop {
+        glommio::timer::sleep(interval).await;
+        if let Err(e) = core.shard.borrow_mut().sync_store() {
+            tracing::error!(error = %e, "registrar store sync failed");
+        }
+        since_compact += interval;
+        if since_compact >= Duration::from_secs(60) {
+            since_compact = Duration::ZERO;
+            if let Err(e) = core
+                .shard
+                .borrow_mut()
+                .compact_store(Instant::now(), COMPACT_AFTER)
+            {
+                tracing::error!(error = %e, "registrar store compaction failed");
+            }
+        }
+    }
 }
 
 fn into_listener(s: socket2::Socket) -> TcpListener {
@@ -290,11 +331,20 @@ async fn udp_loop(core: Rc<Core>, listener: u16, sock: Rc<UdpSocket>) {
             listener,
             conn: None,
         };
+        let received = Instant::now();
         core.shard
             .borrow_mut()
-            .on_datagram(Instant::now(), peer, bytes, &mut out);
+            .on_datagram(received, peer, bytes, &mut out);
         if !out.is_empty() {
+            let sends = out.transmits().count();
             core.flush(&mut out).await;
+            // Proxy-added latency: datagram in, its consequences handed to the kernel.
+            if sends > 0 {
+                core.shard
+                    .borrow_mut()
+                    .metrics_mut()
+                    .observe_forward_latency(received.elapsed());
+            }
         }
     }
 }
@@ -323,18 +373,20 @@ async fn mesh_loop(core: Rc<Core>, from: ShardId, rx: ConnectedReceiver<MeshMsg>
     tracing::debug!(from, "mesh channel closed");
 }
 
-/// Logs the shard's counters now and then (background queue, debug level).
-async fn stats_loop(core: Rc<Core>) {
+/// Sends the shard's snapshot to the admin thread once a second (background queue).
+/// Never waits on the admin thread: a report it has no room for is dropped, and the
+/// next one supersedes it.
+async fn report_loop(core: Rc<Core>, reporter: Reporter) {
     loop {
-        glommio::timer::sleep(Duration::from_secs(10)).await;
-        let s = core.shard.borrow().stats();
-        tracing::debug!(
-            core = core.id,
-            local = s.local,
-            forwarded = s.forwarded,
-            from_mesh = s.from_mesh,
-            connections = core.conns.borrow().len(),
-            "shard stats"
-        );
+        let mut snapshot = core.shard.borrow().snapshot();
+        // Connections are the runtime's, not the shard's.
+        snapshot.connections_open = core.conns.borrow().len() as u64;
+        if !reporter.offer(ShardReport {
+            shard: core.id,
+            snapshot,
+        }) {
+            tracing::debug!(core = core.id, "metrics snapshot dropped");
+        }
+        glommio::timer::sleep(REPORT_EVERY).await;
     }
 }

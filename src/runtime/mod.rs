@@ -3,9 +3,11 @@
 //! SO_REUSEPORT, and a lock-free mesh between the cores. This module only moves bytes
 //! and time in and out of the shards.
 
+pub mod admin;
 mod conn;
 mod core;
 pub mod mesh;
+mod services;
 pub mod sockets;
 pub mod tls;
 
@@ -38,6 +40,14 @@ pub enum RunError {
     Memlock { have: u64, need: u64 },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error("registrar store: {0}")]
+    Store(crate::registrar::StoreError),
+    #[error("{0}")]
+    Users(crate::auth::users::UsersError),
+    #[error("nonce secret: {0}")]
+    Secret(crate::auth::nonce::SecretError),
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
     #[error("executor: {0}")]
     Executor(String),
 }
@@ -61,6 +71,9 @@ pub(crate) struct Shared {
     /// Set by SIGTERM/SIGINT.
     pub shutdown: Arc<AtomicBool>,
     mesh: Mutex<Vec<Option<mesh::MeshEnds<MeshMsg>>>>,
+    /// Each core's registrar and store, taken when it starts.
+    services: Mutex<Vec<Option<crate::proxy::Services>>>,
+    auth: Option<services::AuthParts>,
     /// Hands out core indices as executors start.
     next_core: AtomicUsize,
     /// Cores that have started (the last one says "ready").
@@ -70,6 +83,9 @@ pub(crate) struct Shared {
     /// Inbound stream connections open per source address, all cores. Touched only
     /// when a connection opens or closes, never per message.
     pub conns_per_ip: Mutex<ahash::AHashMap<IpAddr, usize>>,
+    /// Where cores send their metrics snapshots; `None` when the admin thread has
+    /// nothing to do (no --metrics, --stats-interval 0s).
+    pub reporter: Option<admin::Reporter>,
 }
 
 impl Shared {
@@ -78,6 +94,18 @@ impl Shared {
             .lock()
             .ok()
             .and_then(|mut v| v.get_mut(core).and_then(Option::take))
+    }
+
+    /// The registrar, store and authentication of `core`.
+    pub(crate) fn take_services(&self, core: usize) -> crate::proxy::Services {
+        let mut s = self
+            .services
+            .lock()
+            .ok()
+            .and_then(|mut v| v.get_mut(core).and_then(Option::take))
+            .unwrap_or_else(|| crate::proxy::Services::in_memory(&self.cfg));
+        s.auth = self.auth.as_ref().map(services::AuthParts::for_shard);
+        s
     }
 
     fn take_sockets(&self, core: usize) -> CoreSockets {
@@ -144,8 +172,24 @@ pub fn run_until(cfg: Config, shutdown: Arc<AtomicBool>) -> Result<(), RunError>
         }
     }
 
+    let (core_services, auth) = services::load(&cfg)?;
+    // Started before the executors so that a taken metrics port stops startup; dropped
+    // (stopped and joined) when this function returns, after the executors.
+    let admin = if cfg.metrics.is_some() || !cfg.stats_interval.is_zero() {
+        Some(admin::Admin::start(
+            cfg.cores,
+            cfg.metrics,
+            cfg.stats_interval,
+        )?)
+    } else {
+        None
+    };
+    let reporter = admin.as_ref().map(admin::Admin::reporter);
+
     let cores = cfg.cores;
     let shared = Arc::new(Shared {
+        services: Mutex::new(core_services.into_iter().map(Some).collect()),
+        auth,
         cfg,
         sockets: Mutex::new(per_core),
         tls_server,
@@ -162,6 +206,7 @@ pub fn run_until(cfg: Config, shutdown: Arc<AtomicBool>) -> Result<(), RunError>
         started: AtomicUsize::new(0),
         conns_total: AtomicUsize::new(0),
         conns_per_ip: Mutex::new(ahash::AHashMap::new()),
+        reporter,
     });
 
     let handles = LocalExecutorPoolBuilder::new(PoolPlacement::MaxSpread(cores, None))

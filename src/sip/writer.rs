@@ -85,6 +85,9 @@ pub struct RequestEdits<'e> {
     pub remove_last_route: bool,
     /// What the receiving transport records on the topmost Via (§18.2.1, RFC 3581).
     pub via_received: Option<ViaReceived>,
+    /// A preloaded Route set, as one header value (`<sip:a;lr>, <sip:b;lr>`), written
+    /// above any Route already there: a registered contact's Path (RFC 3327 §5.3).
+    pub route_preload: Option<&'e [u8]>,
 }
 
 /// The `received` and `rport` parameters a server transport sets on the topmost
@@ -124,7 +127,11 @@ pub fn forward_request(
             return Err(WriteError::InvalidValue);
         }
     }
-    let values = edits.via.iter().chain(edits.record_route);
+    let values = edits
+        .via
+        .iter()
+        .chain(edits.record_route)
+        .chain(edits.route_preload.iter());
     for v in values {
         check_value(v)?;
     }
@@ -171,6 +178,12 @@ pub fn forward_request(
         values_cut(req, HeaderName::Route, removed, &mut |cut| {
             push(Op::replace(cut, Piece::Nothing))
         });
+    }
+    if let Some(route) = edits.route_preload {
+        let at = req
+            .find(HeaderName::Route)
+            .map_or(top, |h| h.line_range().start);
+        push(Op::insert(at, Piece::Route(route)));
     }
     if let (Some(vr), Some(top)) = (edits.via_received, req.top_via()) {
         let params = Params::new(top);
@@ -389,6 +402,8 @@ enum Piece<'e> {
     Via(&'e [u8]),
     RecordRoute(&'e [&'e [u8]]),
     MaxForwards(u8),
+    /// A `Route:` line.
+    Route(&'e [u8]),
     /// `rport=PORT`.
     Rport(u16),
     /// `received=IP`, with a leading `;` when appended.
@@ -446,6 +461,7 @@ fn extra_len(ops: &[Op]) -> usize {
             Piece::Via(v) => v.len() + 7,
             Piece::RecordRoute(rr) => rr.iter().map(|v| v.len() + 16).sum(),
             Piece::MaxForwards(_) => 19,
+            Piece::Route(r) => r.len() + 9,
             Piece::Rport(_) => 11,
             Piece::Received(..) => 49,
         })
@@ -468,6 +484,7 @@ fn write_piece(out: &mut Vec<u8>, piece: &Piece) {
             push_decimal(out, n.into());
             out.extend_from_slice(b"\r\n");
         }
+        Piece::Route(r) => push_line(out, b"Route", r),
         Piece::Rport(port) => {
             out.extend_from_slice(b"rport=");
             push_decimal(out, port);
@@ -915,6 +932,25 @@ WWW-Authenticate: Digest realm=\"b\"\r\n\r\n"
     }
 
     #[test]
+    fn path_is_preloaded_as_route() {
+        // RFC 3327 §5.3: requests to a contact registered through a Path carry it
+        // as a preloaded Route set.
+        let msg = b"INVITE sip:bob@example.test SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nl: 0\r\n\r\n";
+        let out = forward(
+            msg,
+            &RequestEdits {
+                request_uri: Some(b"sip:bob@10.0.0.9:5062"),
+                route_preload: Some(b"<sip:edge.example.test;lr>"),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s(&out),
+            "INVITE sip:bob@10.0.0.9:5062 SIP/2.0\r\nRoute: <sip:edge.example.test;lr>\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1\r\nl: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
     fn via_received_and_rport_filled_in() {
         // RFC 3581 §4: rport without a value gets the source port, and received is
         // added even when it equals the sent-by host.
@@ -1059,6 +1095,7 @@ WWW-Authenticate: Digest realm=\"b\"\r\n\r\n"
                 max_forwards: Some(69),
                 remove_first_routes: 1,
                 remove_last_route: false,
+                route_preload: None,
                 via_received: Some(ViaReceived {
                     received: Some("192.0.2.1".parse().unwrap()),
                     rport: None,

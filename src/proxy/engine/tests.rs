@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::Transport;
+use crate::registrar::{Registrar, RegistrarConfig};
 use crate::shard::{Dest, Outbox, Peer};
 use crate::sip::writer::write_response;
 
@@ -33,8 +34,17 @@ impl Net {
             Listener::new(Transport::Udp, proxy, &[]),
             Listener::new(Transport::Tcp, proxy, &[]),
         ];
+        let services = Services {
+            registrar: Registrar::new(RegistrarConfig {
+                domains: vec!["example.test".into()],
+                ..RegistrarConfig::default()
+            })
+            .unwrap(),
+            store: None,
+            auth: None,
+        };
         Net {
-            engine: Engine::new(0, 7, now, cfg, identity, listeners),
+            engine: Engine::new(0, 7, now, 1_800_000_000, cfg, identity, listeners, services),
             now,
         }
     }
@@ -53,9 +63,11 @@ impl Net {
         let msg = Message::parse(bytes).unwrap();
         let mut out = Outbox::new();
         if msg.is_request() {
-            self.engine.on_request(self.now, Net::peer(from), &msg, &mut out);
+            self.engine
+                .on_request(self.now, Net::peer(from), &msg, &mut out);
         } else {
-            self.engine.on_response(self.now, Net::peer(from), &msg, &mut out);
+            self.engine
+                .on_response(self.now, Net::peer(from), &msg, &mut out);
         }
         collect(&out)
     }
@@ -148,7 +160,10 @@ fn invite_gets_100_and_is_forwarded_with_via_rr_and_max_forwards() {
     assert_eq!(*d100, udp(UAC));
     let (dfwd, fwd) = &sent[1];
     assert_eq!(*dfwd, udp(UAS));
-    assert!(fwd.starts_with("INVITE sip:bob@203.0.113.5 SIP/2.0\r\n"), "{fwd}");
+    assert!(
+        fwd.starts_with("INVITE sip:bob@203.0.113.5 SIP/2.0\r\n"),
+        "{fwd}"
+    );
     let m = Message::parse(fwd.as_bytes()).unwrap();
     let vias: Vec<&[u8]> = m.values(HeaderName::Via).collect();
     assert_eq!(vias.len(), 2);
@@ -217,8 +232,20 @@ fn cancel_before_answer() {
     let down_cancel = &sc[1].1;
     assert!(down_cancel.starts_with("CANCEL sip:bob@203.0.113.5 SIP/2.0\r\n"));
     // Same branch as the INVITE we sent (§9.1).
-    let inv_branch = Message::parse(fwd.as_bytes()).unwrap().via().unwrap().branch().unwrap().to_vec();
-    let can_branch = Message::parse(down_cancel.as_bytes()).unwrap().via().unwrap().branch().unwrap().to_vec();
+    let inv_branch = Message::parse(fwd.as_bytes())
+        .unwrap()
+        .via()
+        .unwrap()
+        .branch()
+        .unwrap()
+        .to_vec();
+    let can_branch = Message::parse(down_cancel.as_bytes())
+        .unwrap()
+        .via()
+        .unwrap()
+        .branch()
+        .unwrap()
+        .to_vec();
     assert_eq!(inv_branch, can_branch);
     // The UAS answers the CANCEL (absorbed) and the INVITE with 487.
     assert!(net.feed(UAS, &answer(down_cancel, 200, "OK")).is_empty());
@@ -241,7 +268,11 @@ fn cancel_waits_for_a_provisional() {
     assert_eq!(sc.len(), 1, "{sc:#?}");
     assert_eq!(status(&sc[0].1), 200);
     let s = net.feed(UAS, &answer(&fwd, 180, "Ringing"));
-    assert!(s.iter().any(|(d, t)| *d == udp(UAS) && t.starts_with("CANCEL ")), "{s:#?}");
+    assert!(
+        s.iter()
+            .any(|(d, t)| *d == udp(UAS) && t.starts_with("CANCEL ")),
+        "{s:#?}"
+    );
 }
 
 #[test]
@@ -252,7 +283,9 @@ fn busy_here_is_forwarded_and_acked() {
     let sent = net.feed(UAC, &invite("z9hG4bKuac1"));
     let fwd = sent[1].1.clone();
     let s = net.feed(UAS, &answer(&fwd, 486, "Busy Here"));
-    assert!(s.iter().any(|(d, t)| *d == udp(UAS) && t.starts_with("ACK ")));
+    assert!(s
+        .iter()
+        .any(|(d, t)| *d == udp(UAS) && t.starts_with("ACK ")));
     let up = s.iter().find(|(_, t)| t.starts_with("SIP/2.0")).unwrap();
     assert_eq!(status(&up.1), 486);
     let ack = "ACK sip:bob@203.0.113.5 SIP/2.0\r\n\
@@ -282,7 +315,10 @@ fn no_answer_times_out_with_408() {
     let mut net = Net::new();
     net.feed(UAC, &invite("z9hG4bKuac1"));
     let sent = net.advance(Duration::from_secs(33));
-    let retrans = sent.iter().filter(|(d, t)| *d == udp(UAS) && t.starts_with("INVITE")).count();
+    let retrans = sent
+        .iter()
+        .filter(|(d, t)| *d == udp(UAS) && t.starts_with("INVITE"))
+        .count();
     assert!(retrans >= 5, "Timer A retransmissions: {retrans}");
     let finals: Vec<_> = sent
         .iter()
@@ -310,7 +346,12 @@ fn ringing_without_answer_is_cancelled_by_timer_c() {
     let before = net.advance(Duration::from_secs(179));
     assert!(before.iter().all(|(_, t)| !t.starts_with("CANCEL")));
     let after = net.advance(Duration::from_secs(2));
-    assert!(after.iter().any(|(d, t)| *d == udp(UAS) && t.starts_with("CANCEL ")), "{after:#?}");
+    assert!(
+        after
+            .iter()
+            .any(|(d, t)| *d == udp(UAS) && t.starts_with("CANCEL ")),
+        "{after:#?}"
+    );
     let up = after.iter().find(|(d, _)| *d == udp(UAC)).unwrap();
     assert_eq!(status(&up.1), 408);
 }
@@ -335,4 +376,91 @@ fn response_without_transaction_is_forwarded_statelessly() {
     let (d, t) = only(&again);
     assert_eq!(*d, udp(UAC));
     assert_eq!(status(t), 200);
+}
+
+fn register(contact: &str, expires: u32) -> Vec<u8> {
+    format!(
+        "REGISTER sip:example.test SIP/2.0\r\n\
+Via: SIP/2.0/UDP 203.0.113.5:5060;branch=z9hG4bKreg{expires};rport\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:bob@example.test>;tag=r1\r\n\
+To: <sip:bob@example.test>\r\n\
+Call-ID: reg-1@uas\r\n\
+CSeq: {expires} REGISTER\r\n\
+Contact: <{contact}>\r\n\
+Expires: {expires}\r\n\
+Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn invite_user(user: &str) -> Vec<u8> {
+    String::from_utf8(invite("z9hG4bKuac9"))
+        .unwrap()
+        .replace(
+            "INVITE sip:bob@203.0.113.5",
+            &format!("INVITE sip:{user}@example.test"),
+        )
+        .into_bytes()
+}
+
+#[test]
+fn registered_user_is_called_where_it_registered_from() {
+    // RFC 3261 §10.3 then §16.5: the binding's contact becomes the Request-URI and
+    // the request goes to the REGISTER's source address (NAT).
+    let mut net = Net::with(ProxyConfig::default());
+    let r = net.feed("203.0.113.5:40000", &register("sip:bob@10.0.0.7:5062", 600));
+    let (d, t) = only(&r);
+    assert_eq!(*d, udp("203.0.113.5:40000"));
+    assert_eq!(status(t), 200, "{t}");
+    assert!(
+        t.contains("Contact: <sip:bob@10.0.0.7:5062>;expires=600"),
+        "{t}"
+    );
+    let sent = net.feed(UAC, &invite_user("bob"));
+    let fwd = sent.iter().find(|(_, t)| t.starts_with("INVITE")).unwrap();
+    assert_eq!(fwd.0, udp("203.0.113.5:40000"));
+    assert!(
+        fwd.1
+            .starts_with("INVITE sip:bob@10.0.0.7:5062 SIP/2.0\r\n"),
+        "{}",
+        fwd.1
+    );
+}
+
+#[test]
+fn unknown_user_is_404_and_expired_binding_is_gone() {
+    let mut net = Net::with(ProxyConfig::default());
+    let sent = net.feed(UAC, &invite_user("carol"));
+    assert_eq!(status(&sent.last().unwrap().1), 404);
+    net.feed("203.0.113.5:40000", &register("sip:bob@10.0.0.7", 60));
+    net.advance(Duration::from_secs(61));
+    let sent = net.feed(UAC, &invite_user("bob"));
+    assert_eq!(status(&sent.last().unwrap().1), 404);
+    assert_eq!(net.engine.stats().bindings_expired, 1);
+}
+
+#[test]
+fn two_contacts_are_forked_in_parallel() {
+    // §16.6: one branch per target; the first 2xx wins and the other is cancelled.
+    let mut net = Net::with(ProxyConfig::default());
+    let mut two = String::from_utf8(register("sip:bob@10.0.0.7", 600)).unwrap();
+    two = two.replace(
+        "Contact: <sip:bob@10.0.0.7>",
+        "Contact: <sip:bob@10.0.0.7>, <sip:bob@10.0.0.8>",
+    );
+    let r = net.feed("203.0.113.5:40000", two.as_bytes());
+    assert_eq!(status(&only(&r).1), 200);
+    let sent = net.feed(UAC, &invite_user("bob"));
+    let branches: Vec<&(Dest, String)> = sent
+        .iter()
+        .filter(|(_, t)| t.starts_with("INVITE"))
+        .collect();
+    assert_eq!(branches.len(), 2, "{sent:#?}");
+    let a = branches[0].1.clone();
+    let b = branches[1].1.clone();
+    net.feed("203.0.113.5:40000", &answer(&b, 180, "Ringing"));
+    let s = net.feed("203.0.113.5:40000", &answer(&a, 200, "OK"));
+    assert!(s.iter().any(|(d, t)| *d == udp(UAC) && status(t) == 200));
+    assert!(s.iter().any(|(_, t)| t.starts_with("CANCEL ")), "{s:#?}");
 }

@@ -1,0 +1,99 @@
+//! Startup of the registrar, its store and authentication: loaded once, before
+//! the executors start, and handed to the shards one by one.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::auth::nonce::NonceSecret;
+use crate::auth::users::UserStore;
+use crate::auth::{AuthConfig, Authenticator};
+use crate::config::{AuthMode, Config};
+use crate::proxy::{registrar_config, AuthSetup, Services};
+use crate::registrar::{store, Registrar};
+
+use super::RunError;
+
+/// Seconds since the UNIX epoch.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Everything but the per-shard [`Authenticator`], which is not `Sync`: each core
+/// builds its own from these.
+pub(crate) struct AuthParts {
+    users: Arc<UserStore>,
+    secret: NonceSecret,
+    mode: AuthMode,
+    realm: String,
+    config: AuthConfig,
+}
+
+/// Loads the bindings of every shard and the users file.
+pub(crate) fn load(cfg: &Config) -> Result<(Vec<Services>, Option<AuthParts>), RunError> {
+    let dir = cfg.data_dir.join("registrar");
+    let loaded = store::open(&dir, cfg.cores, unix_now()).map_err(RunError::Store)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let bindings: usize = loaded.locations.iter().map(|l| l.len()).sum();
+    tracing::info!(bindings, dir = %dir.display(), "registrar store loaded");
+
+    let auth = match (&cfg.registrar.users, cfg.registrar.auth) {
+        (_, AuthMode::None) => None,
+        (None, _) => {
+            tracing::warn!("no --users file: nobody is asked to authenticate");
+            None
+        }
+        (Some(path), mode) => {
+            let users = UserStore::load(path).map_err(RunError::Users)?;
+            let secret = NonceSecret::load_or_create(&cfg.data_dir.join("nonce.key"))
+                .map_err(RunError::Secret)?;
+            let realm = if cfg.registrar.realm.is_empty() {
+                cfg.domains
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "coresip".into())
+            } else {
+                cfg.registrar.realm.clone()
+            };
+            tracing::info!(users = users.len(), %realm, ?mode, "digest authentication on");
+            Some(AuthParts {
+                users: Arc::new(users),
+                secret,
+                mode,
+                realm,
+                config: AuthConfig {
+                    nonce_ttl: cfg.registrar.nonce_ttl.as_secs().max(1),
+                    ..AuthConfig::default()
+                },
+            })
+        }
+    };
+
+    let rc = registrar_config(cfg);
+    let mut services = Vec::with_capacity(cfg.cores);
+    for (location, store) in loaded.locations.into_iter().zip(loaded.stores) {
+        let registrar = Registrar::with_location(rc.clone(), location)
+            .map_err(|e| RunError::Executor(e.to_string()))?;
+        services.push(Services {
+            registrar,
+            store: Some(store),
+            auth: None,
+        });
+    }
+    Ok((services, auth))
+}
+
+impl AuthParts {
+    /// The authentication of one shard.
+    pub(crate) fn for_shard(&self) -> AuthSetup {
+        AuthSetup {
+            authenticator: Authenticator::new(Arc::clone(&self.users), &self.secret, self.config),
+            users: Arc::clone(&self.users),
+            mode: self.mode,
+            realm: self.realm.clone(),
+        }
+    }
+}

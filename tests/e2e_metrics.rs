@@ -1,0 +1,316 @@
+//! End to end: the real `coresip` binary with `--metrics` on loopback. SIP traffic goes
+//! in over UDP; `/metrics`, `/health` and `coresip stats` must show it. Every wait is
+//! bounded.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use coresip::metrics::exposition::{self, Exposition};
+
+/// The most any single wait in these tests lasts.
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    log: Vec<String>,
+    sip: SocketAddr,
+    metrics: SocketAddr,
+    data_dir: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+/// Ports free on 127.0.0.1 (UDP+TCP for SIP, TCP for metrics), below the ephemeral
+/// range so that other tests' client sockets cannot take them meanwhile. A different
+/// base from tests/e2e_runtime.rs, which may run at the same time.
+fn free_ports() -> (u16, u16) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = 8000 + (std::process::id() % 300) * 20;
+    loop {
+        let n = NEXT.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+        let port = (base + n % 6000) as u16;
+        let ok = UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok();
+        if ok {
+            return (port, port + 1);
+        }
+    }
+}
+
+fn coresip(args: &[String]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coresip"));
+    cmd.args(args).stdin(Stdio::null());
+    // The tests' environment must not leak flags in.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CORESIP_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+impl Server {
+    /// Starts coresip with UDP SIP and `--metrics` on free loopback ports.
+    fn start(tag: &str, cores: usize, extra: &[&str]) -> Server {
+        let (sip, metrics) = free_ports();
+        let data_dir =
+            std::env::temp_dir().join(format!("coresip-e2e-metrics-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let mut args: Vec<String> = vec![
+            "--cores".into(),
+            cores.to_string(),
+            "--listen".into(),
+            format!("udp:127.0.0.1:{sip}"),
+            "--metrics".into(),
+            format!("127.0.0.1:{metrics}"),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut child = coresip(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn coresip");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            lines,
+            log: Vec::new(),
+            sip: SocketAddr::from(([127, 0, 0, 1], sip)),
+            metrics: SocketAddr::from(([127, 0, 0, 1], metrics)),
+            data_dir,
+        };
+        server.wait_for_line(|l| l.contains(" ready "));
+        server
+    }
+
+    fn wait_for_line(&mut self, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no such line from coresip; log so far:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+}
+
+/// `GET path` over HTTP/1.0: (status code, body).
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: test\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (code, body.to_owned())
+}
+
+/// Polls `/metrics` until `done` holds for the parsed exposition (snapshots reach the
+/// admin thread once a second).
+fn metrics_until(addr: SocketAddr, done: impl Fn(&Exposition) -> bool) -> Exposition {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (code, body) = get(addr, "/metrics");
+        assert_eq!(code, 200);
+        let exp = exposition::parse(&body).unwrap_or_else(|e| panic!("{e}\n{body}"));
+        if done(&exp) {
+            return exp;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "metrics never got there:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn options(target: SocketAddr, call_id: &str) -> Vec<u8> {
+    format!(
+        "OPTIONS sip:{target} SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK{call_id};rport\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:{target}>\r\n\
+From: <sip:tester@example.com>;tag=t1\r\n\
+Call-ID: {call_id}\r\n\
+CSeq: 1 OPTIONS\r\n\
+Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn answered_2xx(exp: &Exposition) -> f64 {
+    exp.value(
+        "coresip_responses_total",
+        &[("direction", "out"), ("class", "2xx")],
+    )
+    .unwrap_or(0.0)
+}
+
+#[test]
+fn metrics_health_and_stats_show_the_traffic() {
+    let mut server = Server::start("traffic", 2, &["--stats-interval", "1s"]);
+
+    // Healthy once both cores have reported.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (code, body) = get(server.metrics, "/health");
+        if code == 200 {
+            assert_eq!(body, "2/2 shards reporting\n");
+            break;
+        }
+        assert_eq!(code, 503, "{body}");
+        assert!(Instant::now() < deadline, "never healthy: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = vec![0u8; 65536];
+    for i in 0..5 {
+        sock.send_to(&options(server.sip, &format!("m{i}")), server.sip)
+            .unwrap();
+        let (n, _) = sock.recv_from(&mut buf).expect("no answer");
+        assert!(buf[..n].starts_with(b"SIP/2.0 200 OK\r\n"));
+    }
+
+    let exp = metrics_until(server.metrics, |e| answered_2xx(e) >= 5.0);
+    assert_eq!(answered_2xx(&exp), 5.0);
+    assert_eq!(exp.value("coresip_shards", &[]), Some(2.0));
+    assert_eq!(exp.value("coresip_shards_reporting", &[]), Some(2.0));
+    // Each OPTIONS was handled once: on its arrival core or after one mesh hop.
+    let local = exp.value("coresip_messages_local_total", &[]).unwrap();
+    let hops_in = exp
+        .value("coresip_mesh_hops_total", &[("direction", "in")])
+        .unwrap();
+    assert_eq!(local + hops_in, 5.0);
+    assert!(exp
+        .value("coresip_forward_latency_seconds_count", &[])
+        .is_some());
+
+    // Other paths are not found.
+    assert_eq!(get(server.metrics, "/").0, 404);
+
+    // The operator's view.
+    let out = coresip(&[
+        "stats".into(),
+        "--metrics".into(),
+        server.metrics.to_string(),
+    ])
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let table = String::from_utf8(out.stdout).unwrap();
+    assert!(table.contains("2/2 shards reporting"), "{table}");
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("2xx"))
+        .unwrap_or_else(|| panic!("no 2xx row:\n{table}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row, ["2xx", "0", "5"], "{table}");
+
+    // The summary line, once a second here.
+    let line = server.wait_for_line(|l| l.contains(" stats ") || l.ends_with(" stats"));
+    assert!(line.contains("p99_us="), "{line}");
+    assert!(line.contains("shards=2/2"), "{line}");
+}
+
+#[test]
+fn a_taken_metrics_port_stops_startup() {
+    let (sip, _) = free_ports();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let data_dir =
+        std::env::temp_dir().join(format!("coresip-e2e-metrics-{}-taken", std::process::id()));
+    let mut child = coresip(&[
+        "--cores".into(),
+        "1".into(),
+        "--listen".into(),
+        format!("udp:127.0.0.1:{sip}"),
+        "--metrics".into(),
+        addr.to_string(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("coresip kept running with its metrics port taken");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&data_dir);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("cannot serve metrics on {addr}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn stats_against_nothing_fails_with_one_line() {
+    // A port that was free a moment ago and has no listener now.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = coresip(&["stats".into(), "--metrics".into(), addr.to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("error: cannot reach"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
