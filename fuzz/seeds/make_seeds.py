@@ -123,7 +123,8 @@ def main():
     for i, name in enumerate(HAND):
         for flags, flags2 in ((0x01, 0x00), (0x02, 0x20), (0x08, 0x02), (0x10, 0x04),
                               (0x20, 0x08), (0x54, 0x10), (0xB0, 0x01), (0x00, 0x0E),
-                              (0x20, 0x41), (0x00, 0x40)):
+                              (0x20, 0x41), (0x00, 0x40),
+                              (0x20, 0x80), (0x30, 0xC1)):
             write("splice", f"{name}_{flags:02x}{flags2:02x}", bytes([flags, flags2, i]) + HAND[name])
 
     # framing: ctl byte = max-len selector | (chunk-size count << 2), then sizes.
