@@ -250,7 +250,7 @@ fn splice_request(msg: &Message, flags: u8, flags2: u8, out: &mut Vec<u8>) {
                     assert_eq!(p.value(b"rport"), Some(port.to_string().as_bytes()));
                 }
             } else {
-                assert_eq!(p.contains(b"rport"), false, "rport added unasked");
+                assert!(!p.contains(b"rport"), "rport added unasked");
             }
             assert!(Via::parse(after).is_ok(), "a valid Via made invalid");
         }

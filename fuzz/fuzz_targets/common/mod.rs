@@ -433,12 +433,9 @@ fn check_typed(buf: &[u8], msg: &Message) {
     }
 
     // Message-level accessors agree with the value-level decoders.
-    match msg.cseq() {
-        Ok(c) => {
-            assert!(c.seq <= MAX_CSEQ);
-            assert_eq!(Ok(c), CSeq::parse(msg.header(HeaderName::CSeq).unwrap()));
-        }
-        Err(_) => {}
+    if let Ok(c) = msg.cseq() {
+        assert!(c.seq <= MAX_CSEQ);
+        assert_eq!(Ok(c), CSeq::parse(msg.header(HeaderName::CSeq).unwrap()));
     }
     if let Ok(id) = msg.call_id() {
         assert!(!id.is_empty());
