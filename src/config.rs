@@ -161,6 +161,8 @@ pub struct ProxyOptions {
     pub relay: Vec<crate::proxy::Cidr>,
     /// Live transactions per shard before new requests get 503.
     pub max_transactions: usize,
+    /// Forward without transactions (`--stateless`, RFC 3261 §16.11).
+    pub stateless: bool,
 }
 
 impl Default for ProxyOptions {
@@ -169,6 +171,7 @@ impl Default for ProxyOptions {
             record_route: true,
             relay: Vec::new(),
             max_transactions: 100_000,
+            stateless: false,
         }
     }
 }
