@@ -174,6 +174,8 @@ pub struct ProxyOptions {
     /// Live transactions per shard before new requests get 503.
     pub max_transactions: usize,
     pub fork: ForkMode,
+    /// Forward without transactions (`--stateless`, RFC 3261 §16.11).
+    pub stateless: bool,
 }
 
 impl Default for ProxyOptions {
@@ -183,6 +185,7 @@ impl Default for ProxyOptions {
             relay: Vec::new(),
             max_transactions: 100_000,
             fork: ForkMode::Parallel,
+            stateless: false,
         }
     }
 }

@@ -203,6 +203,9 @@ pub struct Shard {
     shards: usize,
     max_message_size: usize,
     engine: Engine,
+    /// `--stateless` (RFC 3261 §16.11): requests and responses go to the engine's
+    /// stateless path.
+    stateless: bool,
     stats: ShardStats,
 }
 
@@ -263,6 +266,7 @@ impl Shard {
             id,
             shards: cfg.cores.max(1),
             max_message_size: cfg.max_message_size,
+            stateless: cfg.proxy.stateless,
             engine: Engine::new(
                 id as u16, seed, now, unix_now, proxy, identity, listeners, services,
             ),
@@ -363,6 +367,12 @@ impl Shard {
     pub fn owner_of(&self, msg: &Message<'_>) -> Option<ShardId> {
         if self.shards == 1 {
             return Some(0);
+        }
+        if self.stateless {
+            // §16.11: no transaction to find, so no mesh hop by branch; only the
+            // location part (REGISTER, requests to our users) is owned.
+            let aor = msg.is_request().then(|| self.aor_of(msg)).flatten();
+            return Some(aor.map_or(self.id, |a| shard_of_aor(&a, self.shards)));
         }
         let branch = msg.via().ok().and_then(|v| v.branch());
         if msg.is_request() {
@@ -470,10 +480,11 @@ impl Shard {
             self.stats.local += 1;
             self.engine.metrics_mut().inc_local();
         }
-        if msg.is_request() {
-            self.engine.on_request(now, from, &msg, out);
-        } else {
-            self.engine.on_response(now, from, &msg, out);
+        match (self.stateless, msg.is_request()) {
+            (false, true) => self.engine.on_request(now, from, &msg, out),
+            (false, false) => self.engine.on_response(now, from, &msg, out),
+            (true, true) => self.engine.on_stateless_request(now, from, &msg, out),
+            (true, false) => self.engine.on_stateless_response(&msg, out),
         }
     }
 }
@@ -824,6 +835,50 @@ Content-Length: 0\r\n\r\n"
         let beyond =
             b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKc00090123456789abcdef\r\n\r\n";
         assert_eq!(sh.owner_of(&Message::parse(beyond).unwrap()), None);
+    }
+
+    #[test]
+    fn stateless_messages_stay_on_the_shard_they_arrive_on() {
+        // RFC 3261 §16.11: nothing to find on an owner shard, except the location
+        // part, which still owns REGISTER and requests to our users.
+        let mut c = cfg(4);
+        c.proxy.stateless = true;
+        let ips = vec!["192.0.2.10".parse().unwrap()];
+        let shards: Vec<Shard> = (0..4)
+            .map(|i| Shard::in_memory(i, &c, ips.clone()))
+            .collect();
+        for i in 0..16 {
+            let req = options("sip:192.0.2.99", "", &format!("z9hG4bK{i}x"));
+            let msg = Message::parse(&req).unwrap();
+            for sh in &shards {
+                assert_eq!(sh.owner_of(&msg), Some(sh.id()));
+            }
+        }
+        let resp =
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKs0123456789abcdef.0\r\n\r\n";
+        let msg = Message::parse(resp).unwrap();
+        assert_eq!(shards[2].owner_of(&msg), Some(2));
+        let reg = String::from_utf8(options("sip:proxy.example.com", "", "z9hG4bK1"))
+            .unwrap()
+            .replace("OPTIONS sip", "REGISTER sip")
+            .replace("CSeq: 7 OPTIONS", "CSeq: 7 REGISTER")
+            .replace(
+                "To: <sip:proxy.example.com>",
+                "To: <sip:bob@proxy.example.com>",
+            );
+        let msg = Message::parse(reg.as_bytes()).unwrap();
+        let owner = shards[0].owner_of(&msg);
+        assert!(shards.iter().all(|s| s.owner_of(&msg) == owner));
+        // In stateless mode an answer of our own is still sent from here.
+        let mut sh = Shard::in_memory(0, &c, ips);
+        let out = run(
+            &mut sh,
+            udp_peer("198.51.100.7:40000"),
+            &options("sip:192.0.2.10", "", "z9hG4bK1"),
+        );
+        let (_, text) = only_transmit(&out);
+        assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{text}");
+        assert_eq!(sh.in_flight(), 0);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::sip::header::HeaderName;
 use crate::sip::method::Method;
 use crate::sip::uri::Uri;
 use crate::sip::via::Via;
-use crate::sip::writer::{self, RequestEdits, ViaReceived};
+use crate::sip::writer::{self, RequestEdits, ViaReceived, WriteError};
 use crate::sip::Message;
 use crate::txn::key::{BranchGenerator, ClientKeyRef, LegacyFields, ServerKeyRef};
 use crate::txn::table::{TableError, TxnId, TxnTable, TxnTimer};
@@ -48,6 +48,12 @@ pub const ALLOW: &[u8] =
 pub const ACCEPT: &[u8] = b"application/sdp";
 /// Option tags the proxy supports.
 pub const SUPPORTED: &[u8] = b"path";
+/// The capability headers of the proxy's own 200 to OPTIONS (§11.2).
+pub(super) const CAPABILITIES: [(&str, &[u8]); 3] = [
+    ("Allow", ALLOW),
+    ("Accept", ACCEPT),
+    ("Supported", SUPPORTED),
+];
 /// Retry-After of a 503 sent when the transaction table is full, seconds.
 const RETRY_AFTER: &[u8] = b"5";
 
@@ -186,26 +192,36 @@ pub struct EngineStats {
 
 /// Where a request is sent.
 #[derive(Debug, Clone, Copy)]
-struct Target<'a> {
+pub(super) struct Target<'a> {
     /// The Request-URI to write, when it changes (§16.6 step 2).
-    request_uri: Option<&'a [u8]>,
-    hop: NextHop<'a>,
+    pub(super) request_uri: Option<&'a [u8]>,
+    pub(super) hop: NextHop<'a>,
     /// A registered contact is reached where its REGISTER came from (behind NAT,
     /// over the same connection), not where its Contact URI points.
-    fixed: Option<Fixed>,
+    pub(super) fixed: Option<Fixed>,
     /// A preloaded Route set (the contact's Path, RFC 3327).
-    route: Option<&'a [u8]>,
+    pub(super) route: Option<&'a [u8]>,
     /// The next hop's address, when its host name was resolved.
-    resolved: Option<SocketAddr>,
+    pub(super) resolved: Option<SocketAddr>,
 }
 
 /// A binding copied out of the location part: its contact and Path as ranges of a
 /// shared buffer, and where it registered from.
 type Found = (std::ops::Range<usize>, std::ops::Range<usize>, Source);
 
+/// How a request leaves (§16.6 step 10): transport, destination, and the listener
+/// (index and socket) named in our Via and Record-Route.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Outbound<'l> {
+    pub(super) transport: Transport,
+    pub(super) dest: Dest,
+    pub(super) index: usize,
+    pub(super) listener: &'l Listener,
+}
+
 /// The transport, destination and listener of a registered contact.
 #[derive(Debug, Clone, Copy)]
-struct Fixed {
+pub(super) struct Fixed {
     transport: Transport,
     dest: Dest,
     listener: u16,
@@ -293,20 +309,20 @@ struct ClientCtx {
 
 /// The stateful proxy core of one shard.
 pub struct Engine {
-    cfg: ProxyConfig,
-    identity: Identity,
-    listeners: Vec<Listener>,
+    pub(super) cfg: ProxyConfig,
+    pub(super) identity: Identity,
+    pub(super) listeners: Vec<Listener>,
     table: TxnTable<Ctx>,
     wheel: TimerWheel<TxnTimer>,
     branches: BranchGenerator,
     fired: Vec<TxnTimer>,
     tags: ahash::RandomState,
-    stats: EngineStats,
-    metrics: ShardMetrics,
-    registrar: Registrar,
+    pub(super) stats: EngineStats,
+    pub(super) metrics: ShardMetrics,
+    pub(super) registrar: Registrar,
     store: Option<ShardStore>,
-    auth: Option<AuthSetup>,
-    resolver: Resolver,
+    pub(super) auth: Option<AuthSetup>,
+    pub(super) resolver: Resolver,
     /// Wall-clock seconds at `origin`: bindings and nonces live in UNIX time.
     unix_origin: u64,
     origin: Instant,
@@ -404,7 +420,7 @@ impl Engine {
     }
 
     /// Seconds since the UNIX epoch at `now`.
-    fn unix(&self, now: Instant) -> u64 {
+    pub(super) fn unix(&self, now: Instant) -> u64 {
         self.unix_origin + now.saturating_duration_since(self.origin).as_secs()
     }
 
@@ -455,13 +471,7 @@ impl Engine {
             return;
         }
 
-        let to_me = msg
-            .request_uri()
-            .and_then(|u| Uri::parse(u).ok())
-            .is_some_and(|u| {
-                u.as_sip()
-                    .is_some_and(|s| s.user.is_none() && self.identity.is_me(s))
-            });
+        let to_me = self.addressed_to_me(msg);
         if let Err(reject) = validate_request(msg, &self.identity, to_me) {
             self.reject_stateless(msg, reply_to, reject, out);
             return;
@@ -514,9 +524,19 @@ impl Engine {
         self.route_request(now, id, from, msg, to_me, authenticated, out);
     }
 
+    /// True when the Request-URI names the proxy itself (no user part, §16.5).
+    pub(super) fn addressed_to_me(&self, msg: &Message<'_>) -> bool {
+        msg.request_uri()
+            .and_then(|u| Uri::parse(u).ok())
+            .is_some_and(|u| {
+                u.as_sip()
+                    .is_some_and(|s| s.user.is_none() && self.identity.is_me(s))
+            })
+    }
+
     /// True when a REGISTER's Request-URI names one of our domains (RFC 3261
     /// §10.3 step 1); others are proxied like any request.
-    fn register_is_ours(&self, msg: &Message<'_>) -> bool {
+    pub(super) fn register_is_ours(&self, msg: &Message<'_>) -> bool {
         msg.request_uri()
             .and_then(|u| Uri::parse(u).ok())
             .and_then(|u| u.as_sip().map(|s| self.registrar.is_our_domain(&s.host)))
@@ -841,11 +861,7 @@ impl Engine {
             return;
         }
         if found.is_empty() {
-            let known = self.auth.as_ref().is_some_and(|a| {
-                uri.user
-                    .is_some_and(|u| a.users.knows(u, a.realm.as_bytes()))
-            });
-            if known {
+            if self.knows_user(uri) {
                 self.respond(now, id, msg, 480, b"Temporarily Unavailable", &[], out);
             } else {
                 self.respond(now, id, msg, 404, b"Not Found", &[], out);
@@ -854,46 +870,12 @@ impl Engine {
         }
         let mut targets: SmallVec<[Target<'_>; 4]> = SmallVec::new();
         for (c, p, source) in &found {
-            let contact = &texts[c.clone()];
-            let path = &texts[p.clone()];
-            let route = (!path.is_empty()).then_some(path);
-            // With a Path the request goes to its first hop; otherwise to where the
-            // REGISTER came from.
-            let hop_uri: &[u8] = match route {
-                Some(path) => first_route_uri(path).unwrap_or(contact),
-                None => contact,
-            };
-            let Ok(hop) = super::next_hop::next_hop_of(hop_uri) else {
+            let Some(mut target) = binding_target(&texts[c.clone()], &texts[p.clone()], source)
+            else {
                 continue;
             };
-            // A NATed contact is reached where it registered from; any other at
-            // its Contact URI.
-            let fixed = match route {
-                None if source.nat => registered_dest(source),
-                _ => None,
-            };
-            let resolved = match (hop.addr(), hop.host) {
-                (Some(a), _) => Some(a),
-                (None, crate::sip::Host::Domain(name)) => {
-                    match self.resolver.lookup(name, now, hop_v4(from)) {
-                        Lookup::Found(ip) => Some(SocketAddr::new(ip, hop.port)),
-                        Lookup::Unknown { ask: true } => {
-                            // Not waited for: the next request to this user finds it.
-                            out.resolve(name);
-                            None
-                        }
-                        _ => None,
-                    }
-                }
-                _ => None,
-            };
-            targets.push(Target {
-                request_uri: Some(contact),
-                hop,
-                fixed,
-                route,
-                resolved,
-            });
+            target.resolved = self.resolved_addr(&target.hop, now, from, out);
+            targets.push(target);
         }
         if targets.is_empty() {
             self.respond(now, id, msg, 480, b"Temporarily Unavailable", &[], out);
@@ -902,11 +884,20 @@ impl Engine {
         self.fork(now, id, from, msg, plan, &targets, out);
     }
 
+    /// True when `uri`'s user is in the users file: an unregistered user of ours is
+    /// 480, anyone else 404.
+    pub(super) fn knows_user(&self, uri: &crate::sip::SipUri<'_>) -> bool {
+        self.auth.as_ref().is_some_and(|a| {
+            uri.user
+                .is_some_and(|u| a.users.knows(u, a.realm.as_bytes()))
+        })
+    }
+
     /// The relay policy: coresip is never an open relay. A request may go to a
     /// foreign destination when that destination is inside `--relay`, or when it is
     /// in a dialog this proxy record-routed (it carries our Route and a To tag, the
     /// way Kamailio's `loose_route()` lets in-dialog requests through).
-    fn may_relay(&self, msg: &Message<'_>, plan: &RoutePlan<'_>, ip: IpAddr) -> bool {
+    pub(super) fn may_relay(&self, msg: &Message<'_>, plan: &RoutePlan<'_>, ip: IpAddr) -> bool {
         if self.cfg.relay.iter().any(|c| c.contains(ip)) {
             return true;
         }
@@ -923,14 +914,7 @@ impl Engine {
         out: &mut Outbox,
     ) {
         match method {
-            Method::Options => {
-                let extra: [(&str, &[u8]); 3] = [
-                    ("Allow", ALLOW),
-                    ("Accept", ACCEPT),
-                    ("Supported", SUPPORTED),
-                ];
-                self.respond(now, id, msg, 200, b"OK", &extra, out);
-            }
+            Method::Options => self.respond(now, id, msg, 200, b"OK", &CAPABILITIES, out),
             _ => self.respond(now, id, msg, 404, b"Not Found", &[], out),
         }
     }
@@ -988,7 +972,68 @@ impl Engine {
         out: &mut Outbox,
     ) -> Option<TxnId> {
         let b = self.branches.next_branch();
-        let (transport, dest, out_idx, out_listener) = match target.fixed {
+        let ob = self.outbound(from, msg, target)?;
+        let (transport, dest) = (ob.transport, ob.dest);
+        let mut branch = [0u8; 45];
+        branch[..28].copy_from_slice(b.as_bytes());
+        branch[28] = super::validate::LOOP_SEPARATOR;
+        branch[29..].copy_from_slice(loop_hash);
+
+        let mut bytes = Vec::with_capacity(msg.as_bytes().len() + 256);
+        self.write_branch(from, msg, plan, target, &ob, &branch, method, &mut bytes)
+            .ok()?;
+        let key = ClientKeyRef::new(&branch, method);
+        let is_invite = method == Method::Invite;
+        let ctx = ClientCtx {
+            server,
+            request: Vec::new(),
+            dest,
+            upstream,
+            provisional: false,
+            final_code: None,
+            cancel: CancelState::None,
+            is_invite,
+            is_cancel: false,
+        };
+        let client = self
+            .table
+            .insert_client(
+                now,
+                &key,
+                reliability_of(transport),
+                Ctx::Client(ctx),
+                &mut self.wheel,
+            )
+            .ok()?;
+        out.send_with(dest, |b| b.extend_from_slice(&bytes));
+        self.metrics.inc_transaction_created();
+        self.metrics.inc_request_out(&method);
+        if let Some(Ctx::Client(c)) = self.table.get_mut(client).map(|e| &mut e.data) {
+            c.request = bytes;
+        }
+        if is_invite {
+            // §16.6 step 11.
+            self.table.set_timer(
+                now,
+                client,
+                TimerKind::C,
+                Some(self.cfg.timers.timer_c),
+                &mut self.wheel,
+            );
+        }
+        self.stats.forwarded_requests += 1;
+        Some(client)
+    }
+
+    /// Where a request to `target` goes (§16.6 step 10): its transport,
+    /// destination and the listener it leaves from.
+    pub(super) fn outbound(
+        &self,
+        from: Peer,
+        msg: &Message<'_>,
+        target: &Target<'_>,
+    ) -> Option<Outbound<'_>> {
+        let (transport, dest, index, listener) = match target.fixed {
             Some(f) => {
                 let l = self.listeners.get(f.listener as usize)?;
                 (f.transport, f.dest, f.listener as usize, l)
@@ -1012,12 +1057,31 @@ impl Engine {
                 (transport, dest, idx, l)
             }
         };
-        let inbound = self.listeners.get(from.listener as usize);
+        Some(Outbound {
+            transport,
+            dest,
+            index,
+            listener,
+        })
+    }
 
-        let mut branch = [0u8; 45];
-        branch[..28].copy_from_slice(b.as_bytes());
-        branch[28] = super::validate::LOOP_SEPARATOR;
-        branch[29..].copy_from_slice(loop_hash);
+    /// Writes `msg` as forwarded to `target` (§16.6 steps 2–9): Request-URI, our
+    /// Via with `branch`, Record-Route, Max-Forwards, Route removal, `received` and
+    /// `rport` on the previous hop's Via.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn write_branch(
+        &self,
+        from: Peer,
+        msg: &Message<'_>,
+        plan: &RoutePlan<'_>,
+        target: &Target<'_>,
+        ob: &Outbound<'_>,
+        branch: &[u8],
+        method: Method<'_>,
+        bytes: &mut Vec<u8>,
+    ) -> Result<(), WriteError> {
+        let (transport, out_idx, out_listener) = (ob.transport, ob.index, ob.listener);
+        let inbound = self.listeners.get(from.listener as usize);
 
         let mut via = SmallVec::<[u8; 128]>::new();
         via.extend_from_slice(b"SIP/2.0/");
@@ -1025,7 +1089,7 @@ impl Engine {
         via.push(b' ');
         via.extend_from_slice(out_listener.advertised.as_bytes());
         via.extend_from_slice(b";branch=");
-        via.extend_from_slice(&branch);
+        via.extend_from_slice(branch);
 
         // §16.6 step 4: record-route dialog-creating requests; twice when the
         // request changes transport or interface (RFC 5658), ours outbound first.
@@ -1073,49 +1137,7 @@ impl Engine {
             via_received,
             route_preload: target.route,
         };
-        let mut bytes = Vec::with_capacity(msg.as_bytes().len() + 256);
-        writer::forward_request(msg, &edits, &mut bytes).ok()?;
-        let key = ClientKeyRef::new(&branch, method);
-        let is_invite = method == Method::Invite;
-        let ctx = ClientCtx {
-            server,
-            request: Vec::new(),
-            dest,
-            upstream,
-            provisional: false,
-            final_code: None,
-            cancel: CancelState::None,
-            is_invite,
-            is_cancel: false,
-        };
-        let client = self
-            .table
-            .insert_client(
-                now,
-                &key,
-                reliability_of(transport),
-                Ctx::Client(ctx),
-                &mut self.wheel,
-            )
-            .ok()?;
-        out.send_with(dest, |b| b.extend_from_slice(&bytes));
-        self.metrics.inc_transaction_created();
-        self.metrics.inc_request_out(&method);
-        if let Some(Ctx::Client(c)) = self.table.get_mut(client).map(|e| &mut e.data) {
-            c.request = bytes;
-        }
-        if is_invite {
-            // §16.6 step 11.
-            self.table.set_timer(
-                now,
-                client,
-                TimerKind::C,
-                Some(self.cfg.timers.timer_c),
-                &mut self.wheel,
-            );
-        }
-        self.stats.forwarded_requests += 1;
-        Some(client)
+        writer::forward_request(msg, &edits, bytes)
     }
 
     /// The listener a request to `to` over `transport` leaves from: the one it
@@ -1378,7 +1400,7 @@ impl Engine {
 
     /// Forwards a response to the element named by its second Via (§16.7 step 9,
     /// §18.2.2) without a transaction.
-    fn forward_response_stateless(&mut self, msg: &Message<'_>, out: &mut Outbox) {
+    pub(super) fn forward_response_stateless(&mut self, msg: &Message<'_>, out: &mut Outbox) {
         let Some(next) = msg.values(HeaderName::Via).nth(1) else {
             self.dropped(DropReason::Malformed);
             return;
@@ -1797,14 +1819,20 @@ impl Engine {
         }
     }
 
-    fn dropped(&mut self, reason: DropReason) {
+    pub(super) fn dropped(&mut self, reason: DropReason) {
         self.stats.dropped += 1;
         self.metrics.inc_dropped(reason);
     }
 
     /// Answers a request without creating a transaction: validation failures
     /// (their retransmissions are answered the same way) and overload.
-    fn reject_stateless(&mut self, msg: &Message<'_>, to: Dest, r: Reject, out: &mut Outbox) {
+    pub(super) fn reject_stateless(
+        &mut self,
+        msg: &Message<'_>,
+        to: Dest,
+        r: Reject,
+        out: &mut Outbox,
+    ) {
         let reason = r.reason().as_bytes();
         if r == Reject::BadExtension {
             let mut tags = SmallVec::<[u8; 64]>::new();
@@ -1820,7 +1848,7 @@ impl Engine {
         }
     }
 
-    fn reply_stateless(
+    pub(super) fn reply_stateless(
         &mut self,
         msg: &Message<'_>,
         to: Dest,
@@ -1858,6 +1886,31 @@ impl Engine {
 
     // ---------------------------------------------------------------------------
     // Time
+
+    /// The address of a next hop: its IP literal, or its host name from the
+    /// resolver cache (asking for it when unknown, without waiting).
+    pub(super) fn resolved_addr(
+        &self,
+        hop: &NextHop<'_>,
+        now: Instant,
+        from: Peer,
+        out: &mut Outbox,
+    ) -> Option<SocketAddr> {
+        match (hop.addr(), hop.host) {
+            (Some(a), _) => Some(a),
+            (None, crate::sip::Host::Domain(name)) => {
+                match self.resolver.lookup(name, now, hop_v4(from)) {
+                    Lookup::Found(ip) => Some(SocketAddr::new(ip, hop.port)),
+                    Lookup::Unknown { ask: true } => {
+                        out.resolve(name);
+                        None
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
 
     /// The system resolver answered for `name` (no addresses: it failed): the
     /// requests that waited for it are routed again.
@@ -2013,6 +2066,36 @@ fn own_challenges_removed(resp: &Message<'_>, all: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The target of one binding (§16.5): its contact as Request-URI, its Path as a
+/// preloaded Route set.
+pub(super) fn binding_target<'a>(
+    contact: &'a [u8],
+    path: &'a [u8],
+    source: &Source,
+) -> Option<Target<'a>> {
+    let route = (!path.is_empty()).then_some(path);
+    // With a Path the request goes to its first hop; otherwise to where the
+    // REGISTER came from.
+    let hop_uri: &[u8] = match route {
+        Some(path) => first_route_uri(path).unwrap_or(contact),
+        None => contact,
+    };
+    let hop = super::next_hop::next_hop_of(hop_uri).ok()?;
+    // A NATed contact is reached where it registered from; any other at
+    // its Contact URI.
+    let fixed = match route {
+        None if source.nat => registered_dest(source),
+        _ => None,
+    };
+    Some(Target {
+        request_uri: Some(contact),
+        hop,
+        fixed,
+        route,
+        resolved: None,
+    })
 }
 
 /// Where a registered contact is reached: back where its REGISTER came from, over

@@ -7,6 +7,7 @@ pub mod identity;
 pub mod next_hop;
 pub mod resolve;
 pub mod route;
+pub mod stateless;
 pub mod validate;
 
 pub use engine::{
@@ -15,4 +16,5 @@ pub use engine::{
 pub use identity::Identity;
 pub use next_hop::{next_hop, next_hop_of, Cidr, NextHop};
 pub use route::{preprocess, RoutePlan};
+pub use stateless::{stateless_branch, StatelessBranch};
 pub use validate::{validate_request, Reject};
