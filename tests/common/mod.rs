@@ -160,6 +160,11 @@ impl Server {
         }
     }
 
+    /// The log lines read so far.
+    pub fn log(&self) -> &[String] {
+        &self.log
+    }
+
     /// Where the proxy listens (UDP and TCP).
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
@@ -186,13 +191,14 @@ impl Server {
         (std::mem::take(&mut self.log), status)
     }
 
-    /// SIGTERM, wait for the exit, and start again with the same flags, port and
-    /// data directory.
-    pub fn restart(mut self) -> Server {
+    /// SIGTERM, wait for the exit, and start again with the same flags (but
+    /// `--cores cores`), port and data directory.
+    pub fn restart(mut self, cores: usize) -> Server {
         self.remove_dir = false;
         let port = self.port;
         let data_dir = self.data_dir.clone();
-        let args = self.args.clone();
+        let mut args = self.args.clone();
+        args[1] = cores.to_string();
         let (log, status) = self.terminate();
         assert!(
             status.success(),

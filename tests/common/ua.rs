@@ -181,6 +181,8 @@ pub struct Call {
 pub struct Ua {
     pub user: String,
     pub password: Option<String>,
+    /// The digest algorithm picked when a challenge offers several.
+    pub algorithm: &'static str,
     pub transport: Transport,
     /// The proxy every out-of-dialog request goes to.
     pub proxy: SocketAddr,
@@ -268,6 +270,7 @@ impl Ua {
         Ua {
             user: user.to_string(),
             password: None,
+            algorithm: "SHA-256",
             transport,
             proxy,
             local,
@@ -287,6 +290,29 @@ impl Ua {
     pub fn with_password(mut self, password: &str) -> Ua {
         self.password = Some(password.to_string());
         self
+    }
+
+    /// The same UA answering challenges with `algorithm` (`MD5`, `SHA-256`) when
+    /// offered.
+    pub fn with_algorithm(mut self, algorithm: &'static str) -> Ua {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// The same UA as if behind a NAT: its Via and Contact name 127.0.0.2 (where
+    /// nothing of it listens) while it sends from 127.0.0.1, so the proxy can reach
+    /// it only where its requests come from (RFC 3581; the registrar's NAT test).
+    pub fn behind_nat(mut self) -> Ua {
+        self.local = SocketAddr::from(([127, 0, 0, 2], self.local.port()));
+        self
+    }
+
+    /// True when `m` came on this (TCP) UA's own connection to the proxy.
+    pub fn on_own_connection(&self, m: &Msg) -> bool {
+        match (&m.link, &self.to_proxy) {
+            (Link::Tcp(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
     }
 
     /// `sip:USER@example.com`, this UA's address of record.
@@ -443,6 +469,18 @@ impl Ua {
                 Some(100) if code != 100 => continue,
                 Some(c) if c == code => return m,
                 _ => panic!("{}: expected a {code}, got:\n{}", self.user, m.text()),
+            }
+        }
+    }
+
+    /// The next response other than `100 Trying`, whatever its code.
+    pub fn recv_final(&mut self) -> Msg {
+        loop {
+            let m = self.recv();
+            match m.status() {
+                Some(100) => continue,
+                Some(_) => return m,
+                None => panic!("{}: expected a response, got:\n{}", self.user, m.text()),
             }
         }
     }
@@ -717,7 +755,8 @@ impl Ua {
 
     /// The `Authorization` (for a 401) or `Proxy-Authorization` (for a 407) line
     /// answering `challenge` for `method` on `uri` (RFC 3261 §22.2 and §22.3, RFC
-    /// 7616 §3.4 with `qop=auth`), preferring SHA-256 over MD5.
+    /// 7616 §3.4 with `qop=auth`), with [`Ua::algorithm`] if offered, else the
+    /// first challenge's.
     pub fn authorization(&mut self, challenge: &Msg, method: &str, uri: &str) -> String {
         let (header, answer) = match challenge.status() {
             Some(401) => (HeaderName::WwwAuthenticate, "Authorization"),
@@ -733,7 +772,7 @@ impl Ua {
             .collect();
         let c = challenges
             .iter()
-            .find(|c| c.algorithm() == Some(b"SHA-256"))
+            .find(|c| c.algorithm() == Some(self.algorithm.as_bytes()))
             .or(challenges.first())
             .expect("no challenge");
         let algorithm = Algorithm::from_param(c.algorithm()).unwrap();
