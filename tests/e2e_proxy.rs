@@ -168,9 +168,39 @@ fn a_callee_that_never_answers_times_out_with_408() {
     assert_eq!(timeout.cseq_method(), "INVITE");
     alice.ack(&mut call, &timeout);
     // No provisional response came, so no CANCEL is sent (§9.1).
-    while let Some(m) = bob.recv_within(Duration::from_millis(300)) {
-        assert_eq!(m.method().as_deref(), Some("INVITE"), "{m:?}");
+    bob.expect_silence(Duration::from_millis(300));
+    // Meanwhile Timer A retransmitted the INVITE over UDP (§17.1.1.2).
+    assert!(bob.retransmissions > 0);
+}
+
+#[test]
+fn a_retransmitted_invite_is_absorbed_and_answered_with_the_last_provisional() {
+    let server = proxy("retransmit", 1, &[]);
+    let mut bob = registered_udp(&server, "bob");
+    let mut alice = Ua::udp("alice", server.addr());
+
+    let mut call = alice.invite(&bob.aor());
+    let invite = bob.expect_request("INVITE");
+    let callee = bob.accept(&invite);
+    bob.respond(&invite, 180, Some(&callee.local_tag));
+    alice.expect_status(180);
+
+    // §17.2.1: the server transaction absorbs the retransmission and sends the
+    // most recent provisional again; nothing new goes downstream.
+    alice.send_to_proxy(&call.invite_bytes);
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while alice.retransmissions == 0 {
+        assert!(std::time::Instant::now() < deadline, "no 180 again");
+        if let Some(m) = alice.recv_within(Duration::from_millis(100)) {
+            panic!("expected the 180 again, got:\n{m:?}");
+        }
     }
+    bob.expect_silence(Duration::from_millis(300));
+
+    bob.respond(&invite, 200, Some(&callee.local_tag));
+    let ok = alice.expect_status(200);
+    alice.ack(&mut call, &ok);
+    bob.expect_request("ACK");
 }
 
 #[test]

@@ -175,6 +175,8 @@ pub struct Call {
     /// The INVITE's CSeq number and top Via branch.
     pub invite_cseq: u32,
     pub invite_branch: String,
+    /// The INVITE as last sent (for retransmitting it).
+    pub invite_bytes: Vec<u8>,
 }
 
 /// A small SIP UA bound to 127.0.0.1.
@@ -193,6 +195,8 @@ pub struct Ua {
     rx: Receiver<Msg>,
     tx: Sender<Msg>,
     seen: HashSet<Vec<u8>>,
+    /// How many exact retransmissions [`Ua::recv_within`] skipped.
+    pub retransmissions: usize,
     closed: Arc<AtomicBool>,
     counter: u32,
     reg_call_id: String,
@@ -279,6 +283,7 @@ impl Ua {
             rx,
             tx,
             seen: HashSet::new(),
+            retransmissions: 0,
             closed: Arc::new(AtomicBool::new(false)),
             counter: 0,
             reg_call_id: format!("reg-{user}-{}", local.port()),
@@ -401,12 +406,11 @@ impl Ua {
             self.local
         );
         m += "Max-Forwards: 70\r\n";
-        // CANCEL and the ACK of a non-2xx copy the INVITE's Route headers (none
-        // here); in-dialog requests carry the route set.
-        if method != "CANCEL" && (method != "ACK" || to_tag.is_some()) {
-            for r in &call.route_set {
-                m += &format!("Route: <{r}>\r\n");
-            }
+        // In-dialog requests carry the route set. CANCEL and the ACK of a non-2xx
+        // copy the INVITE's Route headers, and our INVITEs have none: the route set
+        // is empty until a 2xx establishes the dialog.
+        for r in &call.route_set {
+            m += &format!("Route: <{r}>\r\n");
         }
         m += &format!("From: <{}>;tag={}\r\n", call.local_uri, call.local_tag);
         match to_tag {
@@ -451,6 +455,7 @@ impl Ua {
             if self.seen.insert(m.bytes.clone()) {
                 return Some(m);
             }
+            self.retransmissions += 1;
         }
     }
 
@@ -521,6 +526,7 @@ impl Ua {
             local_cseq: 0,
             invite_cseq: 0,
             invite_branch: String::new(),
+            invite_bytes: Vec::new(),
         };
         self.reinvite_out_of_dialog(call, &[])
     }
@@ -542,6 +548,7 @@ impl Ua {
             true,
         );
         self.send_to_proxy(&bytes);
+        call.invite_bytes = bytes;
         call
     }
 
@@ -573,24 +580,19 @@ impl Ua {
             );
             self.send_in_dialog(call, &bytes);
         } else {
-            let to = resp.header(HeaderName::To).unwrap();
-            let mut m = String::from_utf8(self.request(
+            // The ACK's To is the response's, tag included (§17.1.1.3).
+            let to_tag = resp.to_tag();
+            let m = self.request(
                 "ACK",
                 &call.request_uri,
                 &call.invite_branch,
                 call,
                 call.invite_cseq,
-                None,
+                to_tag.as_deref(),
                 &[],
                 false,
-            ))
-            .unwrap();
-            // The ACK's To is the response's, tag included (§17.1.1.3).
-            m = m.replace(
-                &format!("To: <{}>\r\n", call.remote_uri),
-                &format!("To: {to}\r\n"),
             );
-            self.send_to_proxy(m.as_bytes());
+            self.send_to_proxy(&m);
         }
     }
 
@@ -648,6 +650,7 @@ impl Ua {
             local_cseq: 100,
             invite_cseq: invite.cseq_number(),
             invite_branch: String::new(),
+            invite_bytes: Vec::new(),
         }
     }
 
