@@ -261,6 +261,7 @@ impl Shard {
             timers: cfg.timers,
             udp_mtu: cfg.udp.mtu,
             fork: cfg.proxy.fork,
+            flow_key: process_flow_key(),
         };
         Shard {
             id,
@@ -487,6 +488,29 @@ impl Shard {
             (true, false) => self.engine.on_stateless_response(&msg, out),
         }
     }
+}
+
+/// The key of the flow tokens in our Record-Route: random per process and the
+/// same on every shard, since the rest of a dialog may land on any of them.
+fn process_flow_key() -> crate::proxy::flow::FlowKey {
+    static KEY: std::sync::OnceLock<[u64; 4]> = std::sync::OnceLock::new();
+    crate::proxy::flow::FlowKey(*KEY.get_or_init(|| {
+        let mut b = [0u8; 32];
+        if getrandom::fill(&mut b).is_err() {
+            return [
+                branch_seed(0),
+                branch_seed(1),
+                branch_seed(2),
+                branch_seed(3),
+            ];
+        }
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        [word(0), word(1), word(2), word(3)]
+    }))
 }
 
 /// A per-process, per-shard seed for branch uniqueness across restarts

@@ -334,34 +334,24 @@ fn nat_setup(tag: &str, nat_ua: fn(&str, std::net::SocketAddr) -> Ua) -> (Server
 }
 
 #[test]
-#[ignore = "bug: in-dialog requests to a callee behind NAT (the ACK for its 2xx, the BYE) go to its \
-            Contact URI (127.0.0.2 here, a private address in real life) instead of where it registered from \
-            (its UDP source / its TCP connection); only the initial INVITE is sent there"]
 fn a_udp_phone_behind_nat_is_called_and_hung_up_on() {
     let (_server, mut phone, mut carol) = nat_setup("reg-natudp-in", Ua::udp);
     call_and_hang_up(&mut carol, &mut phone, false, true);
 }
 
 #[test]
-#[ignore = "bug: in-dialog requests to a callee behind NAT (the ACK for its 2xx, the BYE) go to its \
-            Contact URI (127.0.0.2 here, a private address in real life) instead of where it registered from \
-            (its UDP source / its TCP connection); only the initial INVITE is sent there"]
 fn a_tcp_phone_behind_nat_is_called_and_hung_up_on() {
     let (_server, mut phone, mut carol) = nat_setup("reg-nattcp-in", Ua::tcp);
     call_and_hang_up(&mut carol, &mut phone, false, true);
 }
 
 #[test]
-#[ignore = "bug: in-dialog requests to a caller behind NAT (the callee's BYE) go to the caller's Contact \
-            URI (127.0.0.2 here, a private address in real life) instead of where its requests come from"]
 fn a_udp_phone_behind_nat_calls_and_is_hung_up_on() {
     let (_server, mut phone, mut carol) = nat_setup("reg-natudp-out", Ua::udp);
     call_and_hang_up(&mut phone, &mut carol, false, false);
 }
 
 #[test]
-#[ignore = "bug: in-dialog requests to a caller behind NAT (the callee's BYE) go to the caller's Contact \
-            URI (127.0.0.2 here, a private address in real life) instead of where its requests come from"]
 fn a_tcp_phone_behind_nat_calls_and_is_hung_up_on() {
     let (_server, mut phone, mut carol) = nat_setup("reg-nattcp-out", Ua::tcp);
     call_and_hang_up(&mut phone, &mut carol, false, false);

@@ -35,6 +35,7 @@ use crate::txn::{
     Action, Actions, ClientEvent, Reliability, ServerEvent, TimerKind, TimerWheel, Timers,
 };
 
+use super::flow::{self as flows, Flow, FlowKey};
 use super::identity::Identity;
 use super::next_hop::{next_hop, Cidr, NextHop};
 use super::resolve::{Lookup, Resolver};
@@ -71,6 +72,8 @@ pub struct ProxyConfig {
     pub udp_mtu: usize,
     /// How the contacts of a user are tried (§16.6).
     pub fork: ForkMode,
+    /// Authenticates the flow tokens in our Record-Route; the same on every shard.
+    pub flow_key: FlowKey,
 }
 
 pub use crate::config::ForkMode;
@@ -84,6 +87,7 @@ impl Default for ProxyConfig {
             timers: Timers::default(),
             udp_mtu: 1300,
             fork: ForkMode::Parallel,
+            flow_key: FlowKey([0x666c_6f77, 0x006b_6579, 0x636f_7265, 0x0073_6970]),
         }
     }
 }
@@ -203,6 +207,30 @@ pub(super) struct Target<'a> {
     pub(super) route: Option<&'a [u8]>,
     /// The next hop's address, when its host name was resolved.
     pub(super) resolved: Option<SocketAddr>,
+}
+
+impl Fixed {
+    /// The flow this destination names (for a flow token).
+    fn flow(&self) -> Option<Flow> {
+        let (addr, conn) = match self.dest {
+            Dest::Udp { to, .. } | Dest::Stream { to, .. } => (to, None),
+            Dest::Conn { conn, fallback, .. } => (fallback?, Some(conn)),
+        };
+        Some(Flow {
+            transport: self.transport,
+            addr,
+            conn,
+            listener: self.listener,
+        })
+    }
+
+    fn of_flow(f: &Flow) -> Fixed {
+        Fixed {
+            transport: f.transport,
+            dest: f.dest(),
+            listener: f.listener,
+        }
+    }
 }
 
 /// A binding copied out of the location part: its contact and Path as ranges of a
@@ -787,7 +815,7 @@ impl Engine {
         let target = Target {
             request_uri: plan.strict_fixed.then_some(plan.request_uri),
             hop,
-            fixed: None,
+            fixed: self.flow_of_route(&plan, &from).map(|f| Fixed::of_flow(&f)),
             route: None,
             resolved: Some(addr),
         };
@@ -891,6 +919,17 @@ impl Engine {
             uri.user
                 .is_some_and(|u| a.users.knows(u, a.realm.as_bytes()))
         })
+    }
+
+    /// The flow a request routed through our Record-Route must go to: the end of
+    /// the dialog it did not come from, when that end sits behind a NAT and the
+    /// Request-URI (its private Contact) would not reach it.
+    pub(super) fn flow_of_route(&self, plan: &RoutePlan<'_>, from: &Peer) -> Option<Flow> {
+        if plan.next.is_some() {
+            return None;
+        }
+        let (a, b) = flows::decode(&self.cfg.flow_key, plan.ours_user?)?;
+        flows::other_end(a, b, from)
     }
 
     /// The relay policy: coresip is never an open relay. A request may go to a
@@ -1099,10 +1138,23 @@ impl Engine {
             && method != Method::Register
             && msg.to().ok().and_then(|t| t.tag()).is_none();
         if record {
-            rr_value(&mut rr_out, out_listener);
+            // A NATed caller or callee: its flow rides in our Record-Route so the
+            // rest of the dialog reaches it (RFC 5626 §5.3).
+            let caller = nat_detected(msg, from).then(|| Flow::of_peer(&from));
+            let callee = target.fixed.and_then(|f| f.flow());
+            let mut token = SmallVec::<[u8; 96]>::new();
+            if caller.is_some() || callee.is_some() {
+                flows::encode(
+                    &self.cfg.flow_key,
+                    caller.as_ref(),
+                    callee.as_ref(),
+                    &mut token,
+                );
+            }
+            rr_value(&mut rr_out, out_listener, &token);
             if let Some(inb) = inbound {
                 if from.listener as usize != out_idx {
-                    rr_value(&mut rr_in, inb);
+                    rr_value(&mut rr_in, inb, &token);
                 }
             }
         }
@@ -1190,22 +1242,42 @@ impl Engine {
             Ok(Uri::Sip(u)) => next_hop(&u).ok(),
             _ => None,
         };
-        let Some((hop, to)) = hop.and_then(|h| h.addr().map(|a| (h, a))) else {
-            self.dropped(DropReason::Malformed);
-            return;
-        };
-        if !self.may_relay(msg, &plan, to.ip()) {
-            self.dropped(DropReason::Malformed);
-            return;
-        }
         let branch = self.branches.next_branch();
-        let Some((idx, l)) = self.outbound_listener(from, hop.transport, to) else {
-            self.dropped(DropReason::Malformed);
-            return;
+        // Through our Record-Route to a NATed end: its flow; else the next hop.
+        let (transport, dest, l) = match self.flow_of_route(&plan, &from) {
+            Some(f) => {
+                let Some(l) = self.listeners.get(f.listener as usize) else {
+                    self.dropped(DropReason::Unroutable);
+                    return;
+                };
+                (f.transport, f.dest(), l)
+            }
+            None => {
+                let Some((hop, to)) = hop.and_then(|h| h.addr().map(|a| (h, a))) else {
+                    self.dropped(DropReason::Malformed);
+                    return;
+                };
+                if !self.may_relay(msg, &plan, to.ip()) {
+                    self.dropped(DropReason::Malformed);
+                    return;
+                }
+                let Some((idx, l)) = self.outbound_listener(from, hop.transport, to) else {
+                    self.dropped(DropReason::Malformed);
+                    return;
+                };
+                let dest = match hop.transport {
+                    Transport::Udp => Dest::Udp {
+                        listener: idx as u16,
+                        to,
+                    },
+                    t => Dest::Stream { transport: t, to },
+                };
+                (hop.transport, dest, l)
+            }
         };
         let mut via = SmallVec::<[u8; 128]>::new();
         via.extend_from_slice(b"SIP/2.0/");
-        via.extend_from_slice(hop.transport.via_token().as_bytes());
+        via.extend_from_slice(transport.via_token().as_bytes());
         via.push(b' ');
         via.extend_from_slice(l.advertised.as_bytes());
         via.extend_from_slice(b";branch=");
@@ -1222,13 +1294,6 @@ impl Engine {
             remove_first_routes: plan.ours,
             remove_last_route: plan.strict_fixed,
             ..RequestEdits::default()
-        };
-        let dest = match hop.transport {
-            Transport::Udp => Dest::Udp {
-                listener: idx as u16,
-                to,
-            },
-            t => Dest::Stream { transport: t, to },
         };
         if out
             .try_send_with(dest, |b| writer::forward_request(msg, &edits, b))
@@ -2001,9 +2066,13 @@ fn reliability_of(t: Transport) -> Reliability {
     }
 }
 
-/// Our Record-Route value for listener `l`: `<sip:HOST:PORT;transport=…;lr>`.
-fn rr_value(out: &mut SmallVec<[u8; 96]>, l: &Listener) {
+/// Our Record-Route value for listener `l`: `<sip:[TOKEN@]HOST:PORT;transport=…;lr>`.
+fn rr_value(out: &mut SmallVec<[u8; 96]>, l: &Listener, flow_token: &[u8]) {
     out.extend_from_slice(b"<sip:");
+    if !flow_token.is_empty() {
+        out.extend_from_slice(flow_token);
+        out.push(b'@');
+    }
     out.extend_from_slice(l.advertised.as_bytes());
     if l.transport != Transport::Udp {
         out.extend_from_slice(b";transport=");

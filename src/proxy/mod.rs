@@ -3,6 +3,7 @@
 //! stateless forwarding logic built on them.
 
 pub mod engine;
+pub mod flow;
 pub mod identity;
 pub mod next_hop;
 pub mod resolve;
