@@ -21,24 +21,44 @@ pub const WAIT: Duration = Duration::from_secs(15);
 pub const DOMAIN: &str = "example.com";
 
 /// A port free for both UDP and TCP on 127.0.0.1.
+pub fn free_port() -> u16 {
+    free_ports(1)
+}
+
+/// The first of `n` consecutive ports free for both UDP and TCP on 127.0.0.1 (a
+/// TLS or metrics listener takes the next ones).
 ///
 /// Chosen below the kernel's ephemeral range (32768 and up on Linux), so that client
-/// sockets bound to port 0 by tests running in parallel cannot take it between this
-/// check and the server's bind. The range is offset per process (and differs from
-/// the one `e2e_runtime` uses) so test binaries running at once rarely probe the
-/// same ports.
-fn free_port() -> u16 {
+/// sockets bound to port 0 by tests running in parallel cannot take them between
+/// this check and the server's bind. The range is offset per process so test
+/// binaries running at once rarely probe the same ports.
+pub fn free_ports(n: u16) -> u16 {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let base = 21000 + (std::process::id() % 500) * 20;
+    let base = 8000 + (std::process::id() % 1000) * 24;
     loop {
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let port = (base + n % 10000) as u16;
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port)).is_ok()
-        {
+        let step = NEXT.fetch_add(u32::from(n), std::sync::atomic::Ordering::Relaxed);
+        let port = (base + step % 20000) as u16;
+        let free = (0..n).all(|i| {
+            UdpSocket::bind(("127.0.0.1", port + i)).is_ok()
+                && TcpListener::bind(("127.0.0.1", port + i)).is_ok()
+        });
+        if free {
             return port;
         }
     }
+}
+
+/// The `coresip` binary with `args` and none of the tests' `CORESIP_*` variables.
+pub fn command(args: &[String]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coresip"));
+    cmd.args(args).stdin(Stdio::null());
+    // The tests' environment must not leak flags in.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CORESIP_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
 }
 
 /// A fresh, empty directory for one proxy's `--data-dir`.
@@ -104,19 +124,14 @@ impl Server {
         Server::spawn(port, data_dir.to_path_buf(), args)
     }
 
-    fn spawn(port: u16, data_dir: PathBuf, args: Vec<String>) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_coresip"));
-        cmd.args(&args)
-            .stdin(Stdio::null())
+    /// Starts coresip with exactly `args` (which name `port` and `data_dir`) and
+    /// waits until it says it is ready.
+    pub fn spawn(port: u16, data_dir: PathBuf, args: Vec<String>) -> Server {
+        let mut child = command(&args)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        // The tests' environment must not leak flags in.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("CORESIP_") {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd.spawn().expect("spawn coresip");
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn coresip");
         let stderr = child.stderr.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
