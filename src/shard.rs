@@ -15,7 +15,7 @@ use crate::metrics::{DropReason, ShardMetrics, Snapshot};
 use crate::proxy::{Engine, EngineStats, Identity, Listener, ProxyConfig, Services};
 use crate::registrar::{aor_of_register, shard_of_aor, AorKey};
 use crate::sip::header::HeaderName;
-use crate::sip::{Message, Method, Uri, Via};
+use crate::sip::{Message, Method, ParseError, Uri, Via};
 use crate::txn::key::{is_rfc3261_branch, parse_shard, shard_of_branch, shard_of_legacy};
 
 /// Index of a shard (= executor = core), `0..N`.
@@ -429,6 +429,42 @@ impl Shard {
         AorKey::from_sip_uri(&u).ok()
     }
 
+    /// A request with another SIP-Version gets `505 Version Not Supported` (RFC 3261
+    /// §21.5.7, RFC 4475 §3.1.2.16): on this error path only, a copy with the
+    /// version rewritten is parsed to answer from. False when it is not a request
+    /// that can be answered (a response, an ACK, no usable Via).
+    fn answer_bad_version(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        bytes: &[u8],
+        out: &mut Outbox,
+    ) -> bool {
+        let Some(nl) = memchr::memchr(b'\n', bytes) else {
+            return false;
+        };
+        let line = bytes[..nl].strip_suffix(b"\r").unwrap_or(&bytes[..nl]);
+        let Some(sp) = memchr::memrchr(b' ', line) else {
+            return false;
+        };
+        if line.starts_with(b"SIP/") {
+            return false;
+        }
+        let mut copy = Vec::with_capacity(bytes.len() + 8);
+        copy.extend_from_slice(&line[..sp]);
+        copy.extend_from_slice(b" SIP/2.0");
+        copy.extend_from_slice(&bytes[line.len()..]);
+        let Ok(msg) = Message::parse(&copy) else {
+            return false;
+        };
+        if msg.method() == Some(Method::Ack) || msg.via().is_err() {
+            return false;
+        }
+        self.engine
+            .reply_version_not_supported(now, from, &msg, out);
+        true
+    }
+
     fn on_message(
         &mut self,
         now: Instant,
@@ -444,6 +480,9 @@ impl Shard {
         }
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
+            Err(ParseError::BadVersion) if self.answer_bad_version(now, from, bytes, out) => {
+                return;
+            }
             Err(_) => {
                 // Without a parsed start line and Via there is no one to answer.
                 self.stats.dropped += 1;
@@ -903,6 +942,27 @@ Content-Length: 0\r\n\r\n"
         let (_, text) = only_transmit(&out);
         assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{text}");
         assert_eq!(sh.in_flight(), 0);
+    }
+
+    #[test]
+    fn another_sip_version_gets_505() {
+        // RFC 4475 §3.1.2.16 (badvers.dat): answer 505 rather than drop.
+        let mut sh = shard(0, 1);
+        let req = String::from_utf8(options("sip:127.0.0.1", "", "z9hG4bK1"))
+            .unwrap()
+            .replace(
+                "OPTIONS sip:127.0.0.1 SIP/2.0",
+                "OPTIONS sip:127.0.0.1 SIP/7.0",
+            );
+        let out = run(&mut sh, udp_peer("127.0.0.1:1"), req.as_bytes());
+        let (_, text) = only_transmit(&out);
+        assert!(
+            text.starts_with("SIP/2.0 505 Version Not Supported\r\n"),
+            "{text}"
+        );
+        // A response with another version is dropped.
+        let resp = b"SIP/7.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n";
+        assert!(run(&mut sh, udp_peer("127.0.0.1:1"), resp).is_empty());
     }
 
     #[test]
