@@ -553,3 +553,147 @@ fn serial_forking_tries_the_next_contact_after_a_failure() {
     let s = net.feed("203.0.113.5:40000", &answer(&b, 200, "OK"));
     assert!(s.iter().any(|(d, t)| *d == udp(UAC) && status(t) == 200));
 }
+
+/// Registers `contacts` for bob and returns the INVITE branches the proxy sent.
+fn fork_to(net: &mut Net, contacts: &str) -> Vec<String> {
+    let reg = String::from_utf8(register("sip:bob@10.0.0.7", 600))
+        .unwrap()
+        .replace(
+            "Contact: <sip:bob@10.0.0.7>",
+            &format!("Contact: {contacts}"),
+        );
+    let r = net.feed("203.0.113.5:40000", reg.as_bytes());
+    assert_eq!(status(&only(&r).1), 200);
+    let sent = net.feed(UAC, &invite_user("bob"));
+    sent.into_iter()
+        .filter(|(_, t)| t.starts_with("INVITE"))
+        .map(|(_, t)| t)
+        .collect()
+}
+
+fn upstream_finals(sent: &[(Dest, String)]) -> Vec<u16> {
+    sent.iter()
+        .filter(|(d, t)| *d == udp(UAC) && t.starts_with("SIP/2.0") && status(t) >= 200)
+        .map(|(_, t)| status(t))
+        .collect()
+}
+
+#[test]
+fn best_response_6xx_wins_and_cancels_the_rest() {
+    // §16.7 steps 5-6: a 6xx cancels pending branches and is what goes upstream,
+    // even though a 4xx came first.
+    let mut net = Net::with(ProxyConfig::default());
+    let b = fork_to(
+        &mut net,
+        "<sip:bob@10.0.0.7>, <sip:bob@10.0.0.8>, <sip:bob@10.0.0.9>",
+    );
+    assert_eq!(b.len(), 3);
+    net.feed("203.0.113.5:40000", &answer(&b[2], 180, "Ringing"));
+    let s = net.feed("203.0.113.5:40000", &answer(&b[0], 486, "Busy Here"));
+    assert!(upstream_finals(&s).is_empty());
+    let s = net.feed("203.0.113.5:40000", &answer(&b[1], 603, "Decline"));
+    assert!(s.iter().any(|(_, t)| t.starts_with("CANCEL ")), "{s:#?}");
+    assert!(
+        upstream_finals(&s).is_empty(),
+        "waits for the cancelled branch"
+    );
+    let s = net.feed(
+        "203.0.113.5:40000",
+        &answer(&b[2], 487, "Request Terminated"),
+    );
+    assert_eq!(upstream_finals(&s), vec![603]);
+}
+
+#[test]
+fn best_response_lowest_class_and_503_becomes_500() {
+    // §16.7 step 6: 4xx beats 5xx; a lone 503 is answered 500 upstream.
+    let mut net = Net::with(ProxyConfig::default());
+    let b = fork_to(&mut net, "<sip:bob@10.0.0.7>, <sip:bob@10.0.0.8>");
+    net.feed(
+        "203.0.113.5:40000",
+        &answer(&b[0], 503, "Service Unavailable"),
+    );
+    let s = net.feed(
+        "203.0.113.5:40000",
+        &answer(&b[1], 480, "Temporarily Unavailable"),
+    );
+    assert_eq!(upstream_finals(&s), vec![480]);
+
+    let mut net = Net::with(ProxyConfig::default());
+    let b = fork_to(&mut net, "<sip:bob@10.0.0.7>");
+    let s = net.feed(
+        "203.0.113.5:40000",
+        &answer(&b[0], 503, "Service Unavailable"),
+    );
+    assert_eq!(upstream_finals(&s), vec![500]);
+}
+
+#[test]
+fn challenges_of_401_and_407_are_aggregated() {
+    // §16.7 step 7: every WWW-/Proxy-Authenticate of the branches rides on the
+    // forwarded 401/407.
+    let mut net = Net::with(ProxyConfig::default());
+    let b = fork_to(&mut net, "<sip:bob@10.0.0.7>, <sip:bob@10.0.0.8>");
+    let challenge = |req: &str, code: u16, header: &str, realm: &str| {
+        let m = Message::parse(req.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let value = format!("Digest realm=\"{realm}\", nonce=\"n\", qop=\"auth\"");
+        let reason: &[u8] = if code == 401 {
+            b"Unauthorized"
+        } else {
+            b"Proxy Authentication Required"
+        };
+        write_response(
+            &m,
+            code,
+            reason,
+            Some(b"uas1"),
+            &[(header, value.as_bytes())],
+            &mut out,
+        )
+        .unwrap();
+        out
+    };
+    net.feed(
+        "203.0.113.5:40000",
+        &challenge(&b[0], 401, "WWW-Authenticate", "a.example"),
+    );
+    let s = net.feed(
+        "203.0.113.5:40000",
+        &challenge(&b[1], 407, "Proxy-Authenticate", "b.example"),
+    );
+    let up: Vec<&(Dest, String)> = s.iter().filter(|(d, _)| *d == udp(UAC)).collect();
+    assert_eq!(up.len(), 1, "{s:#?}");
+    let t = &up[0].1;
+    assert!(matches!(status(t), 401 | 407));
+    assert!(
+        t.contains("WWW-Authenticate: Digest realm=\"a.example\""),
+        "{t}"
+    );
+    assert!(
+        t.contains("Proxy-Authenticate: Digest realm=\"b.example\""),
+        "{t}"
+    );
+}
+
+#[test]
+fn cancel_racing_a_200_leaves_the_call_up() {
+    // §16.10 / §9.2: the 200 crossed the CANCEL; the 200 goes upstream, the CANCEL
+    // is answered 200 and changes nothing (no 487 invented).
+    let mut net = Net::new();
+    let sent = net.feed(UAC, &invite("z9hG4bKuac1"));
+    let fwd = sent[1].1.clone();
+    net.feed(UAS, &answer(&fwd, 180, "Ringing"));
+    let s = net.feed(UAS, &answer(&fwd, 200, "OK"));
+    assert_eq!(upstream_finals(&s), vec![200]);
+    let sc = net.feed(UAC, &cancel("z9hG4bKuac1"));
+    // The INVITE transaction ended with the 2xx: the CANCEL matches nothing (481)
+    // or is answered 200; either way no CANCEL or 487 follows.
+    assert!(sc.iter().all(|(_, t)| !t.starts_with("CANCEL ")), "{sc:#?}");
+    assert!(
+        sc.iter().all(|(_, t)| !t.starts_with("SIP/2.0 487")),
+        "{sc:#?}"
+    );
+    assert_eq!(sc.len(), 1);
+    assert!(matches!(status(&sc[0].1), 200 | 481));
+}
