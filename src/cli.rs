@@ -13,8 +13,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::config::{
-    AuthMode, Config, ListenSpec, ProxyOptions, RegistrarOptions, TcpLimits, Timers, TlsFiles,
-    UdpConfig,
+    AuthMode, Config, ForkMode, ListenSpec, ProxyOptions, RegistrarOptions, TcpLimits, Timers,
+    TlsFiles, UdpConfig,
 };
 use crate::proxy::Cidr;
 
@@ -197,6 +197,11 @@ pub struct ProxyArgs {
     #[arg(long, env = "CORESIP_NO_RECORD_ROUTE")]
     pub no_record_route: bool,
 
+    /// How a user's contacts are tried: parallel (all at once), serial (one at a
+    /// time, highest q first) or auto (equal q at once, q-groups in turn).
+    #[arg(long, env = "CORESIP_FORK", value_enum, default_value_t = ForkMode::Parallel)]
+    pub fork: ForkMode,
+
     /// Live transactions per core; beyond it new requests get 503 with Retry-After.
     #[arg(
         long,
@@ -205,6 +210,13 @@ pub struct ProxyArgs {
         value_name = "N"
     )]
     pub max_transactions: usize,
+
+    /// Forward statelessly (RFC 3261 §16.11): no transactions, no 100 Trying, no
+    /// forking (a registered user gets its best contact), retransmissions relayed
+    /// with the same branch. REGISTER is still answered by the registrar's own
+    /// transaction. Cannot be combined with `--auth all`.
+    #[arg(long, env = "CORESIP_STATELESS")]
+    pub stateless: bool,
 }
 
 /// Registrar and authentication (RFC 3261 §10, §22).
@@ -445,6 +457,11 @@ impl Cli {
         if self.proxy.max_transactions == 0 {
             return Err(bad("--max-transactions", "must be at least 1"));
         }
+        if self.proxy.stateless && r.auth == AuthMode::All {
+            // A stateless proxy has no transaction to hold a challenged request's
+            // state; see proxy::stateless.
+            return Err(bad("--stateless", "cannot be combined with --auth all"));
+        }
         let t = self.timers;
         if t.t1.is_zero() {
             return Err(bad("--t1", "must be more than 0"));
@@ -493,6 +510,8 @@ impl Cli {
                 record_route: !self.proxy.no_record_route,
                 relay: self.proxy.relay,
                 max_transactions: self.proxy.max_transactions,
+                fork: self.proxy.fork,
+                stateless: self.proxy.stateless,
             },
             registrar: RegistrarOptions {
                 default_expires: r.default_expires,
@@ -681,6 +700,16 @@ mod tests {
         assert_eq!(c.log_level, "info");
         assert_eq!(c.metrics, None);
         assert_eq!(c.stats_interval, Duration::from_secs(10));
+        assert!(!c.proxy.stateless);
+    }
+
+    #[test]
+    fn stateless_flag() {
+        // RFC 3261 §16.11.
+        assert!(config(&["--stateless"]).proxy.stateless);
+        let line = failure(&["--stateless", "--auth", "all"]);
+        assert!(line.contains("--stateless"), "{line}");
+        assert!(config(&["--stateless", "--auth", "none"]).proxy.stateless);
     }
 
     #[test]
@@ -766,6 +795,7 @@ mod tests {
             assert!(help.contains(heading), "{heading} missing from help");
         }
         assert!(help.contains("CORESIP_UDP_MTU"));
+        assert!(help.contains("CORESIP_STATELESS"));
         assert!(help.contains("[default: 1300]"));
     }
 

@@ -151,6 +151,18 @@ impl Default for RegistrarOptions {
     }
 }
 
+/// How the contacts of a registered user are tried (`--fork`, RFC 3261 §16.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ForkMode {
+    /// All contacts at once.
+    #[default]
+    Parallel,
+    /// One contact at a time, highest q first.
+    Serial,
+    /// Contacts of equal q at once, the q-groups one after another.
+    Auto,
+}
+
 /// What the proxy core does with requests (RFC 3261 §16).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyOptions {
@@ -161,6 +173,9 @@ pub struct ProxyOptions {
     pub relay: Vec<crate::proxy::Cidr>,
     /// Live transactions per shard before new requests get 503.
     pub max_transactions: usize,
+    pub fork: ForkMode,
+    /// Forward without transactions (`--stateless`, RFC 3261 §16.11).
+    pub stateless: bool,
 }
 
 impl Default for ProxyOptions {
@@ -169,6 +184,8 @@ impl Default for ProxyOptions {
             record_route: true,
             relay: Vec::new(),
             max_transactions: 100_000,
+            fork: ForkMode::Parallel,
+            stateless: false,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::metrics::{DropReason, ShardMetrics, Snapshot};
 use crate::proxy::{Engine, EngineStats, Identity, Listener, ProxyConfig, Services};
 use crate::registrar::{aor_of_register, shard_of_aor, AorKey};
 use crate::sip::header::HeaderName;
-use crate::sip::{Message, Method, Uri, Via};
+use crate::sip::{Message, Method, ParseError, Uri, Via};
 use crate::txn::key::{is_rfc3261_branch, parse_shard, shard_of_branch, shard_of_legacy};
 
 /// Index of a shard (= executor = core), `0..N`.
@@ -99,6 +99,8 @@ pub struct Outbox {
     buf: Vec<u8>,
     transmits: Vec<Transmit>,
     mesh: Vec<(ShardId, MeshMsg)>,
+    /// Host names to resolve; the answers come back through [`Shard::on_resolved`].
+    resolve: Vec<String>,
 }
 
 impl Outbox {
@@ -112,11 +114,22 @@ impl Outbox {
         self.buf.clear();
         self.transmits.clear();
         self.mesh.clear();
+        self.resolve.clear();
     }
 
     /// True when there is nothing to do.
     pub fn is_empty(&self) -> bool {
-        self.transmits.is_empty() && self.mesh.is_empty()
+        self.transmits.is_empty() && self.mesh.is_empty() && self.resolve.is_empty()
+    }
+
+    /// Asks the runtime to resolve `name` (A/AAAA through the system resolver).
+    pub fn resolve(&mut self, name: &str) {
+        self.resolve.push(name.to_string());
+    }
+
+    /// Takes the names to resolve out.
+    pub fn drain_resolve(&mut self) -> std::vec::Drain<'_, String> {
+        self.resolve.drain(..)
     }
 
     /// The transmits, in order.
@@ -190,6 +203,9 @@ pub struct Shard {
     shards: usize,
     max_message_size: usize,
     engine: Engine,
+    /// `--stateless` (RFC 3261 §16.11): requests and responses go to the engine's
+    /// stateless path.
+    stateless: bool,
     stats: ShardStats,
 }
 
@@ -244,11 +260,14 @@ impl Shard {
             max_transactions: cfg.proxy.max_transactions,
             timers: cfg.timers,
             udp_mtu: cfg.udp.mtu,
+            fork: cfg.proxy.fork,
+            flow_key: process_flow_key(),
         };
         Shard {
             id,
             shards: cfg.cores.max(1),
             max_message_size: cfg.max_message_size,
+            stateless: cfg.proxy.stateless,
             engine: Engine::new(
                 id as u16, seed, now, unix_now, proxy, identity, listeners, services,
             ),
@@ -332,6 +351,11 @@ impl Shard {
         }
     }
 
+    /// The system resolver answered for `name` (no addresses: it failed).
+    pub fn on_resolved(&mut self, now: Instant, name: &str, addrs: &[IpAddr], out: &mut Outbox) {
+        self.engine.on_resolved(now, name, addrs, out);
+    }
+
     /// The periodic tick: fires transaction timers (DESIGN.md §4).
     pub fn on_tick(&mut self, now: Instant, out: &mut Outbox) {
         self.engine.on_tick(now, out);
@@ -344,6 +368,12 @@ impl Shard {
     pub fn owner_of(&self, msg: &Message<'_>) -> Option<ShardId> {
         if self.shards == 1 {
             return Some(0);
+        }
+        if self.stateless {
+            // §16.11: no transaction to find, so no mesh hop by branch; only the
+            // location part (REGISTER, requests to our users) is owned.
+            let aor = msg.is_request().then(|| self.aor_of(msg)).flatten();
+            return Some(aor.map_or(self.id, |a| shard_of_aor(&a, self.shards)));
         }
         let branch = msg.via().ok().and_then(|v| v.branch());
         if msg.is_request() {
@@ -399,6 +429,42 @@ impl Shard {
         AorKey::from_sip_uri(&u).ok()
     }
 
+    /// A request with another SIP-Version gets `505 Version Not Supported` (RFC 3261
+    /// §21.5.7, RFC 4475 §3.1.2.16): on this error path only, a copy with the
+    /// version rewritten is parsed to answer from. False when it is not a request
+    /// that can be answered (a response, an ACK, no usable Via).
+    fn answer_bad_version(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        bytes: &[u8],
+        out: &mut Outbox,
+    ) -> bool {
+        let Some(nl) = memchr::memchr(b'\n', bytes) else {
+            return false;
+        };
+        let line = bytes[..nl].strip_suffix(b"\r").unwrap_or(&bytes[..nl]);
+        let Some(sp) = memchr::memrchr(b' ', line) else {
+            return false;
+        };
+        if line.starts_with(b"SIP/") {
+            return false;
+        }
+        let mut copy = Vec::with_capacity(bytes.len() + 8);
+        copy.extend_from_slice(&line[..sp]);
+        copy.extend_from_slice(b" SIP/2.0");
+        copy.extend_from_slice(&bytes[line.len()..]);
+        let Ok(msg) = Message::parse(&copy) else {
+            return false;
+        };
+        if msg.method() == Some(Method::Ack) || msg.via().is_err() {
+            return false;
+        }
+        self.engine
+            .reply_version_not_supported(now, from, &msg, out);
+        true
+    }
+
     fn on_message(
         &mut self,
         now: Instant,
@@ -414,6 +480,9 @@ impl Shard {
         }
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
+            Err(ParseError::BadVersion) if self.answer_bad_version(now, from, bytes, out) => {
+                return;
+            }
             Err(_) => {
                 // Without a parsed start line and Via there is no one to answer.
                 self.stats.dropped += 1;
@@ -451,12 +520,36 @@ impl Shard {
             self.stats.local += 1;
             self.engine.metrics_mut().inc_local();
         }
-        if msg.is_request() {
-            self.engine.on_request(now, from, &msg, out);
-        } else {
-            self.engine.on_response(now, from, &msg, out);
+        match (self.stateless, msg.is_request()) {
+            (false, true) => self.engine.on_request(now, from, &msg, out),
+            (false, false) => self.engine.on_response(now, from, &msg, out),
+            (true, true) => self.engine.on_stateless_request(now, from, &msg, out),
+            (true, false) => self.engine.on_stateless_response(&msg, out),
         }
     }
+}
+
+/// The key of the flow tokens in our Record-Route: random per process and the
+/// same on every shard, since the rest of a dialog may land on any of them.
+fn process_flow_key() -> crate::proxy::flow::FlowKey {
+    static KEY: std::sync::OnceLock<[u64; 4]> = std::sync::OnceLock::new();
+    crate::proxy::flow::FlowKey(*KEY.get_or_init(|| {
+        let mut b = [0u8; 32];
+        if getrandom::fill(&mut b).is_err() {
+            return [
+                branch_seed(0),
+                branch_seed(1),
+                branch_seed(2),
+                branch_seed(3),
+            ];
+        }
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&b[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(w)
+        };
+        [word(0), word(1), word(2), word(3)]
+    }))
 }
 
 /// A per-process, per-shard seed for branch uniqueness across restarts
@@ -621,10 +714,10 @@ Content-Length: 0\r\n\r\n"
         // are routed (and, with no user registered and no relay allowed, refused).
         let mut sh = shard(0, 1);
         for (i, (uri, code)) in [
-            ("sip:bob@192.0.2.10", "404"),    // a user of ours, not registered
-            ("sip:192.0.2.99", "403"),        // not us, no relay
-            ("sip:192.0.2.10:5099", "403"),   // our host, another port: someone else
-            ("sip:other.example.com", "503"), // a host name: no resolver yet
+            ("sip:bob@192.0.2.10", "404"),  // a user of ours, not registered
+            ("sip:192.0.2.99", "403"),      // not us, no relay
+            ("sip:192.0.2.10:5099", "403"), // our host, another port: someone else
+            ("sip:other.example.com", "-"), // a host name: waits for the resolver
         ]
         .into_iter()
         .enumerate()
@@ -634,6 +727,10 @@ Content-Length: 0\r\n\r\n"
                 udp_peer("127.0.0.1:1"),
                 &options(uri, "", &format!("z9hG4bK{i}")),
             );
+            if code == "-" {
+                assert!(out.transmits().next().is_none(), "{uri} answered");
+                continue;
+            }
             let (_, text) = only_transmit(&out);
             assert!(
                 text.starts_with(&format!("SIP/2.0 {code} ")),
@@ -801,6 +898,71 @@ Content-Length: 0\r\n\r\n"
         let beyond =
             b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKc00090123456789abcdef\r\n\r\n";
         assert_eq!(sh.owner_of(&Message::parse(beyond).unwrap()), None);
+    }
+
+    #[test]
+    fn stateless_messages_stay_on_the_shard_they_arrive_on() {
+        // RFC 3261 §16.11: nothing to find on an owner shard, except the location
+        // part, which still owns REGISTER and requests to our users.
+        let mut c = cfg(4);
+        c.proxy.stateless = true;
+        let ips = vec!["192.0.2.10".parse().unwrap()];
+        let shards: Vec<Shard> = (0..4)
+            .map(|i| Shard::in_memory(i, &c, ips.clone()))
+            .collect();
+        for i in 0..16 {
+            let req = options("sip:192.0.2.99", "", &format!("z9hG4bK{i}x"));
+            let msg = Message::parse(&req).unwrap();
+            for sh in &shards {
+                assert_eq!(sh.owner_of(&msg), Some(sh.id()));
+            }
+        }
+        let resp =
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP p;branch=z9hG4bKs0123456789abcdef.0\r\n\r\n";
+        let msg = Message::parse(resp).unwrap();
+        assert_eq!(shards[2].owner_of(&msg), Some(2));
+        let reg = String::from_utf8(options("sip:proxy.example.com", "", "z9hG4bK1"))
+            .unwrap()
+            .replace("OPTIONS sip", "REGISTER sip")
+            .replace("CSeq: 7 OPTIONS", "CSeq: 7 REGISTER")
+            .replace(
+                "To: <sip:proxy.example.com>",
+                "To: <sip:bob@proxy.example.com>",
+            );
+        let msg = Message::parse(reg.as_bytes()).unwrap();
+        let owner = shards[0].owner_of(&msg);
+        assert!(shards.iter().all(|s| s.owner_of(&msg) == owner));
+        // In stateless mode an answer of our own is still sent from here.
+        let mut sh = Shard::in_memory(0, &c, ips);
+        let out = run(
+            &mut sh,
+            udp_peer("198.51.100.7:40000"),
+            &options("sip:192.0.2.10", "", "z9hG4bK1"),
+        );
+        let (_, text) = only_transmit(&out);
+        assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{text}");
+        assert_eq!(sh.in_flight(), 0);
+    }
+
+    #[test]
+    fn another_sip_version_gets_505() {
+        // RFC 4475 §3.1.2.16 (badvers.dat): answer 505 rather than drop.
+        let mut sh = shard(0, 1);
+        let req = String::from_utf8(options("sip:127.0.0.1", "", "z9hG4bK1"))
+            .unwrap()
+            .replace(
+                "OPTIONS sip:127.0.0.1 SIP/2.0",
+                "OPTIONS sip:127.0.0.1 SIP/7.0",
+            );
+        let out = run(&mut sh, udp_peer("127.0.0.1:1"), req.as_bytes());
+        let (_, text) = only_transmit(&out);
+        assert!(
+            text.starts_with("SIP/2.0 505 Version Not Supported\r\n"),
+            "{text}"
+        );
+        // A response with another version is dropped.
+        let resp = b"SIP/7.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n";
+        assert!(run(&mut sh, udp_peer("127.0.0.1:1"), resp).is_empty());
     }
 
     #[test]

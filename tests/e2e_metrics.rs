@@ -2,128 +2,37 @@
 //! in over UDP; `/metrics`, `/health` and `coresip stats` must show it. Every wait is
 //! bounded.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use coresip::metrics::exposition::{self, Exposition};
 
-/// The most any single wait in these tests lasts.
-const WAIT: Duration = Duration::from_secs(15);
+mod common;
 
-struct Server {
-    child: Child,
-    lines: Receiver<String>,
-    log: Vec<String>,
-    sip: SocketAddr,
-    metrics: SocketAddr,
-    data_dir: PathBuf,
+use common::{command as coresip, data_dir, free_ports, Server, WAIT};
+
+/// Starts coresip with UDP SIP on a free port and `--metrics` on the next one.
+fn start(tag: &str, cores: usize, extra: &[&str]) -> Server {
+    let sip = free_ports(2);
+    let data_dir = data_dir(&format!("metrics-{tag}"));
+    let mut args: Vec<String> = vec![
+        "--cores".into(),
+        cores.to_string(),
+        "--listen".into(),
+        format!("udp:127.0.0.1:{sip}"),
+        "--metrics".into(),
+        format!("127.0.0.1:{}", sip + 1),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Server::spawn(sip, data_dir, args)
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
-}
-
-/// Ports free on 127.0.0.1 (UDP+TCP for SIP, TCP for metrics), below the ephemeral
-/// range so that other tests' client sockets cannot take them meanwhile. A different
-/// base from tests/e2e_runtime.rs, which may run at the same time.
-fn free_ports() -> (u16, u16) {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let base = 8000 + (std::process::id() % 300) * 20;
-    loop {
-        let n = NEXT.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
-        let port = (base + n % 6000) as u16;
-        let ok = UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok();
-        if ok {
-            return (port, port + 1);
-        }
-    }
-}
-
-fn coresip(args: &[String]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coresip"));
-    cmd.args(args).stdin(Stdio::null());
-    // The tests' environment must not leak flags in.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CORESIP_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-impl Server {
-    /// Starts coresip with UDP SIP and `--metrics` on free loopback ports.
-    fn start(tag: &str, cores: usize, extra: &[&str]) -> Server {
-        let (sip, metrics) = free_ports();
-        let data_dir =
-            std::env::temp_dir().join(format!("coresip-e2e-metrics-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data_dir);
-        let mut args: Vec<String> = vec![
-            "--cores".into(),
-            cores.to_string(),
-            "--listen".into(),
-            format!("udp:127.0.0.1:{sip}"),
-            "--metrics".into(),
-            format!("127.0.0.1:{metrics}"),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = coresip(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn coresip");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            lines,
-            log: Vec::new(),
-            sip: SocketAddr::from(([127, 0, 0, 1], sip)),
-            metrics: SocketAddr::from(([127, 0, 0, 1], metrics)),
-            data_dir,
-        };
-        server.wait_for_line(|l| l.contains(" ready "));
-        server
-    }
-
-    fn wait_for_line(&mut self, want: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if want(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no such line from coresip; log so far:\n{}",
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
+fn metrics_addr(s: &Server) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], s.port + 1))
 }
 
 /// `GET path` over HTTP/1.0: (status code, body).
@@ -185,12 +94,12 @@ fn answered_2xx(exp: &Exposition) -> f64 {
 
 #[test]
 fn metrics_health_and_stats_show_the_traffic() {
-    let mut server = Server::start("traffic", 2, &["--stats-interval", "1s"]);
+    let mut server = start("traffic", 2, &["--stats-interval", "1s"]);
 
     // Healthy once both cores have reported.
     let deadline = Instant::now() + WAIT;
     loop {
-        let (code, body) = get(server.metrics, "/health");
+        let (code, body) = get(metrics_addr(&server), "/health");
         if code == 200 {
             assert_eq!(body, "2/2 shards reporting\n");
             break;
@@ -204,13 +113,13 @@ fn metrics_health_and_stats_show_the_traffic() {
     sock.set_read_timeout(Some(WAIT)).unwrap();
     let mut buf = vec![0u8; 65536];
     for i in 0..5 {
-        sock.send_to(&options(server.sip, &format!("m{i}")), server.sip)
+        sock.send_to(&options(server.addr(), &format!("m{i}")), server.addr())
             .unwrap();
         let (n, _) = sock.recv_from(&mut buf).expect("no answer");
         assert!(buf[..n].starts_with(b"SIP/2.0 200 OK\r\n"));
     }
 
-    let exp = metrics_until(server.metrics, |e| answered_2xx(e) >= 5.0);
+    let exp = metrics_until(metrics_addr(&server), |e| answered_2xx(e) >= 5.0);
     assert_eq!(answered_2xx(&exp), 5.0);
     assert_eq!(exp.value("coresip_shards", &[]), Some(2.0));
     assert_eq!(exp.value("coresip_shards_reporting", &[]), Some(2.0));
@@ -225,13 +134,13 @@ fn metrics_health_and_stats_show_the_traffic() {
         .is_some());
 
     // Other paths are not found.
-    assert_eq!(get(server.metrics, "/").0, 404);
+    assert_eq!(get(metrics_addr(&server), "/").0, 404);
 
     // The operator's view.
     let out = coresip(&[
         "stats".into(),
         "--metrics".into(),
-        server.metrics.to_string(),
+        metrics_addr(&server).to_string(),
     ])
     .output()
     .unwrap();
@@ -254,7 +163,7 @@ fn metrics_health_and_stats_show_the_traffic() {
 
 #[test]
 fn a_taken_metrics_port_stops_startup() {
-    let (sip, _) = free_ports();
+    let sip = free_ports(1);
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
     let data_dir =

@@ -2,162 +2,38 @@
 //! sockets. Every test starts its own instance on free ports, and every wait is
 //! bounded.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The most any single wait in these tests lasts.
-const WAIT: Duration = Duration::from_secs(15);
+mod common;
 
-struct Server {
-    child: Child,
-    lines: Receiver<String>,
-    log: Vec<String>,
-    port: u16,
-    data_dir: PathBuf,
+use common::{command as coresip, data_dir, free_ports, Server, WAIT};
+
+/// Starts coresip with UDP and TCP on a free port and TLS on the next one, with
+/// `extra` flags.
+fn start(tag: &str, cores: usize, extra: &[&str]) -> Server {
+    let port = free_ports(2);
+    let data_dir = data_dir(tag);
+    let mut args: Vec<String> = vec![
+        "--cores".into(),
+        cores.to_string(),
+        "--listen".into(),
+        format!("udp:127.0.0.1:{port}"),
+        "--listen".into(),
+        format!("tcp:127.0.0.1:{port}"),
+        "--listen".into(),
+        format!("tls:127.0.0.1:{}", port + 1),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    Server::spawn(port, data_dir, args)
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
-}
-
-/// A port free for both UDP and TCP on 127.0.0.1 (and the next one for TLS).
-///
-/// Chosen below the kernel's ephemeral range (32768 and up on Linux), so that client
-/// sockets bound to port 0 by other tests running in parallel cannot take it between
-/// this check and the server's bind.
-fn free_port() -> u16 {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let base = 20000 + (std::process::id() % 400) * 24;
-    loop {
-        let n = NEXT.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
-        let port = (base + n % 12000) as u16;
-        let ok = UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
-            && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok();
-        if ok {
-            return port;
-        }
-    }
-}
-
-fn data_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("coresip-e2e-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn coresip(args: &[String]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coresip"));
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    // The tests' environment must not leak flags in.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("CORESIP_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-impl Server {
-    /// Starts coresip on a free port (UDP and TCP on it, TLS on the next) with
-    /// `extra` flags, and waits until it says it is ready.
-    fn start(tag: &str, cores: usize, extra: &[&str]) -> Server {
-        let port = free_port();
-        let data_dir = data_dir(tag);
-        let mut args: Vec<String> = vec![
-            "--cores".into(),
-            cores.to_string(),
-            "--listen".into(),
-            format!("udp:127.0.0.1:{port}"),
-            "--listen".into(),
-            format!("tcp:127.0.0.1:{port}"),
-            "--listen".into(),
-            format!("tls:127.0.0.1:{}", port + 1),
-            "--data-dir".into(),
-            data_dir.display().to_string(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut child = coresip(&args).spawn().expect("spawn coresip");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            lines,
-            log: Vec::new(),
-            port,
-            data_dir,
-        };
-        server.wait_for_line(|l| l.contains(" ready "));
-        server
-    }
-
-    fn wait_for_line(&mut self, want: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if want(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no such line from coresip; log so far:\n{}",
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    fn udp_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn tls_addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port + 1))
-    }
-
-    /// SIGTERM, then the rest of the log and the exit status.
-    fn terminate(mut self) -> (Vec<String>, std::process::ExitStatus) {
-        // SAFETY: kill(2) on the PID of our own child.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "coresip did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.log.push(line);
-        }
-        (std::mem::take(&mut self.log), status)
-    }
+fn tls_addr(s: &Server) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], s.port + 1))
 }
 
 fn options(target: &str, transport: &str, call_id: &str, cseq: u32, extra: &str) -> Vec<u8> {
@@ -230,18 +106,18 @@ fn tcp_client(addr: SocketAddr) -> TcpStream {
 
 #[test]
 fn options_over_udp_tcp_and_tls_get_200() {
-    let server = Server::start("transports", 1, &[]);
+    let server = start("transports", 1, &[]);
     let target = format!("127.0.0.1:{}", server.port);
 
     let resp = udp_exchange(
         &udp_client(),
-        server.udp_addr(),
+        server.addr(),
         &options(&target, "UDP", "u1", 1, ""),
     );
     assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
     assert!(resp.contains("\r\nAllow: "));
 
-    let mut tcp = tcp_client(server.udp_addr());
+    let mut tcp = tcp_client(server.addr());
     tcp.write_all(&options(&target, "TCP", "t1", 1, ""))
         .unwrap();
     let resp = StreamReader::new(&tcp).response();
@@ -263,7 +139,7 @@ fn options_over_udp_tcp_and_tls_get_200() {
     .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp_client(server.tls_addr()));
+    let mut tls = rustls::StreamOwned::new(conn, tcp_client(tls_addr(&server)));
     tls.write_all(&options(
         &format!("127.0.0.1:{}", server.port + 1),
         "TLS",
@@ -279,7 +155,7 @@ fn options_over_udp_tcp_and_tls_get_200() {
 
 #[test]
 fn messages_landing_on_the_wrong_core_are_handled_by_their_owner() {
-    let server = Server::start("mesh", 2, &[]);
+    let server = start("mesh", 2, &[]);
     let target = format!("127.0.0.1:{}", server.port);
     // Many source ports spread the datagrams over both cores' sockets; the branches
     // spread ownership over both shards, so some must cross the mesh.
@@ -287,14 +163,14 @@ fn messages_landing_on_the_wrong_core_are_handled_by_their_owner() {
         let sock = udp_client();
         let resp = udp_exchange(
             &sock,
-            server.udp_addr(),
+            server.addr(),
             &options(&target, "UDP", &format!("m{i}"), 1, ""),
         );
         assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
         assert!(resp.contains(&format!("Call-ID: m{i}\r\n")));
     }
     // Over TCP too: responses to forwarded messages come back on the connection.
-    let mut tcp = tcp_client(server.udp_addr());
+    let mut tcp = tcp_client(server.addr());
     let mut reader = StreamReader::new(tcp.try_clone().unwrap());
     for i in 0..32 {
         tcp.write_all(&options(&target, "TCP", &format!("mt{i}"), 1, ""))
@@ -319,7 +195,7 @@ fn messages_landing_on_the_wrong_core_are_handled_by_their_owner() {
 
 #[test]
 fn large_messages_over_udp() {
-    let server = Server::start("large", 1, &["--max-message-size", "8k"]);
+    let server = start("large", 1, &["--max-message-size", "8k"]);
     let target = format!("127.0.0.1:{}", server.port);
     let sock = udp_client();
     // A request and a response both larger than --udp-mtu (1300): the response
@@ -330,7 +206,7 @@ fn large_messages_over_udp() {
         .collect();
     let resp = udp_exchange(
         &sock,
-        server.udp_addr(),
+        server.addr(),
         &options(&target, "UDP", "big", 1, &vias),
     );
     assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
@@ -338,11 +214,11 @@ fn large_messages_over_udp() {
 
     // Over --max-message-size: dropped. The next request's answer is the next datagram.
     let pad = format!("X-Pad: {}\r\n", "p".repeat(9000));
-    sock.send_to(&options(&target, "UDP", "huge", 1, &pad), server.udp_addr())
+    sock.send_to(&options(&target, "UDP", "huge", 1, &pad), server.addr())
         .unwrap();
     let resp = udp_exchange(
         &sock,
-        server.udp_addr(),
+        server.addr(),
         &options(&target, "UDP", "after", 1, ""),
     );
     assert!(resp.contains("Call-ID: after\r\n"), "{resp}");
@@ -350,9 +226,9 @@ fn large_messages_over_udp() {
 
 #[test]
 fn tcp_messages_split_across_writes_and_batched_in_one() {
-    let server = Server::start("framing", 1, &[]);
+    let server = start("framing", 1, &[]);
     let target = format!("127.0.0.1:{}", server.port);
-    let mut tcp = tcp_client(server.udp_addr());
+    let mut tcp = tcp_client(server.addr());
     let mut reader = StreamReader::new(tcp.try_clone().unwrap());
 
     // One message, one byte per write.
@@ -377,8 +253,8 @@ fn tcp_messages_split_across_writes_and_batched_in_one() {
 #[test]
 fn crlf_keepalive_is_answered() {
     // RFC 5626 §3.5.1
-    let server = Server::start("keepalive", 1, &[]);
-    let mut tcp = tcp_client(server.udp_addr());
+    let server = start("keepalive", 1, &[]);
+    let mut tcp = tcp_client(server.addr());
     tcp.write_all(b"\r\n\r\n").unwrap();
     let mut pong = [0u8; 2];
     tcp.read_exact(&mut pong).unwrap();
@@ -387,12 +263,12 @@ fn crlf_keepalive_is_answered() {
 
 #[test]
 fn malformed_requests_get_400_over_udp() {
-    let server = Server::start("malformed", 1, &[]);
+    let server = start("malformed", 1, &[]);
     let target = format!("127.0.0.1:{}", server.port);
     let req = String::from_utf8(options(&target, "UDP", "bad", 1, ""))
         .unwrap()
         .replace("CSeq: 1 OPTIONS", "CSeq: 1 INVITE");
-    let resp = udp_exchange(&udp_client(), server.udp_addr(), req.as_bytes());
+    let resp = udp_exchange(&udp_client(), server.addr(), req.as_bytes());
     assert!(
         resp.starts_with("SIP/2.0 400 CSeq Method Mismatch\r\n"),
         "{resp}"
@@ -401,8 +277,8 @@ fn malformed_requests_get_400_over_udp() {
 
 #[test]
 fn a_silent_connection_is_closed_after_the_header_timeout() {
-    let server = Server::start("silent", 1, &["--tcp-header-timeout", "1s"]);
-    let mut tcp = tcp_client(server.udp_addr());
+    let server = start("silent", 1, &["--tcp-header-timeout", "1s"]);
+    let mut tcp = tcp_client(server.addr());
     let mut buf = [0u8; 16];
     // EOF (0) rather than our read timeout: the server closed it.
     match tcp.read(&mut buf) {
@@ -414,7 +290,7 @@ fn a_silent_connection_is_closed_after_the_header_timeout() {
 
 #[test]
 fn a_second_instance_on_the_same_port_refuses_to_start() {
-    let server = Server::start("first", 1, &[]);
+    let server = start("first", 1, &[]);
     let out = coresip(&[
         "--cores".into(),
         "1".into(),
@@ -433,7 +309,7 @@ fn a_second_instance_on_the_same_port_refuses_to_start() {
     let target = format!("127.0.0.1:{}", server.port);
     let resp = udp_exchange(
         &udp_client(),
-        server.udp_addr(),
+        server.addr(),
         &options(&target, "UDP", "still", 1, ""),
     );
     assert!(resp.starts_with("SIP/2.0 200 OK"), "{resp}");
@@ -457,10 +333,10 @@ fn a_bad_flag_exits_2_with_one_line() {
 
 #[test]
 fn connections_over_the_per_address_limit_are_refused() {
-    let server = Server::start("perip", 1, &["--tcp-max-per-ip", "2"]);
+    let server = start("perip", 1, &["--tcp-max-per-ip", "2"]);
     let target = format!("127.0.0.1:{}", server.port);
-    let mut first = tcp_client(server.udp_addr());
-    let mut second = tcp_client(server.udp_addr());
+    let mut first = tcp_client(server.addr());
+    let mut second = tcp_client(server.addr());
     // Both admitted ones answer (which also proves they were accepted before the third).
     for (i, c) in [&mut first, &mut second].into_iter().enumerate() {
         c.write_all(&options(&target, "TCP", &format!("lim{i}"), 1, ""))
@@ -468,7 +344,7 @@ fn connections_over_the_per_address_limit_are_refused() {
         let resp = StreamReader::new(&*c).response();
         assert!(resp.starts_with("SIP/2.0 200 OK"), "{resp}");
     }
-    let mut third = tcp_client(server.udp_addr());
+    let mut third = tcp_client(server.addr());
     let mut buf = [0u8; 16];
     match third.read(&mut buf) {
         Ok(0) => {}
@@ -479,7 +355,7 @@ fn connections_over_the_per_address_limit_are_refused() {
     drop(first);
     let deadline = Instant::now() + WAIT;
     loop {
-        let mut c = tcp_client(server.udp_addr());
+        let mut c = tcp_client(server.addr());
         c.write_all(&options(&target, "TCP", "again", 1, ""))
             .unwrap();
         let mut r = StreamReader::new(&c);
@@ -494,9 +370,9 @@ fn connections_over_the_per_address_limit_are_refused() {
 
 #[test]
 fn an_idle_connection_is_closed_after_the_idle_timeout() {
-    let server = Server::start("idle", 1, &["--tcp-idle-timeout", "1s"]);
+    let server = start("idle", 1, &["--tcp-idle-timeout", "1s"]);
     let target = format!("127.0.0.1:{}", server.port);
-    let mut tcp = tcp_client(server.udp_addr());
+    let mut tcp = tcp_client(server.addr());
     tcp.write_all(&options(&target, "TCP", "idle", 1, ""))
         .unwrap();
     let mut reader = StreamReader::new(tcp.try_clone().unwrap());

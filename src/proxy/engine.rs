@@ -27,7 +27,7 @@ use crate::sip::header::HeaderName;
 use crate::sip::method::Method;
 use crate::sip::uri::Uri;
 use crate::sip::via::Via;
-use crate::sip::writer::{self, RequestEdits, ViaReceived};
+use crate::sip::writer::{self, RequestEdits, ViaReceived, WriteError};
 use crate::sip::Message;
 use crate::txn::key::{BranchGenerator, ClientKeyRef, LegacyFields, ServerKeyRef};
 use crate::txn::table::{TableError, TxnId, TxnTable, TxnTimer};
@@ -35,8 +35,10 @@ use crate::txn::{
     Action, Actions, ClientEvent, Reliability, ServerEvent, TimerKind, TimerWheel, Timers,
 };
 
+use super::flow::{self as flows, Flow, FlowKey};
 use super::identity::Identity;
 use super::next_hop::{next_hop, Cidr, NextHop};
+use super::resolve::{Lookup, Resolver};
 use super::route::{preprocess, RoutePlan};
 use super::validate::{loop_hash, unsupported_proxy_require, validate_request, Reject};
 
@@ -47,6 +49,12 @@ pub const ALLOW: &[u8] =
 pub const ACCEPT: &[u8] = b"application/sdp";
 /// Option tags the proxy supports.
 pub const SUPPORTED: &[u8] = b"path";
+/// The capability headers of the proxy's own 200 to OPTIONS (§11.2).
+pub(super) const CAPABILITIES: [(&str, &[u8]); 3] = [
+    ("Allow", ALLOW),
+    ("Accept", ACCEPT),
+    ("Supported", SUPPORTED),
+];
 /// Retry-After of a 503 sent when the transaction table is full, seconds.
 const RETRY_AFTER: &[u8] = b"5";
 
@@ -62,7 +70,13 @@ pub struct ProxyConfig {
     pub timers: Timers,
     /// Requests larger than this go over TCP instead of UDP (§18.1.1).
     pub udp_mtu: usize,
+    /// How the contacts of a user are tried (§16.6).
+    pub fork: ForkMode,
+    /// Authenticates the flow tokens in our Record-Route; the same on every shard.
+    pub flow_key: FlowKey,
 }
+
+pub use crate::config::ForkMode;
 
 impl Default for ProxyConfig {
     fn default() -> Self {
@@ -72,6 +86,8 @@ impl Default for ProxyConfig {
             max_transactions: 100_000,
             timers: Timers::default(),
             udp_mtu: 1300,
+            fork: ForkMode::Parallel,
+            flow_key: FlowKey([0x666c_6f77, 0x006b_6579, 0x636f_7265, 0x0073_6970]),
         }
     }
 }
@@ -180,24 +196,60 @@ pub struct EngineStats {
 
 /// Where a request is sent.
 #[derive(Debug, Clone, Copy)]
-struct Target<'a> {
+pub(super) struct Target<'a> {
     /// The Request-URI to write, when it changes (§16.6 step 2).
-    request_uri: Option<&'a [u8]>,
-    hop: NextHop<'a>,
+    pub(super) request_uri: Option<&'a [u8]>,
+    pub(super) hop: NextHop<'a>,
     /// A registered contact is reached where its REGISTER came from (behind NAT,
     /// over the same connection), not where its Contact URI points.
-    fixed: Option<Fixed>,
+    pub(super) fixed: Option<Fixed>,
     /// A preloaded Route set (the contact's Path, RFC 3327).
-    route: Option<&'a [u8]>,
+    pub(super) route: Option<&'a [u8]>,
+    /// The next hop's address, when its host name was resolved.
+    pub(super) resolved: Option<SocketAddr>,
+}
+
+impl Fixed {
+    /// The flow this destination names (for a flow token).
+    fn flow(&self) -> Option<Flow> {
+        let (addr, conn) = match self.dest {
+            Dest::Udp { to, .. } | Dest::Stream { to, .. } => (to, None),
+            Dest::Conn { conn, fallback, .. } => (fallback?, Some(conn)),
+        };
+        Some(Flow {
+            transport: self.transport,
+            addr,
+            conn,
+            listener: self.listener,
+        })
+    }
+
+    fn of_flow(f: &Flow) -> Fixed {
+        Fixed {
+            transport: f.transport,
+            dest: f.dest(),
+            listener: f.listener,
+        }
+    }
 }
 
 /// A binding copied out of the location part: its contact and Path as ranges of a
 /// shared buffer, and where it registered from.
 type Found = (std::ops::Range<usize>, std::ops::Range<usize>, Source);
 
+/// How a request leaves (§16.6 step 10): transport, destination, and the listener
+/// (index and socket) named in our Via and Record-Route.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Outbound<'l> {
+    pub(super) transport: Transport,
+    pub(super) dest: Dest,
+    pub(super) index: usize,
+    pub(super) listener: &'l Listener,
+}
+
 /// The transport, destination and listener of a registered contact.
 #[derive(Debug, Clone, Copy)]
-struct Fixed {
+pub(super) struct Fixed {
     transport: Transport,
     dest: Dest,
     listener: u16,
@@ -227,6 +279,34 @@ struct ServerCtx {
     cancelled: bool,
     /// When the request arrived (transaction duration).
     created: Instant,
+    /// Where it came from, and whether its sender authenticated: to route it again
+    /// once a host name it waits for has resolved.
+    from: Peer,
+    authenticated: bool,
+    /// Serial forking: where the next group of contacts starts in the AOR's
+    /// lookup order, once the current group has failed.
+    next_group: Option<usize>,
+}
+
+impl ServerCtx {
+    /// The context of a request just received; `request` is kept to answer it
+    /// ourselves (empty for a CANCEL, which is only ever answered 200).
+    fn new(request: Vec<u8>, reply_to: Dest, from: Peer, now: Instant) -> ServerCtx {
+        ServerCtx {
+            request,
+            reply_to,
+            last_response: Vec::new(),
+            branches: SmallVec::new(),
+            best: None,
+            challenges: Vec::new(),
+            final_sent: false,
+            cancelled: false,
+            created: now,
+            from,
+            authenticated: false,
+            next_group: None,
+        }
+    }
 }
 
 /// What a branch does about CANCEL (§9.1: not before a provisional arrived).
@@ -257,19 +337,20 @@ struct ClientCtx {
 
 /// The stateful proxy core of one shard.
 pub struct Engine {
-    cfg: ProxyConfig,
-    identity: Identity,
-    listeners: Vec<Listener>,
+    pub(super) cfg: ProxyConfig,
+    pub(super) identity: Identity,
+    pub(super) listeners: Vec<Listener>,
     table: TxnTable<Ctx>,
     wheel: TimerWheel<TxnTimer>,
     branches: BranchGenerator,
     fired: Vec<TxnTimer>,
     tags: ahash::RandomState,
-    stats: EngineStats,
-    metrics: ShardMetrics,
-    registrar: Registrar,
+    pub(super) stats: EngineStats,
+    pub(super) metrics: ShardMetrics,
+    pub(super) registrar: Registrar,
     store: Option<ShardStore>,
-    auth: Option<AuthSetup>,
+    pub(super) auth: Option<AuthSetup>,
+    pub(super) resolver: Resolver,
     /// Wall-clock seconds at `origin`: bindings and nonces live in UNIX time.
     unix_origin: u64,
     origin: Instant,
@@ -302,6 +383,7 @@ impl Engine {
             registrar: services.registrar,
             store: services.store,
             auth: services.auth,
+            resolver: Resolver::default(),
             unix_origin: unix_now,
             origin: now,
             table: TxnTable::new(cfg.max_transactions, cfg.timers),
@@ -366,7 +448,7 @@ impl Engine {
     }
 
     /// Seconds since the UNIX epoch at `now`.
-    fn unix(&self, now: Instant) -> u64 {
+    pub(super) fn unix(&self, now: Instant) -> u64 {
         self.unix_origin + now.saturating_duration_since(self.origin).as_secs()
     }
 
@@ -413,34 +495,18 @@ impl Engine {
             return;
         }
         if method == Method::Cancel {
-            self.on_cancel(now, msg, &key, reply_to, out);
+            self.on_cancel(now, from, msg, &key, reply_to, out);
             return;
         }
 
-        let to_me = msg
-            .request_uri()
-            .and_then(|u| Uri::parse(u).ok())
-            .is_some_and(|u| {
-                u.as_sip()
-                    .is_some_and(|s| s.user.is_none() && self.identity.is_me(s))
-            });
+        let to_me = self.addressed_to_me(msg);
         if let Err(reject) = validate_request(msg, &self.identity, to_me) {
             self.reject_stateless(msg, reply_to, reject, out);
             return;
         }
 
         let reliability = reliability_of(from.transport);
-        let ctx = ServerCtx {
-            request: msg.as_bytes().to_vec(),
-            reply_to,
-            last_response: Vec::new(),
-            branches: SmallVec::new(),
-            best: None,
-            challenges: Vec::new(),
-            final_sent: false,
-            cancelled: false,
-            created: now,
-        };
+        let ctx = ServerCtx::new(msg.as_bytes().to_vec(), reply_to, from, now);
         let id = match self
             .table
             .insert_server(&key, reliability, Ctx::Server(ctx))
@@ -480,12 +546,25 @@ impl Engine {
             Some(a) => a,
             None => return,
         };
+        if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
+            s.authenticated = authenticated;
+        }
         self.route_request(now, id, from, msg, to_me, authenticated, out);
+    }
+
+    /// True when the Request-URI names the proxy itself (no user part, §16.5).
+    pub(super) fn addressed_to_me(&self, msg: &Message<'_>) -> bool {
+        msg.request_uri()
+            .and_then(|u| Uri::parse(u).ok())
+            .is_some_and(|u| {
+                u.as_sip()
+                    .is_some_and(|s| s.user.is_none() && self.identity.is_me(s))
+            })
     }
 
     /// True when a REGISTER's Request-URI names one of our domains (RFC 3261
     /// §10.3 step 1); others are proxied like any request.
-    fn register_is_ours(&self, msg: &Message<'_>) -> bool {
+    pub(super) fn register_is_ours(&self, msg: &Message<'_>) -> bool {
         msg.request_uri()
             .and_then(|u| Uri::parse(u).ok())
             .and_then(|u| u.as_sip().map(|s| self.registrar.is_our_domain(&s.host)))
@@ -694,7 +773,7 @@ impl Engine {
                 .is_our_domain(&hop_sip.host, hop_sip.port, hop_sip.port_or_default())
         {
             // A user of ours: the location service names the targets (§16.5).
-            self.route_to_user(now, id, from, msg, &plan, &hop_sip, out);
+            self.route_to_user(now, id, from, msg, &plan, &hop_sip, 0, out);
             return;
         }
         let hop = match next_hop(&hop_sip) {
@@ -704,10 +783,30 @@ impl Engine {
                 return;
             }
         };
-        let Some(addr) = hop.addr() else {
-            // Host names need the resolver; until it lands only IP literals route.
-            self.respond(now, id, msg, 503, b"Cannot Resolve Next Hop", &[], out);
-            return;
+        let addr = match (hop.addr(), hop.host) {
+            (Some(a), _) => a,
+            (None, crate::sip::Host::Domain(name)) => {
+                match self.resolver.lookup(name, now, hop_v4(from)) {
+                    Lookup::Found(ip) => SocketAddr::new(ip, hop.port),
+                    Lookup::Failed => {
+                        // §16.9 / RFC 3263 §4.3: no address to try.
+                        self.respond(now, id, msg, 503, b"Cannot Resolve Next Hop", &[], out);
+                        return;
+                    }
+                    Lookup::Unknown { ask } => {
+                        // Parked: routed again by `on_resolved`.
+                        self.resolver.wait(name, id);
+                        if ask {
+                            out.resolve(name);
+                        }
+                        return;
+                    }
+                }
+            }
+            (None, _) => {
+                self.respond(now, id, msg, 503, b"Cannot Resolve Next Hop", &[], out);
+                return;
+            }
         };
         if !authenticated && !self.may_relay(msg, &plan, addr.ip()) {
             self.respond(now, id, msg, 403, b"Relaying Forbidden", &[], out);
@@ -716,15 +815,18 @@ impl Engine {
         let target = Target {
             request_uri: plan.strict_fixed.then_some(plan.request_uri),
             hop,
-            fixed: None,
+            fixed: self.flow_of_route(&plan, &from).map(|f| Fixed::of_flow(&f)),
             route: None,
+            resolved: Some(addr),
         };
         self.fork(now, id, from, msg, &plan, &[target], out);
     }
 
-    /// Target determination for a user of one of our domains (§16.5): every live
-    /// binding of the AOR, in parallel (§16.6). None: 480 when the user exists in
-    /// the users file, else 404.
+    /// Target determination for a user of one of our domains (§16.5): the live
+    /// bindings of the AOR from position `start` of the lookup order (highest q
+    /// first), all at once or, with `--fork serial|auto`, one contact or one
+    /// q-group at a time (§16.6). None: 480 when the user exists in the users file,
+    /// else 404.
     #[allow(clippy::too_many_arguments)]
     fn route_to_user(
         &mut self,
@@ -734,6 +836,7 @@ impl Engine {
         msg: &Message<'_>,
         plan: &RoutePlan<'_>,
         uri: &crate::sip::SipUri<'_>,
+        start: usize,
         out: &mut Outbox,
     ) {
         let unix = self.unix(now);
@@ -744,19 +847,49 @@ impl Engine {
         // Copied out of the location part: the forwarding below changes the engine.
         let mut texts: Vec<u8> = Vec::new();
         let mut found: SmallVec<[Found; 4]> = SmallVec::new();
-        for b in self.registrar.location().lookup(&aor, unix) {
+        let all = self.registrar.location().lookup(&aor, unix);
+        let total = all.len();
+        let rank = |b: &crate::registrar::Binding| b.q().map_or(1000, |q| q.thousandths());
+        let first_q = all.get(start).map(|b| rank(b));
+        let group = all
+            .into_iter()
+            .skip(start)
+            .take_while(|b| match self.cfg.fork {
+                ForkMode::Parallel => true,
+                ForkMode::Auto => Some(rank(b)) == first_q,
+                ForkMode::Serial => false,
+            })
+            .count()
+            .max(1);
+        let mut next = start + group;
+        for b in self
+            .registrar
+            .location()
+            .lookup(&aor, unix)
+            .into_iter()
+            .skip(start)
+            .take(group)
+        {
             let c = texts.len()..texts.len() + b.contact().len();
             texts.extend_from_slice(b.contact());
             let p = texts.len()..texts.len() + b.path().len();
             texts.extend_from_slice(b.path());
             found.push((c, p, b.source));
         }
+        if next >= total {
+            next = 0;
+        }
+        if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
+            s.next_group = (next > 0).then_some(next);
+        }
+        if found.is_empty() && start > 0 {
+            // The bindings changed while the earlier groups rang: finish with what
+            // they answered.
+            self.maybe_finish(now, id, out);
+            return;
+        }
         if found.is_empty() {
-            let known = self.auth.as_ref().is_some_and(|a| {
-                uri.user
-                    .is_some_and(|u| a.users.knows(u, a.realm.as_bytes()))
-            });
-            if known {
+            if self.knows_user(uri) {
                 self.respond(now, id, msg, 480, b"Temporarily Unavailable", &[], out);
             } else {
                 self.respond(now, id, msg, 404, b"Not Found", &[], out);
@@ -765,30 +898,12 @@ impl Engine {
         }
         let mut targets: SmallVec<[Target<'_>; 4]> = SmallVec::new();
         for (c, p, source) in &found {
-            let contact = &texts[c.clone()];
-            let path = &texts[p.clone()];
-            let route = (!path.is_empty()).then_some(path);
-            // With a Path the request goes to its first hop; otherwise to where the
-            // REGISTER came from.
-            let hop_uri: &[u8] = match route {
-                Some(path) => first_route_uri(path).unwrap_or(contact),
-                None => contact,
-            };
-            let Ok(hop) = super::next_hop::next_hop_of(hop_uri) else {
+            let Some(mut target) = binding_target(&texts[c.clone()], &texts[p.clone()], source)
+            else {
                 continue;
             };
-            // A NATed contact is reached where it registered from; any other at
-            // its Contact URI.
-            let fixed = match route {
-                None if source.nat => registered_dest(source),
-                _ => None,
-            };
-            targets.push(Target {
-                request_uri: Some(contact),
-                hop,
-                fixed,
-                route,
-            });
+            target.resolved = self.resolved_addr(&target.hop, now, from, out);
+            targets.push(target);
         }
         if targets.is_empty() {
             self.respond(now, id, msg, 480, b"Temporarily Unavailable", &[], out);
@@ -797,11 +912,31 @@ impl Engine {
         self.fork(now, id, from, msg, plan, &targets, out);
     }
 
+    /// True when `uri`'s user is in the users file: an unregistered user of ours is
+    /// 480, anyone else 404.
+    pub(super) fn knows_user(&self, uri: &crate::sip::SipUri<'_>) -> bool {
+        self.auth.as_ref().is_some_and(|a| {
+            uri.user
+                .is_some_and(|u| a.users.knows(u, a.realm.as_bytes()))
+        })
+    }
+
+    /// The flow a request routed through our Record-Route must go to: the end of
+    /// the dialog it did not come from, when that end sits behind a NAT and the
+    /// Request-URI (its private Contact) would not reach it.
+    pub(super) fn flow_of_route(&self, plan: &RoutePlan<'_>, from: &Peer) -> Option<Flow> {
+        if plan.next.is_some() {
+            return None;
+        }
+        let (a, b) = flows::decode(&self.cfg.flow_key, plan.ours_user?)?;
+        flows::other_end(a, b, from)
+    }
+
     /// The relay policy: coresip is never an open relay. A request may go to a
     /// foreign destination when that destination is inside `--relay`, or when it is
     /// in a dialog this proxy record-routed (it carries our Route and a To tag, the
     /// way Kamailio's `loose_route()` lets in-dialog requests through).
-    fn may_relay(&self, msg: &Message<'_>, plan: &RoutePlan<'_>, ip: IpAddr) -> bool {
+    pub(super) fn may_relay(&self, msg: &Message<'_>, plan: &RoutePlan<'_>, ip: IpAddr) -> bool {
         if self.cfg.relay.iter().any(|c| c.contains(ip)) {
             return true;
         }
@@ -818,14 +953,7 @@ impl Engine {
         out: &mut Outbox,
     ) {
         match method {
-            Method::Options => {
-                let extra: [(&str, &[u8]); 3] = [
-                    ("Allow", ALLOW),
-                    ("Accept", ACCEPT),
-                    ("Supported", SUPPORTED),
-                ];
-                self.respond(now, id, msg, 200, b"OK", &extra, out);
-            }
+            Method::Options => self.respond(now, id, msg, 200, b"OK", &CAPABILITIES, out),
             _ => self.respond(now, id, msg, 404, b"Not Found", &[], out),
         }
     }
@@ -883,93 +1011,16 @@ impl Engine {
         out: &mut Outbox,
     ) -> Option<TxnId> {
         let b = self.branches.next_branch();
-        let (transport, dest, out_idx, out_listener) = match target.fixed {
-            Some(f) => {
-                let l = self.listeners.get(f.listener as usize)?;
-                (f.transport, f.dest, f.listener as usize, l)
-            }
-            None => {
-                let to = target.hop.addr()?;
-                // §18.1.1: a request that would not fit a UDP datagram goes over TCP.
-                let estimate = msg.as_bytes().len() + 300;
-                let transport = match target.hop.transport {
-                    Transport::Udp if estimate > self.cfg.udp_mtu => Transport::Tcp,
-                    t => t,
-                };
-                let (idx, l) = self.outbound_listener(from, transport, to)?;
-                let dest = match transport {
-                    Transport::Udp => Dest::Udp {
-                        listener: idx as u16,
-                        to,
-                    },
-                    t => Dest::Stream { transport: t, to },
-                };
-                (transport, dest, idx, l)
-            }
-        };
-        let inbound = self.listeners.get(from.listener as usize);
-
+        let ob = self.outbound(from, msg, target)?;
+        let (transport, dest) = (ob.transport, ob.dest);
         let mut branch = [0u8; 45];
         branch[..28].copy_from_slice(b.as_bytes());
         branch[28] = super::validate::LOOP_SEPARATOR;
         branch[29..].copy_from_slice(loop_hash);
 
-        let mut via = SmallVec::<[u8; 128]>::new();
-        via.extend_from_slice(b"SIP/2.0/");
-        via.extend_from_slice(transport.via_token().as_bytes());
-        via.push(b' ');
-        via.extend_from_slice(out_listener.advertised.as_bytes());
-        via.extend_from_slice(b";branch=");
-        via.extend_from_slice(&branch);
-
-        // §16.6 step 4: record-route dialog-creating requests; twice when the
-        // request changes transport or interface (RFC 5658), ours outbound first.
-        let mut rr_out = SmallVec::<[u8; 96]>::new();
-        let mut rr_in = SmallVec::<[u8; 96]>::new();
-        let record = self.cfg.record_route
-            && method != Method::Register
-            && msg.to().ok().and_then(|t| t.tag()).is_none();
-        if record {
-            rr_value(&mut rr_out, out_listener);
-            if let Some(inb) = inbound {
-                if from.listener as usize != out_idx {
-                    rr_value(&mut rr_in, inb);
-                }
-            }
-        }
-        let rr_storage: [&[u8]; 2] = [&rr_out, &rr_in];
-        let rr: &[&[u8]] = match (record, rr_in.is_empty()) {
-            (false, _) => &[],
-            (true, true) => &rr_storage[..1],
-            (true, false) => &rr_storage[..],
-        };
-
-        let mf = msg
-            .max_forwards()
-            .ok()
-            .flatten()
-            .map_or(70, |m| m.saturating_sub(1));
-        let top = msg.via().ok();
-        let via_received = top.map(|v| {
-            let rport = v.rport().map(|_| from.addr.port());
-            let differs = v.sent_by.host.ip() != Some(from.addr.ip());
-            ViaReceived {
-                received: (differs || rport.is_some()).then_some(from.addr.ip()),
-                rport,
-            }
-        });
-        let edits = RequestEdits {
-            request_uri: target.request_uri,
-            via: Some(&via),
-            record_route: rr,
-            max_forwards: Some(mf),
-            remove_first_routes: plan.ours,
-            remove_last_route: plan.strict_fixed,
-            via_received,
-            route_preload: target.route,
-        };
         let mut bytes = Vec::with_capacity(msg.as_bytes().len() + 256);
-        writer::forward_request(msg, &edits, &mut bytes).ok()?;
+        self.write_branch(from, msg, plan, target, &ob, &branch, method, &mut bytes)
+            .ok()?;
         let key = ClientKeyRef::new(&branch, method);
         let is_invite = method == Method::Invite;
         let ctx = ClientCtx {
@@ -1011,6 +1062,134 @@ impl Engine {
         }
         self.stats.forwarded_requests += 1;
         Some(client)
+    }
+
+    /// Where a request to `target` goes (§16.6 step 10): its transport,
+    /// destination and the listener it leaves from.
+    pub(super) fn outbound(
+        &self,
+        from: Peer,
+        msg: &Message<'_>,
+        target: &Target<'_>,
+    ) -> Option<Outbound<'_>> {
+        let (transport, dest, index, listener) = match target.fixed {
+            Some(f) => {
+                let l = self.listeners.get(f.listener as usize)?;
+                (f.transport, f.dest, f.listener as usize, l)
+            }
+            None => {
+                let to = target.resolved.or_else(|| target.hop.addr())?;
+                // §18.1.1: a request that would not fit a UDP datagram goes over TCP.
+                let estimate = msg.as_bytes().len() + 300;
+                let transport = match target.hop.transport {
+                    Transport::Udp if estimate > self.cfg.udp_mtu => Transport::Tcp,
+                    t => t,
+                };
+                let (idx, l) = self.outbound_listener(from, transport, to)?;
+                let dest = match transport {
+                    Transport::Udp => Dest::Udp {
+                        listener: idx as u16,
+                        to,
+                    },
+                    t => Dest::Stream { transport: t, to },
+                };
+                (transport, dest, idx, l)
+            }
+        };
+        Some(Outbound {
+            transport,
+            dest,
+            index,
+            listener,
+        })
+    }
+
+    /// Writes `msg` as forwarded to `target` (§16.6 steps 2–9): Request-URI, our
+    /// Via with `branch`, Record-Route, Max-Forwards, Route removal, `received` and
+    /// `rport` on the previous hop's Via.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn write_branch(
+        &self,
+        from: Peer,
+        msg: &Message<'_>,
+        plan: &RoutePlan<'_>,
+        target: &Target<'_>,
+        ob: &Outbound<'_>,
+        branch: &[u8],
+        method: Method<'_>,
+        bytes: &mut Vec<u8>,
+    ) -> Result<(), WriteError> {
+        let (transport, out_idx, out_listener) = (ob.transport, ob.index, ob.listener);
+        let inbound = self.listeners.get(from.listener as usize);
+
+        let mut via = SmallVec::<[u8; 128]>::new();
+        via.extend_from_slice(b"SIP/2.0/");
+        via.extend_from_slice(transport.via_token().as_bytes());
+        via.push(b' ');
+        via.extend_from_slice(out_listener.advertised.as_bytes());
+        via.extend_from_slice(b";branch=");
+        via.extend_from_slice(branch);
+
+        // §16.6 step 4: record-route dialog-creating requests; twice when the
+        // request changes transport or interface (RFC 5658), ours outbound first.
+        let mut rr_out = SmallVec::<[u8; 96]>::new();
+        let mut rr_in = SmallVec::<[u8; 96]>::new();
+        let record = self.cfg.record_route
+            && method != Method::Register
+            && msg.to().ok().and_then(|t| t.tag()).is_none();
+        if record {
+            // A NATed caller or callee: its flow rides in our Record-Route so the
+            // rest of the dialog reaches it (RFC 5626 §5.3).
+            let caller = nat_detected(msg, from).then(|| Flow::of_peer(&from));
+            let callee = target.fixed.and_then(|f| f.flow());
+            let mut token = SmallVec::<[u8; 96]>::new();
+            if caller.is_some() || callee.is_some() {
+                flows::encode(
+                    &self.cfg.flow_key,
+                    caller.as_ref(),
+                    callee.as_ref(),
+                    &mut token,
+                );
+            }
+            rr_value(&mut rr_out, out_listener, &token);
+            if let Some(inb) = inbound {
+                if from.listener as usize != out_idx {
+                    rr_value(&mut rr_in, inb, &token);
+                }
+            }
+        }
+        let rr_storage: [&[u8]; 2] = [&rr_out, &rr_in];
+        let rr: &[&[u8]] = match (record, rr_in.is_empty()) {
+            (false, _) => &[],
+            (true, true) => &rr_storage[..1],
+            (true, false) => &rr_storage[..],
+        };
+
+        let mf = msg
+            .max_forwards()
+            .ok()
+            .flatten()
+            .map_or(70, |m| m.saturating_sub(1));
+        let top = msg.via().ok();
+        let via_received = top.map(|v| {
+            let rport = v.rport().map(|_| from.addr.port());
+            let differs = v.sent_by.host.ip() != Some(from.addr.ip());
+            ViaReceived {
+                received: (differs || rport.is_some()).then_some(from.addr.ip()),
+                rport,
+            }
+        });
+        let edits = RequestEdits {
+            request_uri: target.request_uri,
+            via: Some(&via),
+            record_route: rr,
+            max_forwards: Some(mf),
+            remove_first_routes: plan.ours,
+            remove_last_route: plan.strict_fixed,
+            via_received,
+            route_preload: target.route,
+        };
+        writer::forward_request(msg, &edits, bytes)
     }
 
     /// The listener a request to `to` over `transport` leaves from: the one it
@@ -1063,22 +1242,42 @@ impl Engine {
             Ok(Uri::Sip(u)) => next_hop(&u).ok(),
             _ => None,
         };
-        let Some((hop, to)) = hop.and_then(|h| h.addr().map(|a| (h, a))) else {
-            self.dropped(DropReason::Malformed);
-            return;
-        };
-        if !self.may_relay(msg, &plan, to.ip()) {
-            self.dropped(DropReason::Malformed);
-            return;
-        }
         let branch = self.branches.next_branch();
-        let Some((idx, l)) = self.outbound_listener(from, hop.transport, to) else {
-            self.dropped(DropReason::Malformed);
-            return;
+        // Through our Record-Route to a NATed end: its flow; else the next hop.
+        let (transport, dest, l) = match self.flow_of_route(&plan, &from) {
+            Some(f) => {
+                let Some(l) = self.listeners.get(f.listener as usize) else {
+                    self.dropped(DropReason::Unroutable);
+                    return;
+                };
+                (f.transport, f.dest(), l)
+            }
+            None => {
+                let Some((hop, to)) = hop.and_then(|h| h.addr().map(|a| (h, a))) else {
+                    self.dropped(DropReason::Malformed);
+                    return;
+                };
+                if !self.may_relay(msg, &plan, to.ip()) {
+                    self.dropped(DropReason::Malformed);
+                    return;
+                }
+                let Some((idx, l)) = self.outbound_listener(from, hop.transport, to) else {
+                    self.dropped(DropReason::Malformed);
+                    return;
+                };
+                let dest = match hop.transport {
+                    Transport::Udp => Dest::Udp {
+                        listener: idx as u16,
+                        to,
+                    },
+                    t => Dest::Stream { transport: t, to },
+                };
+                (hop.transport, dest, l)
+            }
         };
         let mut via = SmallVec::<[u8; 128]>::new();
         via.extend_from_slice(b"SIP/2.0/");
-        via.extend_from_slice(hop.transport.via_token().as_bytes());
+        via.extend_from_slice(transport.via_token().as_bytes());
         via.push(b' ');
         via.extend_from_slice(l.advertised.as_bytes());
         via.extend_from_slice(b";branch=");
@@ -1095,13 +1294,6 @@ impl Engine {
             remove_first_routes: plan.ours,
             remove_last_route: plan.strict_fixed,
             ..RequestEdits::default()
-        };
-        let dest = match hop.transport {
-            Transport::Udp => Dest::Udp {
-                listener: idx as u16,
-                to,
-            },
-            t => Dest::Stream { transport: t, to },
         };
         if out
             .try_send_with(dest, |b| writer::forward_request(msg, &edits, b))
@@ -1120,6 +1312,7 @@ impl Engine {
     fn on_cancel(
         &mut self,
         now: Instant,
+        from: Peer,
         msg: &Message<'_>,
         key: &ServerKeyRef<'_>,
         reply_to: Dest,
@@ -1138,17 +1331,7 @@ impl Engine {
             return;
         };
         // The CANCEL's own transaction absorbs its retransmissions.
-        let ctx = ServerCtx {
-            request: Vec::new(),
-            reply_to,
-            last_response: Vec::new(),
-            branches: SmallVec::new(),
-            best: None,
-            challenges: Vec::new(),
-            final_sent: false,
-            cancelled: false,
-            created: now,
-        };
+        let ctx = ServerCtx::new(Vec::new(), reply_to, from, now);
         match self
             .table
             .insert_server(key, Reliability::Unreliable, Ctx::Server(ctx))
@@ -1282,7 +1465,7 @@ impl Engine {
 
     /// Forwards a response to the element named by its second Via (§16.7 step 9,
     /// §18.2.2) without a transaction.
-    fn forward_response_stateless(&mut self, msg: &Message<'_>, out: &mut Outbox) {
+    pub(super) fn forward_response_stateless(&mut self, msg: &Message<'_>, out: &mut Outbox) {
         let Some(next) = msg.values(HeaderName::Via).nth(1) else {
             self.dropped(DropReason::Malformed);
             return;
@@ -1498,6 +1681,23 @@ impl Engine {
         let Ok(req) = Message::parse(&request) else {
             return;
         };
+        // Serial forking (§16.6): a group that failed without a 6xx hands over to
+        // the next one, unless the request was cancelled.
+        if let (Some(start), false, false) =
+            (s.next_group, s.cancelled, best.is_some_and(|c| c >= 600))
+        {
+            let from = s.from;
+            if let (Ok(plan), Some(uri)) = (
+                preprocess(&req, &self.identity),
+                req.request_uri().and_then(|u| match Uri::parse(u) {
+                    Ok(Uri::Sip(s)) => Some(s),
+                    _ => None,
+                }),
+            ) {
+                self.route_to_user(now, server, from, &req, &plan, &uri, start, out);
+                return;
+            }
+        }
         match best {
             Some(503) | None => {
                 let (code, reason): (u16, &[u8]) = if best.is_some() {
@@ -1684,14 +1884,20 @@ impl Engine {
         }
     }
 
-    fn dropped(&mut self, reason: DropReason) {
+    pub(super) fn dropped(&mut self, reason: DropReason) {
         self.stats.dropped += 1;
         self.metrics.inc_dropped(reason);
     }
 
     /// Answers a request without creating a transaction: validation failures
     /// (their retransmissions are answered the same way) and overload.
-    fn reject_stateless(&mut self, msg: &Message<'_>, to: Dest, r: Reject, out: &mut Outbox) {
+    pub(super) fn reject_stateless(
+        &mut self,
+        msg: &Message<'_>,
+        to: Dest,
+        r: Reject,
+        out: &mut Outbox,
+    ) {
         let reason = r.reason().as_bytes();
         if r == Reject::BadExtension {
             let mut tags = SmallVec::<[u8; 64]>::new();
@@ -1707,7 +1913,21 @@ impl Engine {
         }
     }
 
-    fn reply_stateless(
+    /// 505 for a request whose SIP-Version this proxy does not speak (RFC 3261
+    /// §21.5.7): `msg` is the request with its version rewritten.
+    pub fn reply_version_not_supported(
+        &mut self,
+        _now: Instant,
+        from: Peer,
+        msg: &Message<'_>,
+        out: &mut Outbox,
+    ) {
+        let via = msg.via().ok();
+        let to = crate::shard::response_dest(from, via.as_ref());
+        self.reply_stateless(msg, to, 505, b"Version Not Supported", &[], out);
+    }
+
+    pub(super) fn reply_stateless(
         &mut self,
         msg: &Message<'_>,
         to: Dest,
@@ -1745,6 +1965,49 @@ impl Engine {
 
     // ---------------------------------------------------------------------------
     // Time
+
+    /// The address of a next hop: its IP literal, or its host name from the
+    /// resolver cache (asking for it when unknown, without waiting).
+    pub(super) fn resolved_addr(
+        &self,
+        hop: &NextHop<'_>,
+        now: Instant,
+        from: Peer,
+        out: &mut Outbox,
+    ) -> Option<SocketAddr> {
+        match (hop.addr(), hop.host) {
+            (Some(a), _) => Some(a),
+            (None, crate::sip::Host::Domain(name)) => {
+                match self.resolver.lookup(name, now, hop_v4(from)) {
+                    Lookup::Found(ip) => Some(SocketAddr::new(ip, hop.port)),
+                    Lookup::Unknown { ask: true } => {
+                        out.resolve(name);
+                        None
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The system resolver answered for `name` (no addresses: it failed): the
+    /// requests that waited for it are routed again.
+    pub fn on_resolved(&mut self, now: Instant, name: &str, addrs: &[IpAddr], out: &mut Outbox) {
+        for id in self.resolver.answer(name, addrs, now) {
+            let Some(Ctx::Server(s)) = self.table.get(id).map(|e| &e.data) else {
+                continue;
+            };
+            if s.final_sent || s.cancelled {
+                continue;
+            }
+            let (from, authenticated, request) = (s.from, s.authenticated, s.request.clone());
+            let Ok(msg) = Message::parse(&request) else {
+                continue;
+            };
+            self.route_request(now, id, from, &msg, false, authenticated, out);
+        }
+    }
 
     /// Fires due timers and expires bindings. Call at least every tick (10 ms).
     pub fn on_tick(&mut self, now: Instant, out: &mut Outbox) {
@@ -1817,9 +2080,13 @@ fn reliability_of(t: Transport) -> Reliability {
     }
 }
 
-/// Our Record-Route value for listener `l`: `<sip:HOST:PORT;transport=…;lr>`.
-fn rr_value(out: &mut SmallVec<[u8; 96]>, l: &Listener) {
+/// Our Record-Route value for listener `l`: `<sip:[TOKEN@]HOST:PORT;transport=…;lr>`.
+fn rr_value(out: &mut SmallVec<[u8; 96]>, l: &Listener, flow_token: &[u8]) {
     out.extend_from_slice(b"<sip:");
+    if !flow_token.is_empty() {
+        out.extend_from_slice(flow_token);
+        out.push(b'@');
+    }
     out.extend_from_slice(l.advertised.as_bytes());
     if l.transport != Transport::Udp {
         out.extend_from_slice(b";transport=");
@@ -1882,6 +2149,36 @@ fn own_challenges_removed(resp: &Message<'_>, all: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The target of one binding (§16.5): its contact as Request-URI, its Path as a
+/// preloaded Route set.
+pub(super) fn binding_target<'a>(
+    contact: &'a [u8],
+    path: &'a [u8],
+    source: &Source,
+) -> Option<Target<'a>> {
+    let route = (!path.is_empty()).then_some(path);
+    // With a Path the request goes to its first hop; otherwise to where the
+    // REGISTER came from.
+    let hop_uri: &[u8] = match route {
+        Some(path) => first_route_uri(path).unwrap_or(contact),
+        None => contact,
+    };
+    let hop = super::next_hop::next_hop_of(hop_uri).ok()?;
+    // A NATed contact is reached where it registered from; any other at
+    // its Contact URI.
+    let fixed = match route {
+        None if source.nat => registered_dest(source),
+        _ => None,
+    };
+    Some(Target {
+        request_uri: Some(contact),
+        hop,
+        fixed,
+        route,
+        resolved: None,
+    })
 }
 
 /// Where a registered contact is reached: back where its REGISTER came from, over
@@ -1951,6 +2248,11 @@ fn is_private(ip: IpAddr) -> bool {
         }
         IpAddr::V6(a) => (a.segments()[0] & 0xfe00) == 0xfc00,
     }
+}
+
+/// Which address family to prefer for a next hop: the one the request came in on.
+fn hop_v4(from: Peer) -> bool {
+    from.addr.is_ipv4()
 }
 
 /// The URI of the first value of a Route/Path list.

@@ -3,9 +3,12 @@
 //! stateless forwarding logic built on them.
 
 pub mod engine;
+pub mod flow;
 pub mod identity;
 pub mod next_hop;
+pub mod resolve;
 pub mod route;
+pub mod stateless;
 pub mod validate;
 
 pub use engine::{
@@ -14,4 +17,5 @@ pub use engine::{
 pub use identity::Identity;
 pub use next_hop::{next_hop, next_hop_of, Cidr, NextHop};
 pub use route::{preprocess, RoutePlan};
+pub use stateless::{stateless_branch, StatelessBranch};
 pub use validate::{validate_request, Reject};

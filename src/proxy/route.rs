@@ -20,6 +20,9 @@ pub struct RoutePlan<'a> {
     /// How many leading Route values named this proxy (two after double
     /// record-routing); they are removed.
     pub ours: u8,
+    /// The user part of the first of our Route values: a flow token we put into
+    /// our Record-Route (see [`super::flow`]).
+    pub ours_user: Option<&'a [u8]>,
     /// The first Route value left, which names the next hop (§16.6 step 7).
     pub next: Option<NameAddr<'a>>,
 }
@@ -57,14 +60,18 @@ pub fn preprocess<'a>(msg: &Message<'a>, ident: &Identity) -> Result<RoutePlan<'
     let total = msg.values(crate::sip::HeaderName::Route).count();
     let usable = if strict_fixed { total - 1 } else { total };
     let mut ours = 0u8;
+    let mut ours_user = None;
     let mut next = None;
     for r in msg.routes().take(usable) {
         let r = r?;
-        let mine = match r.parse_uri()? {
-            Uri::Sip(u) => ident.is_me(&u),
-            _ => false,
+        let (mine, user) = match r.parse_uri()? {
+            Uri::Sip(u) => (ident.is_me(&u), u.user),
+            _ => (false, None),
         };
         if mine && next.is_none() && ours < u8::MAX {
+            if ours == 0 {
+                ours_user = user;
+            }
             ours += 1;
         } else {
             next = Some(r);
@@ -75,6 +82,7 @@ pub fn preprocess<'a>(msg: &Message<'a>, ident: &Identity) -> Result<RoutePlan<'
         request_uri,
         strict_fixed,
         ours,
+        ours_user,
         next,
     })
 }

@@ -111,6 +111,21 @@ pub const LOOP_SEPARATOR: u8 = b'.';
 /// loop. A request that returns with all of these unchanged would be routed the same
 /// way again: that is a loop, not a spiral (§16.3 step 4).
 pub fn loop_hash(msg: &Message<'_>) -> [u8; 16] {
+    loop_hash_of(msg, true)
+}
+
+/// The loop-detection part of a branch written by the stateless proxy (§16.11):
+/// only the fields a CANCEL (§9.1) and the ACK of a non-2xx (§17.1.1.3) must copy
+/// from their INVITE — Request-URI, From tag, Call-ID, CSeq number and Route — so
+/// that both get the INVITE's branch and the next hop's INVITE transaction matches
+/// them. The To tag (which that ACK adds), Proxy-Require and Proxy-Authorization
+/// are left out; they do not change while a request loops back to us.
+pub fn stateless_loop_hash(msg: &Message<'_>) -> [u8; 16] {
+    loop_hash_of(msg, false)
+}
+
+/// [`loop_hash`] with everything, or [`stateless_loop_hash`]'s fields only.
+fn loop_hash_of(msg: &Message<'_>, all: bool) -> [u8; 16] {
     let mut h = ahash::RandomState::with_seeds(
         0x636f_7265_7369_7001,
         0x6c6f_6f70_6861_7368,
@@ -123,15 +138,22 @@ pub fn loop_hash(msg: &Message<'_>) -> [u8; 16] {
         h.write(b);
     };
     field(msg.request_uri().unwrap_or_default());
-    field(msg.to().ok().and_then(|t| t.tag()).unwrap_or_default());
+    if all {
+        field(msg.to().ok().and_then(|t| t.tag()).unwrap_or_default());
+    }
     field(msg.from().ok().and_then(|f| f.tag()).unwrap_or_default());
     field(msg.call_id().unwrap_or_default());
     field(&msg.cseq().map(|c| c.seq).unwrap_or(0).to_le_bytes());
-    for name in [
-        HeaderName::Route,
-        HeaderName::ProxyRequire,
-        HeaderName::ProxyAuthorization,
-    ] {
+    let names: &[HeaderName] = if all {
+        &[
+            HeaderName::Route,
+            HeaderName::ProxyRequire,
+            HeaderName::ProxyAuthorization,
+        ]
+    } else {
+        &[HeaderName::Route]
+    };
+    for &name in names {
         for v in msg.values(name) {
             field(trim(v));
         }
@@ -146,7 +168,8 @@ pub fn loop_hash(msg: &Message<'_>) -> [u8; 16] {
 }
 
 /// §16.3 step 4: does the request carry a Via of ours whose loop part equals the
-/// loop hash of the request as it is now?
+/// loop hash of the request as it is now (as the stateful or the stateless proxy
+/// computes it)?
 fn is_loop(msg: &Message<'_>, ident: &Identity) -> bool {
     let mut ours = msg
         .values(HeaderName::Via)
@@ -161,10 +184,11 @@ fn is_loop(msg: &Message<'_>, ident: &Identity) -> bool {
         return false;
     }
     let now = loop_hash(msg);
+    let stateless = stateless_loop_hash(msg);
     ours.any(|via| {
         via.branch()
             .and_then(|b| b.rsplit(|&c| c == LOOP_SEPARATOR).next())
-            .is_some_and(|part| part == now)
+            .is_some_and(|part| part == now || part == stateless)
     })
 }
 
@@ -275,6 +299,35 @@ To: <sip:b@example.test>\r\nFrom: <sip:a@example.test>;tag=1\r\nCall-ID: x\r\nCS
         let theirs = ours.replace("192.0.2.10", "192.0.2.11");
         let other = req(&theirs, "69", "sip:bob@example.test");
         let m = Message::parse(&other).unwrap();
+        assert_eq!(validate_request(&m, &ident(), false), Ok(()));
+    }
+
+    #[test]
+    fn stateless_loop_part_is_detected_and_ignores_the_to_tag() {
+        // §16.11: the stateless branch's loop part leaves the To tag out, so the
+        // ACK of a non-2xx (which adds it, §17.1.1.3) gets its INVITE's value.
+        let b = req("", "70", "sip:bob@example.test");
+        let m = Message::parse(&b).unwrap();
+        let tagged = String::from_utf8(b.clone()).unwrap().replace(
+            "To: <sip:bob@example.test>",
+            "To: <sip:bob@example.test>;tag=9",
+        );
+        let t = Message::parse(tagged.as_bytes()).unwrap();
+        assert_eq!(stateless_loop_hash(&m), stateless_loop_hash(&t));
+        assert_ne!(loop_hash(&m), loop_hash(&t));
+        assert_ne!(stateless_loop_hash(&m), loop_hash(&m));
+        let ours = format!(
+            "Via: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bKs0000aaaaaaaaaaaa.{}\r\n",
+            std::str::from_utf8(&stateless_loop_hash(&m)).unwrap()
+        );
+        let looped = req(&ours, "69", "sip:bob@example.test");
+        let m = Message::parse(&looped).unwrap();
+        assert_eq!(
+            validate_request(&m, &ident(), false),
+            Err(Reject::LoopDetected)
+        );
+        let spiral = req(&ours, "69", "sip:carol@example.test");
+        let m = Message::parse(&spiral).unwrap();
         assert_eq!(validate_request(&m, &ident(), false), Ok(()));
     }
 

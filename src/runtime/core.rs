@@ -62,6 +62,15 @@ impl Core {
             self.transmit(dest, bytes).await;
         }
         self.flush_mesh(out).await;
+        for name in out.drain_resolve() {
+            if let Some(me) = self.me.upgrade() {
+                // Boxed to a trait object: the task flushes in turn, and a named
+                // future type here would be recursive.
+                let task: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> =
+                    Box::pin(resolve_task(me, name));
+                glommio::spawn_local(task).detach();
+            }
+        }
         out.clear();
     }
 
@@ -272,6 +281,29 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
         "core stopped"
     );
     Ok(())
+}
+
+/// Resolves a next hop's host name with the system resolver on glommio's blocking
+/// pool (never on the reactor), and hands the answer to the shard.
+async fn resolve_task(core: Rc<Core>, name: String) {
+    let lookup = name.clone();
+    let addrs: Vec<std::net::IpAddr> = glommio::executor()
+        .spawn_blocking(move || {
+            use std::net::ToSocketAddrs;
+            (lookup.as_str(), 0)
+                .to_socket_addrs()
+                .map(|it| it.map(|a| a.ip()).collect())
+                .unwrap_or_default()
+        })
+        .await;
+    if addrs.is_empty() {
+        tracing::debug!(%name, "host name did not resolve");
+    }
+    let mut out = Outbox::new();
+    core.shard
+        .borrow_mut()
+        .on_resolved(Instant::now(), &name, &addrs, &mut out);
+    core.flush(&mut out).await;
 }
 
 /// Log size past which a shard's binding log is folded into a snapshot.

@@ -167,6 +167,15 @@ pub fn forward_request(
             None => push(Op::insert(top, Piece::MaxForwards(mf))),
         }
     }
+    // The preloaded Route goes in before the Route removals: when the first Route
+    // line is removed whole, both start at that line, and insertions must come
+    // first at a shared offset (found by fuzzing: fuzz/regressions/splice/).
+    if let Some(route) = edits.route_preload {
+        let at = req
+            .find(HeaderName::Route)
+            .map_or(top, |h| h.line_range().start);
+        push(Op::insert(at, Piece::Route(route)));
+    }
     if edits.remove_first_routes > 0 || edits.remove_last_route {
         let total = if edits.remove_last_route {
             req.values(HeaderName::Route).count()
@@ -178,12 +187,6 @@ pub fn forward_request(
         values_cut(req, HeaderName::Route, removed, &mut |cut| {
             push(Op::replace(cut, Piece::Nothing))
         });
-    }
-    if let Some(route) = edits.route_preload {
-        let at = req
-            .find(HeaderName::Route)
-            .map_or(top, |h| h.line_range().start);
-        push(Op::insert(at, Piece::Route(route)));
     }
     // The top Via is looked up (a comma split of its line) only when it is to be
     // edited: a tuple pattern would evaluate `top_via()` for every request.
@@ -930,6 +933,24 @@ WWW-Authenticate: Digest realm=\"b\"\r\n\r\n"
         assert_eq!(
             forward_response_with(&m, b"X: y", &mut out),
             Err(WriteError::InvalidValue)
+        );
+    }
+
+    #[test]
+    fn preloaded_route_replaces_a_removed_route_line() {
+        // Our own Route removed and a contact's Path preloaded at the same line.
+        let msg = b"BYE sip:bob@ua.example.com SIP/2.0\r\nRoute: <sip:proxy.example.com;lr>\r\nl: 0\r\n\r\n";
+        let out = forward(
+            msg,
+            &RequestEdits {
+                remove_first_routes: 1,
+                route_preload: Some(b"<sip:edge.example.test;lr>"),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            s(&out),
+            "BYE sip:bob@ua.example.com SIP/2.0\r\nRoute: <sip:edge.example.test;lr>\r\nl: 0\r\n\r\n"
         );
     }
 

@@ -479,3 +479,221 @@ fn registered_user_without_nat_is_called_at_its_contact() {
     let fwd = sent.iter().find(|(_, t)| t.starts_with("INVITE")).unwrap();
     assert_eq!(fwd.0, udp("203.0.113.5:5070"));
 }
+
+#[test]
+fn host_name_next_hop_waits_for_the_resolver() {
+    // RFC 3263 §4.2 (A/AAAA): the request is parked, the name asked for once, and
+    // forwarded when the answer comes back.
+    let mut net = Net::new();
+    let req = String::from_utf8(invite("z9hG4bKuac1")).unwrap().replace(
+        "INVITE sip:bob@203.0.113.5",
+        "INVITE sip:bob@uas.example.net",
+    );
+    let msg = Message::parse(req.as_bytes()).unwrap();
+    let mut out = Outbox::new();
+    net.engine
+        .on_request(net.now, Net::peer(UAC), &msg, &mut out);
+    let asked: Vec<String> = out.drain_resolve().collect();
+    assert_eq!(asked, vec!["uas.example.net".to_string()]);
+    // Only the 100 Trying went out.
+    assert_eq!(collect(&out).len(), 1);
+    let mut out = Outbox::new();
+    net.engine
+        .on_resolved(net.now, "uas.example.net", &[to(UAS).ip()], &mut out);
+    let sent = collect(&out);
+    let (d, t) = only(&sent);
+    assert_eq!(*d, udp(UAS));
+    assert!(t.starts_with("INVITE sip:bob@uas.example.net SIP/2.0"));
+    // A name that does not resolve: 503 for the next request (cached failure).
+    let mut out = Outbox::new();
+    net.engine
+        .on_resolved(net.now, "gone.example.net", &[], &mut out);
+    let req = req
+        .replace("uas.example.net", "gone.example.net")
+        .replace("z9hG4bKuac1", "z9hG4bKuac2");
+    let sent = net.feed(UAC, req.as_bytes());
+    assert_eq!(status(&sent.last().unwrap().1), 503);
+}
+
+#[test]
+fn serial_forking_tries_the_next_contact_after_a_failure() {
+    // RFC 3261 §16.6 with --fork serial: highest q first; a 486 hands over to the
+    // next contact, whose 200 goes upstream.
+    let mut net = Net::with(ProxyConfig {
+        fork: ForkMode::Serial,
+        ..ProxyConfig::default()
+    });
+    let reg = String::from_utf8(register("sip:bob@10.0.0.7", 600))
+        .unwrap()
+        .replace(
+            "Contact: <sip:bob@10.0.0.7>",
+            "Contact: <sip:bob@10.0.0.8>;q=0.5, <sip:bob@10.0.0.7>;q=0.9",
+        );
+    let r = net.feed("203.0.113.5:40000", reg.as_bytes());
+    assert_eq!(status(&only(&r).1), 200);
+    let sent = net.feed(UAC, &invite_user("bob"));
+    let first: Vec<_> = sent
+        .iter()
+        .filter(|(_, t)| t.starts_with("INVITE"))
+        .collect();
+    assert_eq!(first.len(), 1, "{sent:#?}");
+    assert!(
+        first[0].1.starts_with("INVITE sip:bob@10.0.0.7 "),
+        "{}",
+        first[0].1
+    );
+    let a = first[0].1.clone();
+    let s = net.feed("203.0.113.5:40000", &answer(&a, 486, "Busy Here"));
+    let second: Vec<_> = s.iter().filter(|(_, t)| t.starts_with("INVITE")).collect();
+    assert_eq!(second.len(), 1, "{s:#?}");
+    assert!(second[0].1.starts_with("INVITE sip:bob@10.0.0.8 "));
+    // Nothing went upstream but the 100 so far.
+    assert!(s.iter().all(|(d, _)| *d != udp(UAC)));
+    let b = second[0].1.clone();
+    let s = net.feed("203.0.113.5:40000", &answer(&b, 200, "OK"));
+    assert!(s.iter().any(|(d, t)| *d == udp(UAC) && status(t) == 200));
+}
+
+/// Registers `contacts` for bob and returns the INVITE branches the proxy sent.
+fn fork_to(net: &mut Net, contacts: &str) -> Vec<String> {
+    let reg = String::from_utf8(register("sip:bob@10.0.0.7", 600))
+        .unwrap()
+        .replace(
+            "Contact: <sip:bob@10.0.0.7>",
+            &format!("Contact: {contacts}"),
+        );
+    let r = net.feed("203.0.113.5:40000", reg.as_bytes());
+    assert_eq!(status(&only(&r).1), 200);
+    let sent = net.feed(UAC, &invite_user("bob"));
+    sent.into_iter()
+        .filter(|(_, t)| t.starts_with("INVITE"))
+        .map(|(_, t)| t)
+        .collect()
+}
+
+fn upstream_finals(sent: &[(Dest, String)]) -> Vec<u16> {
+    sent.iter()
+        .filter(|(d, t)| *d == udp(UAC) && t.starts_with("SIP/2.0") && status(t) >= 200)
+        .map(|(_, t)| status(t))
+        .collect()
+}
+
+#[test]
+fn best_response_6xx_wins_and_cancels_the_rest() {
+    // §16.7 steps 5-6: a 6xx cancels pending branches and is what goes upstream,
+    // even though a 4xx came first.
+    let mut net = Net::with(ProxyConfig::default());
+    let b = fork_to(
+        &mut net,
+        "<sip:bob@10.0.0.7>, <sip:bob@10.0.0.8>, <sip:bob@10.0.0.9>",
+    );
+    assert_eq!(b.len(), 3);
+    net.feed("203.0.113.5:40000", &answer(&b[2], 180, "Ringing"));
+    let s = net.feed("203.0.113.5:40000", &answer(&b[0], 486, "Busy Here"));
+    assert!(upstream_finals(&s).is_empty());
+    let s = net.feed("203.0.113.5:40000", &answer(&b[1], 603, "Decline"));
+    assert!(s.iter().any(|(_, t)| t.starts_with("CANCEL ")), "{s:#?}");
+    assert!(
+        upstream_finals(&s).is_empty(),
+        "waits for the cancelled branch"
+    );
+    let s = net.feed(
+        "203.0.113.5:40000",
+        &answer(&b[2], 487, "Request Terminated"),
+    );
+    assert_eq!(upstream_finals(&s), vec![603]);
+}
+
+#[test]
+fn best_response_lowest_class_and_503_becomes_500() {
+    // §16.7 step 6: 4xx beats 5xx; a lone 503 is answered 500 upstream.
+    let mut net = Net::with(ProxyConfig::default());
+    let b = fork_to(&mut net, "<sip:bob@10.0.0.7>, <sip:bob@10.0.0.8>");
+    net.feed(
+        "203.0.113.5:40000",
+        &answer(&b[0], 503, "Service Unavailable"),
+    );
+    let s = net.feed(
+        "203.0.113.5:40000",
+        &answer(&b[1], 480, "Temporarily Unavailable"),
+    );
+    assert_eq!(upstream_finals(&s), vec![480]);
+
+    let mut net = Net::with(ProxyConfig::default());
+    let b = fork_to(&mut net, "<sip:bob@10.0.0.7>");
+    let s = net.feed(
+        "203.0.113.5:40000",
+        &answer(&b[0], 503, "Service Unavailable"),
+    );
+    assert_eq!(upstream_finals(&s), vec![500]);
+}
+
+#[test]
+fn challenges_of_401_and_407_are_aggregated() {
+    // §16.7 step 7: every WWW-/Proxy-Authenticate of the branches rides on the
+    // forwarded 401/407.
+    let mut net = Net::with(ProxyConfig::default());
+    let b = fork_to(&mut net, "<sip:bob@10.0.0.7>, <sip:bob@10.0.0.8>");
+    let challenge = |req: &str, code: u16, header: &str, realm: &str| {
+        let m = Message::parse(req.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let value = format!("Digest realm=\"{realm}\", nonce=\"n\", qop=\"auth\"");
+        let reason: &[u8] = if code == 401 {
+            b"Unauthorized"
+        } else {
+            b"Proxy Authentication Required"
+        };
+        write_response(
+            &m,
+            code,
+            reason,
+            Some(b"uas1"),
+            &[(header, value.as_bytes())],
+            &mut out,
+        )
+        .unwrap();
+        out
+    };
+    net.feed(
+        "203.0.113.5:40000",
+        &challenge(&b[0], 401, "WWW-Authenticate", "a.example"),
+    );
+    let s = net.feed(
+        "203.0.113.5:40000",
+        &challenge(&b[1], 407, "Proxy-Authenticate", "b.example"),
+    );
+    let up: Vec<&(Dest, String)> = s.iter().filter(|(d, _)| *d == udp(UAC)).collect();
+    assert_eq!(up.len(), 1, "{s:#?}");
+    let t = &up[0].1;
+    assert!(matches!(status(t), 401 | 407));
+    assert!(
+        t.contains("WWW-Authenticate: Digest realm=\"a.example\""),
+        "{t}"
+    );
+    assert!(
+        t.contains("Proxy-Authenticate: Digest realm=\"b.example\""),
+        "{t}"
+    );
+}
+
+#[test]
+fn cancel_racing_a_200_leaves_the_call_up() {
+    // §16.10 / §9.2: the 200 crossed the CANCEL; the 200 goes upstream, the CANCEL
+    // is answered 200 and changes nothing (no 487 invented).
+    let mut net = Net::new();
+    let sent = net.feed(UAC, &invite("z9hG4bKuac1"));
+    let fwd = sent[1].1.clone();
+    net.feed(UAS, &answer(&fwd, 180, "Ringing"));
+    let s = net.feed(UAS, &answer(&fwd, 200, "OK"));
+    assert_eq!(upstream_finals(&s), vec![200]);
+    let sc = net.feed(UAC, &cancel("z9hG4bKuac1"));
+    // The INVITE transaction ended with the 2xx: the CANCEL matches nothing (481)
+    // or is answered 200; either way no CANCEL or 487 follows.
+    assert!(sc.iter().all(|(_, t)| !t.starts_with("CANCEL ")), "{sc:#?}");
+    assert!(
+        sc.iter().all(|(_, t)| !t.starts_with("SIP/2.0 487")),
+        "{sc:#?}"
+    );
+    assert_eq!(sc.len(), 1);
+    assert!(matches!(status(&sc[0].1), 200 | 481));
+}
