@@ -697,3 +697,38 @@ fn cancel_racing_a_200_leaves_the_call_up() {
     assert_eq!(sc.len(), 1);
     assert!(matches!(status(&sc[0].1), 200 | 481));
 }
+
+#[test]
+fn a_request_too_large_for_udp_goes_over_tcp() {
+    // RFC 3261 §18.1.1: over --udp-mtu, the request is sent over TCP (with a Via
+    // saying so), to the same address.
+    let mut net = Net::with(ProxyConfig {
+        relay: vec!["203.0.113.0/24".parse().unwrap()],
+        udp_mtu: 800,
+        ..ProxyConfig::default()
+    });
+    let big = String::from_utf8(invite("z9hG4bKuac1")).unwrap().replace(
+        "Content-Length: 4\r\n\r\nv=0\n",
+        &format!("Content-Length: 604\r\n\r\n{}\n", "x".repeat(603)),
+    );
+    let sent = net.feed(UAC, big.as_bytes());
+    let fwd = sent.iter().find(|(_, t)| t.starts_with("INVITE")).unwrap();
+    assert_eq!(
+        fwd.0,
+        Dest::Stream {
+            transport: Transport::Tcp,
+            to: to(UAS)
+        }
+    );
+    assert!(
+        fwd.1
+            .contains("\r\nVia: SIP/2.0/TCP 192.0.2.10:5060;branch="),
+        "{}",
+        fwd.1
+    );
+    // A small one stays on UDP.
+    let sent = net.feed(UAC, &invite("z9hG4bKuac2"));
+    assert!(sent
+        .iter()
+        .any(|(d, t)| t.starts_with("INVITE") && *d == udp(UAS)));
+}
