@@ -976,9 +976,12 @@ impl Engine {
             _ => return,
         };
         let lh = loop_hash(msg);
+        let fw = self.forwarding(from, msg, method);
         let mut sent = 0;
         for target in targets {
-            match self.send_branch(now, id, from, msg, plan, target, &lh, upstream, method, out) {
+            match self.send_branch(
+                now, id, from, msg, plan, target, &lh, &fw, upstream, method, out,
+            ) {
                 Some(client) => {
                     sent += 1;
                     if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
@@ -1006,6 +1009,7 @@ impl Engine {
         plan: &RoutePlan<'_>,
         target: &Target<'_>,
         loop_hash: &[u8; 16],
+        fw: &Forwarding,
         upstream: Dest,
         method: Method<'_>,
         out: &mut Outbox,
@@ -1019,7 +1023,7 @@ impl Engine {
         branch[29..].copy_from_slice(loop_hash);
 
         let mut bytes = Vec::with_capacity(msg.as_bytes().len() + 256);
-        self.write_branch(from, msg, plan, target, &ob, &branch, method, &mut bytes)
+        self.write_branch(from, msg, plan, target, &ob, &branch, fw, &mut bytes)
             .ok()?;
         let key = ClientKeyRef::new(&branch, method);
         let is_invite = method == Method::Invite;
@@ -1116,31 +1120,22 @@ impl Engine {
         target: &Target<'_>,
         ob: &Outbound<'_>,
         branch: &[u8],
-        method: Method<'_>,
+        fw: &Forwarding,
         bytes: &mut Vec<u8>,
     ) -> Result<(), WriteError> {
-        let (transport, out_idx, out_listener) = (ob.transport, ob.index, ob.listener);
+        let (out_idx, out_listener) = (ob.index, ob.listener);
         let inbound = self.listeners.get(from.listener as usize);
-
-        let mut via = SmallVec::<[u8; 128]>::new();
-        via.extend_from_slice(b"SIP/2.0/");
-        via.extend_from_slice(transport.via_token().as_bytes());
-        via.push(b' ');
-        via.extend_from_slice(out_listener.advertised.as_bytes());
-        via.extend_from_slice(b";branch=");
-        via.extend_from_slice(branch);
+        let via = our_via(ob.transport, out_listener, branch);
 
         // §16.6 step 4: record-route dialog-creating requests; twice when the
         // request changes transport or interface (RFC 5658), ours outbound first.
         let mut rr_out = SmallVec::<[u8; 96]>::new();
         let mut rr_in = SmallVec::<[u8; 96]>::new();
-        let record = self.cfg.record_route
-            && method != Method::Register
-            && msg.to().ok().and_then(|t| t.tag()).is_none();
+        let record = fw.record;
         if record {
             // A NATed caller or callee: its flow rides in our Record-Route so the
             // rest of the dialog reaches it (RFC 5626 §5.3).
-            let caller = nat_detected(msg, from).then(|| Flow::of_peer(&from));
+            let caller = fw.caller;
             let callee = target.fixed.and_then(|f| f.flow());
             let mut token = SmallVec::<[u8; 96]>::new();
             if caller.is_some() || callee.is_some() {
@@ -1165,13 +1160,29 @@ impl Engine {
             (true, false) => &rr_storage[..],
         };
 
-        let mf = msg
-            .max_forwards()
-            .ok()
-            .flatten()
-            .map_or(70, |m| m.saturating_sub(1));
-        let top = msg.via().ok();
-        let via_received = top.map(|v| {
+        let edits = RequestEdits {
+            request_uri: target.request_uri,
+            via: Some(&via),
+            record_route: rr,
+            max_forwards: Some(fw.max_forwards),
+            remove_first_routes: plan.ours,
+            remove_last_route: plan.strict_fixed,
+            via_received: fw.via_received,
+            route_preload: target.route,
+        };
+        writer::forward_request(msg, &edits, bytes)
+    }
+
+    /// What every branch of `msg` shares, decoded once per request rather than once
+    /// per branch: §16.6 steps 3 and 4 and the receiving transport's §18.2.1 /
+    /// RFC 3581 edits to the previous hop's Via.
+    pub(super) fn forwarding(
+        &self,
+        from: Peer,
+        msg: &Message<'_>,
+        method: Method<'_>,
+    ) -> Forwarding {
+        let via_received = msg.via().ok().map(|v| {
             let rport = v.rport().map(|_| from.addr.port());
             let differs = v.sent_by.host.ip() != Some(from.addr.ip());
             ViaReceived {
@@ -1179,17 +1190,15 @@ impl Engine {
                 rport,
             }
         });
-        let edits = RequestEdits {
-            request_uri: target.request_uri,
-            via: Some(&via),
-            record_route: rr,
-            max_forwards: Some(mf),
-            remove_first_routes: plan.ours,
-            remove_last_route: plan.strict_fixed,
+        let record = self.cfg.record_route
+            && method != Method::Register
+            && msg.to().ok().and_then(|t| t.tag()).is_none();
+        Forwarding {
+            max_forwards: next_max_forwards(msg),
             via_received,
-            route_preload: target.route,
-        };
-        writer::forward_request(msg, &edits, bytes)
+            record,
+            caller: (record && nat_detected(msg, from)).then(|| Flow::of_peer(&from)),
+        }
     }
 
     /// The listener a request to `to` over `transport` leaves from: the one it
@@ -1275,22 +1284,11 @@ impl Engine {
                 (hop.transport, dest, l)
             }
         };
-        let mut via = SmallVec::<[u8; 128]>::new();
-        via.extend_from_slice(b"SIP/2.0/");
-        via.extend_from_slice(transport.via_token().as_bytes());
-        via.push(b' ');
-        via.extend_from_slice(l.advertised.as_bytes());
-        via.extend_from_slice(b";branch=");
-        via.extend_from_slice(branch.as_bytes());
-        let mf = msg
-            .max_forwards()
-            .ok()
-            .flatten()
-            .map_or(70, |m| m.saturating_sub(1));
+        let via = our_via(transport, l, branch.as_bytes());
         let edits = RequestEdits {
             request_uri: plan.strict_fixed.then_some(plan.request_uri),
             via: Some(&via),
-            max_forwards: Some(mf),
+            max_forwards: Some(next_max_forwards(msg)),
             remove_first_routes: plan.ours,
             remove_last_route: plan.strict_fixed,
             ..RequestEdits::default()
@@ -2078,6 +2076,39 @@ fn reliability_of(t: Transport) -> Reliability {
     } else {
         Reliability::Unreliable
     }
+}
+
+/// What every branch of one forwarded request shares; see [`Engine::forwarding`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Forwarding {
+    /// §16.6 step 3: the Max-Forwards to send.
+    max_forwards: u8,
+    /// `received`/`rport` for the previous hop's Via.
+    via_received: Option<ViaReceived>,
+    /// §16.6 step 4: the request may create a dialog and we record-route.
+    record: bool,
+    /// The caller's flow when it sits behind a NAT (for the flow token).
+    caller: Option<Flow>,
+}
+
+/// §16.6 step 3: one less than received, or 70 when the request had none.
+fn next_max_forwards(msg: &Message<'_>) -> u8 {
+    msg.max_forwards()
+        .ok()
+        .flatten()
+        .map_or(70, |m| m.saturating_sub(1))
+}
+
+/// Our Via value (§16.6 step 8): `SIP/2.0/TRANSPORT host:port;branch=…`.
+fn our_via(transport: Transport, l: &Listener, branch: &[u8]) -> SmallVec<[u8; 128]> {
+    let mut via = SmallVec::new();
+    via.extend_from_slice(b"SIP/2.0/");
+    via.extend_from_slice(transport.via_token().as_bytes());
+    via.push(b' ');
+    via.extend_from_slice(l.advertised.as_bytes());
+    via.extend_from_slice(b";branch=");
+    via.extend_from_slice(branch);
+    via
 }
 
 /// Our Record-Route value for listener `l`: `<sip:[TOKEN@]HOST:PORT;transport=…;lr>`.

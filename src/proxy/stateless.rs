@@ -308,8 +308,9 @@ impl Engine {
             return false;
         };
         let branch = stateless_branch(msg, via);
+        let fw = self.forwarding(from, msg, method);
         out.try_send_with(ob.dest, |b| {
-            self.write_branch(from, msg, plan, target, &ob, branch.as_bytes(), method, b)
+            self.write_branch(from, msg, plan, target, &ob, branch.as_bytes(), &fw, b)
         })
         .is_ok()
     }
