@@ -9,6 +9,8 @@ pub mod next_hop;
 pub mod resolve;
 pub mod route;
 pub mod stateless;
+#[cfg(test)]
+pub(crate) mod testnet;
 pub mod validate;
 
 pub use engine::{

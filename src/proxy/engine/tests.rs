@@ -5,13 +5,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::Transport;
-use crate::registrar::{Registrar, RegistrarConfig};
-use crate::shard::{Dest, Outbox, Peer};
+use crate::proxy::testnet::{collect, engine, peer, udp, UAC, UAS};
+use crate::shard::{Dest, Outbox};
 use crate::sip::writer::write_response;
-
-const PROXY: &str = "192.0.2.10:5060";
-const UAC: &str = "198.51.100.1:5060";
-const UAS: &str = "203.0.113.5:5060";
 
 struct Net {
     engine: Engine,
@@ -28,33 +24,9 @@ impl Net {
 
     fn with(cfg: ProxyConfig) -> Net {
         let now = Instant::now();
-        let proxy: SocketAddr = PROXY.parse().unwrap();
-        let identity = Identity::new(&[(proxy.ip(), proxy.port())], &[], &["example.test".into()]);
-        let listeners = vec![
-            Listener::new(Transport::Udp, proxy, &[]),
-            Listener::new(Transport::Tcp, proxy, &[]),
-        ];
-        let services = Services {
-            registrar: Registrar::new(RegistrarConfig {
-                domains: vec!["example.test".into()],
-                ..RegistrarConfig::default()
-            })
-            .unwrap(),
-            store: None,
-            auth: None,
-        };
         Net {
-            engine: Engine::new(0, 7, now, 1_800_000_000, cfg, identity, listeners, services),
+            engine: engine(now, cfg),
             now,
-        }
-    }
-
-    fn peer(addr: &str) -> Peer {
-        Peer {
-            transport: Transport::Udp,
-            addr: addr.parse().unwrap(),
-            listener: 0,
-            conn: None,
         }
     }
 
@@ -63,11 +35,10 @@ impl Net {
         let msg = Message::parse(bytes).unwrap();
         let mut out = Outbox::new();
         if msg.is_request() {
-            self.engine
-                .on_request(self.now, Net::peer(from), &msg, &mut out);
+            self.engine.on_request(self.now, peer(from), &msg, &mut out);
         } else {
             self.engine
-                .on_response(self.now, Net::peer(from), &msg, &mut out);
+                .on_response(self.now, peer(from), &msg, &mut out);
         }
         collect(&out)
     }
@@ -85,21 +56,8 @@ impl Net {
     }
 }
 
-fn collect(out: &Outbox) -> Vec<(Dest, String)> {
-    out.transmits()
-        .map(|(d, b)| (d, String::from_utf8(b.to_vec()).unwrap()))
-        .collect()
-}
-
 fn to(addr: &str) -> SocketAddr {
     addr.parse().unwrap()
-}
-
-fn udp(addr: &str) -> Dest {
-    Dest::Udp {
-        listener: 0,
-        to: to(addr),
-    }
 }
 
 fn invite(branch: &str) -> Vec<u8> {
@@ -491,8 +449,7 @@ fn host_name_next_hop_waits_for_the_resolver() {
     );
     let msg = Message::parse(req.as_bytes()).unwrap();
     let mut out = Outbox::new();
-    net.engine
-        .on_request(net.now, Net::peer(UAC), &msg, &mut out);
+    net.engine.on_request(net.now, peer(UAC), &msg, &mut out);
     let asked: Vec<String> = out.drain_resolve().collect();
     assert_eq!(asked, vec!["uas.example.net".to_string()]);
     // Only the 100 Trying went out.

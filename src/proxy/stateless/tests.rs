@@ -2,20 +2,14 @@
 //! on the other, every message checked as it crosses the proxy, and the stateful
 //! engine as the reference for the edits both make.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::*;
-use crate::config::Transport;
-use crate::proxy::{Identity, Listener, ProxyConfig, Services};
-use crate::registrar::{Registrar, RegistrarConfig};
-use crate::shard::{Dest, Outbox, Peer};
+use crate::proxy::testnet::{collect, engine, peer, udp, UAC, UAS};
+use crate::proxy::ProxyConfig;
+use crate::shard::{Dest, Outbox};
 use crate::sip::header::HeaderName;
 use crate::sip::writer::write_response;
-
-const PROXY: &str = "192.0.2.10:5060";
-const UAC: &str = "198.51.100.1:5060";
-const UAS: &str = "203.0.113.5:5060";
 
 struct Net {
     engine: Engine,
@@ -35,27 +29,12 @@ impl Net {
 
     fn with(stateless: bool) -> Net {
         let now = Instant::now();
-        let proxy: SocketAddr = PROXY.parse().unwrap();
-        let identity = Identity::new(&[(proxy.ip(), proxy.port())], &[], &["example.test".into()]);
-        let listeners = vec![
-            Listener::new(Transport::Udp, proxy, &[]),
-            Listener::new(Transport::Tcp, proxy, &[]),
-        ];
-        let services = Services {
-            registrar: Registrar::new(RegistrarConfig {
-                domains: vec!["example.test".into()],
-                ..RegistrarConfig::default()
-            })
-            .unwrap(),
-            store: None,
-            auth: None,
-        };
         let cfg = ProxyConfig {
             relay: vec!["203.0.113.0/24".parse().unwrap()],
             ..ProxyConfig::default()
         };
         Net {
-            engine: Engine::new(0, 7, now, 1_800_000_000, cfg, identity, listeners, services),
+            engine: engine(now, cfg),
             now,
             stateless,
         }
@@ -64,12 +43,7 @@ impl Net {
     /// Feeds a message from `from` over UDP; returns what the proxy sent.
     fn feed(&mut self, from: &str, bytes: &[u8]) -> Vec<(Dest, String)> {
         let msg = Message::parse(bytes).unwrap();
-        let peer = Peer {
-            transport: Transport::Udp,
-            addr: from.parse().unwrap(),
-            listener: 0,
-            conn: None,
-        };
+        let peer = peer(from);
         let mut out = Outbox::new();
         match (self.stateless, msg.is_request()) {
             (true, true) => self
@@ -79,9 +53,7 @@ impl Net {
             (false, true) => self.engine.on_request(self.now, peer, &msg, &mut out),
             (false, false) => self.engine.on_response(self.now, peer, &msg, &mut out),
         }
-        out.transmits()
-            .map(|(d, b)| (d, String::from_utf8(b.to_vec()).unwrap()))
-            .collect()
+        collect(&out)
     }
 
     fn advance(&mut self, d: Duration) {
@@ -91,13 +63,6 @@ impl Net {
             let mut out = Outbox::new();
             self.engine.on_tick(self.now, &mut out);
         }
-    }
-}
-
-fn udp(addr: &str) -> Dest {
-    Dest::Udp {
-        listener: 0,
-        to: addr.parse().unwrap(),
     }
 }
 
