@@ -433,13 +433,7 @@ impl Shard {
     /// §21.5.7, RFC 4475 §3.1.2.16): on this error path only, a copy with the
     /// version rewritten is parsed to answer from. False when it is not a request
     /// that can be answered (a response, an ACK, no usable Via).
-    fn answer_bad_version(
-        &mut self,
-        now: Instant,
-        from: Peer,
-        bytes: &[u8],
-        out: &mut Outbox,
-    ) -> bool {
+    fn answer_bad_version(&mut self, from: Peer, bytes: &[u8], out: &mut Outbox) -> bool {
         let Some(nl) = memchr::memchr(b'\n', bytes) else {
             return false;
         };
@@ -460,8 +454,7 @@ impl Shard {
         if msg.method() == Some(Method::Ack) || msg.via().is_err() {
             return false;
         }
-        self.engine
-            .reply_version_not_supported(now, from, &msg, out);
+        self.engine.reply_version_not_supported(from, &msg, out);
         true
     }
 
@@ -480,7 +473,7 @@ impl Shard {
         }
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
-            Err(ParseError::BadVersion) if self.answer_bad_version(now, from, bytes, out) => {
+            Err(ParseError::BadVersion) if self.answer_bad_version(from, bytes, out) => {
                 return;
             }
             Err(_) => {

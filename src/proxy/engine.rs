@@ -1913,13 +1913,7 @@ impl Engine {
 
     /// 505 for a request whose SIP-Version this proxy does not speak (RFC 3261
     /// §21.5.7): `msg` is the request with its version rewritten.
-    pub fn reply_version_not_supported(
-        &mut self,
-        _now: Instant,
-        from: Peer,
-        msg: &Message<'_>,
-        out: &mut Outbox,
-    ) {
+    pub fn reply_version_not_supported(&mut self, from: Peer, msg: &Message<'_>, out: &mut Outbox) {
         let via = msg.via().ok();
         let to = crate::shard::response_dest(from, via.as_ref());
         self.reply_stateless(msg, to, 505, b"Version Not Supported", &[], out);
