@@ -7,7 +7,7 @@ use crate::sip::error::ParseError;
 use crate::sip::header::HeaderName;
 use crate::sip::method::Method;
 use crate::sip::text::trim;
-use crate::sip::uri::Uri;
+use crate::sip::uri::has_known_scheme;
 use crate::sip::via::Via;
 use crate::sip::Message;
 
@@ -65,9 +65,8 @@ impl Reject {
 /// Step 6 (Proxy-Authorization) is the authenticator's.
 pub fn validate_request(msg: &Message<'_>, ident: &Identity, to_me: bool) -> Result<(), Reject> {
     msg.check().map_err(Reject::BadRequest)?;
-    // Step 2. `check` has parsed the Request-URI already.
-    let uri = msg.request_uri().unwrap_or_default();
-    if let Ok(Uri::Other { .. }) = Uri::parse(uri) {
+    // Step 2. `check` has parsed the Request-URI already: its scheme is enough.
+    if !has_known_scheme(msg.request_uri().unwrap_or_default()) {
         return Err(Reject::UnsupportedUriScheme);
     }
     // Step 3.

@@ -476,6 +476,15 @@ pub(crate) fn is_scheme(s: &[u8]) -> bool {
 }
 
 /// Splits `scheme:rest`, checking the scheme's characters.
+/// True when `s` starts with a scheme [`Uri::parse`] decodes (`sip`, `sips`,
+/// `tel`) rather than keeping it opaque, read without decoding the rest: for a URI
+/// already validated (a proxy's 416 check, RFC 3261 §16.3 step 2).
+pub fn has_known_scheme(s: &[u8]) -> bool {
+    split_scheme(s).is_some_and(|(scheme, _)| {
+        eq_ic(scheme, b"sip") || eq_ic(scheme, b"sips") || eq_ic(scheme, b"tel")
+    })
+}
+
 pub(crate) fn split_scheme(s: &[u8]) -> Option<(&[u8], &[u8])> {
     let colon = memchr(b':', s)?;
     let scheme = &s[..colon];
@@ -682,6 +691,23 @@ mod tests {
 
     fn err(s: &str) -> ParseError {
         Uri::parse(s.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn known_schemes_without_decoding() {
+        for (uri, known) in [
+            (&b"sip:a@b"[..], true),
+            (b"SIPS:b", true),
+            (b"tel:+1555", true),
+            (b"notsip:x@y", false),
+            (b"http://x", false),
+            (b"nocolon", false),
+        ] {
+            assert_eq!(has_known_scheme(uri), known, "{uri:?}");
+            if let Ok(u) = Uri::parse(uri) {
+                assert_eq!(known, !matches!(u, Uri::Other { .. }));
+            }
+        }
     }
 
     #[test]
