@@ -377,6 +377,11 @@ impl ShardMetrics {
         self.s.clone()
     }
 
+    /// The figures so far, without copying the histograms.
+    pub fn counters(&self) -> &Snapshot {
+        &self.s
+    }
+
     /// A request arrived (from a client, another proxy or the mesh's origin core; a
     /// message is counted once, on the shard that handles it).
     pub fn inc_request_in(&mut self, m: &Method<'_>) {

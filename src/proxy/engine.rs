@@ -174,7 +174,8 @@ pub fn registrar_config(cfg: &crate::config::Config) -> RegistrarConfig {
     }
 }
 
-/// Counters of the proxy core.
+/// Counters of the proxy core: what [`ShardMetrics`] counts too is read from it,
+/// the rest is counted by the engine itself ([`Counters`]).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct EngineStats {
     pub requests: u64,
@@ -192,6 +193,18 @@ pub struct EngineStats {
     pub auth_challenges: u64,
     pub auth_failures: u64,
     pub bindings_expired: u64,
+}
+
+/// What the engine counts that the metrics do not break down the same way.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Counters {
+    pub(super) local_replies: u64,
+    pub(super) forwarded_requests: u64,
+    pub(super) forwarded_responses: u64,
+    pub(super) stateless_relays: u64,
+    pub(super) table_full: u64,
+    /// Drops by the engine (the metrics also count the shard's own).
+    pub(super) dropped: u64,
 }
 
 /// Where a request is sent.
@@ -345,7 +358,7 @@ pub struct Engine {
     branches: BranchGenerator,
     fired: Vec<TxnTimer>,
     tags: ahash::RandomState,
-    pub(super) stats: EngineStats,
+    pub(super) stats: Counters,
     pub(super) metrics: ShardMetrics,
     pub(super) registrar: Registrar,
     store: Option<ShardStore>,
@@ -391,7 +404,7 @@ impl Engine {
             branches: BranchGenerator::new(shard, seed),
             fired: Vec::new(),
             tags: ahash::RandomState::with_seeds(seed, 0x0074_6f74_6167, 0x5f73_6970, shard.into()),
-            stats: EngineStats::default(),
+            stats: Counters::default(),
             metrics: ShardMetrics::new(),
             cfg,
             identity,
@@ -401,7 +414,24 @@ impl Engine {
 
     /// The counters.
     pub fn stats(&self) -> EngineStats {
-        self.stats
+        let m = self.metrics.counters();
+        let c = self.stats;
+        EngineStats {
+            requests: m.requests_in_total(),
+            responses: m.responses_in.iter().sum(),
+            local_replies: c.local_replies,
+            forwarded_requests: c.forwarded_requests,
+            forwarded_responses: c.forwarded_responses,
+            retransmissions_absorbed: m.retransmissions_absorbed,
+            stateless_relays: c.stateless_relays,
+            timeouts: m.transactions_timed_out,
+            table_full: c.table_full,
+            dropped: c.dropped,
+            registrations: m.registrations,
+            auth_challenges: m.auth_challenges,
+            auth_failures: m.auth_failures,
+            bindings_expired: m.binding_expirations,
+        }
     }
 
     /// Counters and histograms for the admin thread.
@@ -457,7 +487,6 @@ impl Engine {
 
     /// A request owned by this shard arrived from `from`.
     pub fn on_request(&mut self, now: Instant, from: Peer, msg: &Message<'_>, out: &mut Outbox) {
-        self.stats.requests += 1;
         let Some(method) = msg.method() else {
             return;
         };
@@ -489,7 +518,6 @@ impl Engine {
         }
         // A retransmission (§17.2.3): the transaction answers it.
         if let Some(id) = self.table.find_server(&key) {
-            self.stats.retransmissions_absorbed += 1;
             self.metrics.inc_retransmission_absorbed();
             self.server_event(now, id, ServerEvent::Request, out);
             return;
@@ -597,7 +625,6 @@ impl Engine {
                         .and_then(|u| u.as_sip().map(|s| s.user_is(user)))
                         .unwrap_or(false);
                     if !own {
-                        self.stats.auth_failures += 1;
                         self.metrics.inc_auth_failure();
                         self.respond(now, id, msg, 403, b"Forbidden (AOR Mismatch)", &[], out);
                         return;
@@ -633,7 +660,6 @@ impl Engine {
                 if let Some(store) = &mut self.store {
                     store.record(&changes);
                 }
-                self.stats.registrations += 1;
                 self.metrics.inc_registration();
                 if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
                     s.last_response = resp;
@@ -713,17 +739,14 @@ impl Engine {
                     ch.headers().map(|(n, v)| (n, v.to_vec())).collect();
                 let extra: SmallVec<[(&str, &[u8]); 2]> =
                     headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
-                self.stats.auth_challenges += 1;
                 self.metrics.inc_auth_challenge();
                 self.respond(now, id, msg, ch.status(), ch.reason(), &extra, out);
             }
             AuthOutcome::Forbidden => {
-                self.stats.auth_failures += 1;
                 self.metrics.inc_auth_failure();
                 self.respond(now, id, msg, 403, b"Forbidden", &[], out);
             }
             AuthOutcome::BadRequest(_) => {
-                self.stats.auth_failures += 1;
                 self.metrics.inc_auth_failure();
                 self.respond(now, id, msg, 400, b"Bad Credentials", &[], out);
             }
@@ -1414,7 +1437,6 @@ impl Engine {
 
     /// A response owned by this shard arrived.
     pub fn on_response(&mut self, now: Instant, from: Peer, msg: &Message<'_>, out: &mut Outbox) {
-        self.stats.responses += 1;
         let _ = from;
         let Some(code) = msg.status() else {
             return;
@@ -1766,7 +1788,6 @@ impl Engine {
             // §16.8 (B, F): the branch behaves as if it had a 408; §16.9: a
             // transport error counts as 503.
             Action::Timeout(_) => {
-                self.stats.timeouts += 1;
                 self.metrics.inc_transaction_timed_out();
                 self.branch_failed(now, id, 408, out);
             }
@@ -1779,7 +1800,6 @@ impl Engine {
     /// Timer C (§16.8): a branch that has rung gets a CANCEL and counts as 408; one
     /// that has not behaves as if it got 408.
     fn timer_c(&mut self, now: Instant, id: TxnId, out: &mut Outbox) {
-        self.stats.timeouts += 1;
         self.metrics.inc_transaction_timed_out();
         let provisional =
             matches!(self.table.get(id).map(|e| &e.data), Some(Ctx::Client(c)) if c.provisional);
@@ -2011,7 +2031,6 @@ impl Engine {
             .is_some_and(|t| t <= unix)
         {
             let n = self.registrar.location_mut().expire(unix) as u64;
-            self.stats.bindings_expired += n;
             self.metrics.add_binding_expirations(n);
         }
         let mut fired = std::mem::take(&mut self.fired);

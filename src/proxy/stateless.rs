@@ -161,7 +161,6 @@ impl Engine {
             self.on_request(now, from, msg, out);
             return;
         }
-        self.stats.requests += 1;
         self.metrics.inc_request_in(&method);
         let via = match msg.via() {
             Ok(v) => v,
@@ -355,7 +354,6 @@ impl Engine {
     /// minus that Via, to the next one's `received`/`rport`/sent-by (§18.2.2);
     /// anything else is dropped.
     pub fn on_stateless_response(&mut self, msg: &Message<'_>, out: &mut Outbox) {
-        self.stats.responses += 1;
         let Some(code) = msg.status() else {
             return;
         };
