@@ -206,7 +206,9 @@ pub struct Shard {
     /// `--stateless` (RFC 3261 §16.11): requests and responses go to the engine's
     /// stateless path.
     stateless: bool,
-    stats: ShardStats,
+    /// Messages this shard dropped before the engine saw them (the metrics count
+    /// these together with the engine's own drops).
+    dropped: u64,
 }
 
 impl Shard {
@@ -271,7 +273,7 @@ impl Shard {
             engine: Engine::new(
                 id as u16, seed, now, unix_now, proxy, identity, listeners, services,
             ),
-            stats: ShardStats::default(),
+            dropped: 0,
         }
     }
 
@@ -280,9 +282,15 @@ impl Shard {
         self.id
     }
 
-    /// The counters.
+    /// The counters (the mesh ones read from the metrics).
     pub fn stats(&self) -> ShardStats {
-        self.stats
+        let m = self.engine.metrics().counters();
+        ShardStats {
+            local: m.local,
+            forwarded: m.mesh_out,
+            from_mesh: m.mesh_in,
+            dropped: self.dropped,
+        }
     }
 
     /// The proxy core's counters.
@@ -342,7 +350,6 @@ impl Shard {
     pub fn on_mesh(&mut self, now: Instant, msg: MeshMsg, out: &mut Outbox) {
         match msg {
             MeshMsg::Inbound { peer, bytes } => {
-                self.stats.from_mesh += 1;
                 self.engine.metrics_mut().inc_mesh_in();
                 self.on_message(now, peer, &bytes, true, out);
             }
@@ -467,7 +474,7 @@ impl Shard {
         out: &mut Outbox,
     ) {
         if bytes.len() > self.max_message_size {
-            self.stats.dropped += 1;
+            self.dropped += 1;
             self.engine.metrics_mut().inc_dropped(DropReason::Limits);
             return;
         }
@@ -478,7 +485,7 @@ impl Shard {
             }
             Err(_) => {
                 // Without a parsed start line and Via there is no one to answer.
-                self.stats.dropped += 1;
+                self.dropped += 1;
                 self.engine.metrics_mut().inc_dropped(DropReason::Malformed);
                 return;
             }
@@ -490,7 +497,7 @@ impl Shard {
             None if msg.is_request() => self.id,
             None => {
                 // A response that names no shard of ours.
-                self.stats.dropped += 1;
+                self.dropped += 1;
                 self.engine
                     .metrics_mut()
                     .inc_dropped(DropReason::Unroutable);
@@ -498,7 +505,6 @@ impl Shard {
             }
         };
         if owner != self.id && !hopped {
-            self.stats.forwarded += 1;
             self.engine.metrics_mut().inc_mesh_out();
             out.mesh(
                 owner,
@@ -510,7 +516,6 @@ impl Shard {
             return;
         }
         if !hopped {
-            self.stats.local += 1;
             self.engine.metrics_mut().inc_local();
         }
         match (self.stateless, msg.is_request()) {
