@@ -422,7 +422,7 @@ impl Shard {
         {
             return None;
         }
-        let Ok(Uri::Sip(u)) = Uri::parse(msg.request_uri()?) else {
+        let Ok(Uri::Sip(u)) = msg.uri() else {
             return None;
         };
         u.user?;

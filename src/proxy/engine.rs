@@ -582,19 +582,17 @@ impl Engine {
 
     /// True when the Request-URI names the proxy itself (no user part, §16.5).
     pub(super) fn addressed_to_me(&self, msg: &Message<'_>) -> bool {
-        msg.request_uri()
-            .and_then(|u| Uri::parse(u).ok())
-            .is_some_and(|u| {
-                u.as_sip()
-                    .is_some_and(|s| s.user.is_none() && self.identity.is_me(s))
-            })
+        msg.uri().ok().is_some_and(|u| {
+            u.as_sip()
+                .is_some_and(|s| s.user.is_none() && self.identity.is_me(s))
+        })
     }
 
     /// True when a REGISTER's Request-URI names one of our domains (RFC 3261
     /// §10.3 step 1); others are proxied like any request.
     pub(super) fn register_is_ours(&self, msg: &Message<'_>) -> bool {
-        msg.request_uri()
-            .and_then(|u| Uri::parse(u).ok())
+        msg.uri()
+            .ok()
             .and_then(|u| u.as_sip().map(|s| self.registrar.is_our_domain(&s.host)))
             .unwrap_or(false)
     }
@@ -1709,10 +1707,10 @@ impl Engine {
             let from = s.from;
             if let (Ok(plan), Some(uri)) = (
                 preprocess(&req, &self.identity),
-                req.request_uri().and_then(|u| match Uri::parse(u) {
+                match req.uri() {
                     Ok(Uri::Sip(s)) => Some(s),
                     _ => None,
-                }),
+                },
             ) {
                 self.route_to_user(now, server, from, &req, &plan, &uri, start, out);
                 return;

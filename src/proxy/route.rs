@@ -45,7 +45,7 @@ pub fn preprocess<'a>(msg: &Message<'a>, ident: &Identity) -> Result<RoutePlan<'
     if let Some(first) = first {
         // A Request-URI of ours without a user part is a Record-Route value we
         // placed (ours never carry a user): the sender was a strict router.
-        if let Ok(Uri::Sip(u)) = Uri::parse(request_uri) {
+        if let Ok(Uri::Sip(u)) = msg.uri() {
             if u.user.is_none() && ident.is_me(&u) {
                 let mut l = first;
                 for r in msg.routes() {

@@ -90,7 +90,9 @@ pub fn validate_request(msg: &Message<'_>, ident: &Identity, to_me: bool) -> Res
 
 /// The Proxy-Require option tags this proxy does not support, for the 420's
 /// Unsupported header (§16.3 step 5, §20.40).
-pub fn unsupported_proxy_require<'a>(msg: &'a Message<'_>) -> impl Iterator<Item = &'a [u8]> + 'a {
+pub fn unsupported_proxy_require<'m, 'a: 'm>(
+    msg: &'m Message<'a>,
+) -> impl Iterator<Item = &'a [u8]> + 'm {
     msg.proxy_require()
         .filter_map(Result::ok)
         .filter(|tag| !PROXY_SUPPORTED.iter().any(|s| s.eq_ignore_ascii_case(tag)))
@@ -171,8 +173,8 @@ fn loop_hash_of(msg: &Message<'_>, all: bool) -> [u8; 16] {
 /// computes it)?
 fn is_loop(msg: &Message<'_>, ident: &Identity) -> bool {
     let mut ours = msg
-        .values(HeaderName::Via)
-        .filter_map(|v| Via::parse(v).ok())
+        .vias()
+        .filter_map(Result::ok)
         .filter(|via| {
             via.branch()
                 .is_some_and(|b| memchr::memchr(LOOP_SEPARATOR, b).is_some())

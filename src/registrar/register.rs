@@ -36,7 +36,6 @@ use crate::sip::message::Message;
 use crate::sip::method::Method;
 use crate::sip::name_addr::{Contact, NameAddr, QValue};
 use crate::sip::text::eq_ic;
-use crate::sip::uri::Uri;
 use crate::sip::writer::write_response;
 
 /// Option tags this registrar supports (RFC 3261 §10.3 step 2, §8.2.2.3).
@@ -227,10 +226,7 @@ impl Registrar {
             return RegisterOutcome::NotRegister;
         }
         // Step 1: our domain? A Request-URI that is not even a SIP URI is not.
-        let ruri_host = msg
-            .request_uri()
-            .and_then(|u| Uri::parse(u).ok())
-            .and_then(|u| u.as_sip().map(|s| s.host));
+        let ruri_host = msg.uri().ok().and_then(|u| u.as_sip().map(|s| s.host));
         match ruri_host {
             Some(h) if self.is_our_domain(&h) => {}
             _ => return RegisterOutcome::ForeignDomain,

@@ -138,24 +138,28 @@ impl OptionTags<'_, '_> {
 impl<'a> Message<'a> {
     /// The decoded CSeq.
     pub fn cseq(&self) -> Result<CSeq<'a>, ParseError> {
-        CSeq::parse(
-            self.header(HeaderName::CSeq)
-                .ok_or(ParseError::MissingCSeq)?,
-        )
+        *self.memo().cseq.get_or_init(|| {
+            CSeq::parse(
+                self.header(HeaderName::CSeq)
+                    .ok_or(ParseError::MissingCSeq)?,
+            )
+        })
     }
 
     /// The Call-ID, checked against `callid = word [ "@" word ]` (RFC 3261 §25.1).
     /// Call-IDs compare case-sensitively, byte for byte (§20.8).
     pub fn call_id(&self) -> Result<&'a [u8], ParseError> {
-        let v = trim(
-            self.header(HeaderName::CallId)
-                .ok_or(ParseError::MissingCallId)?,
-        );
-        if is_call_id(v) {
-            Ok(v)
-        } else {
-            Err(ParseError::InvalidCallId)
-        }
+        *self.memo().call_id.get_or_init(|| {
+            let v = trim(
+                self.header(HeaderName::CallId)
+                    .ok_or(ParseError::MissingCallId)?,
+            );
+            if is_call_id(v) {
+                Ok(v)
+            } else {
+                Err(ParseError::InvalidCallId)
+            }
+        })
     }
 
     /// Max-Forwards (RFC 3261 §20.22), `None` when absent. A value above 255 is

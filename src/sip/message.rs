@@ -3,13 +3,19 @@
 //! values are decoded only when asked for (DESIGN.md §4). A message with up to
 //! [`INLINE_HEADERS`] headers allocates nothing.
 
+use std::cell::OnceCell;
+
 use memchr::memchr;
 use smallvec::SmallVec;
 
 use super::error::ParseError;
 use super::header::HeaderName;
+use super::headers::CSeq;
 use super::method::Method;
+use super::name_addr::NameAddr;
 use super::text::{is_token, parse_u32, trim, CommaList};
+use super::uri::Uri;
+use super::via::Via;
 
 /// Headers held without allocating.
 pub const INLINE_HEADERS: usize = 64;
@@ -72,6 +78,23 @@ pub struct Message<'a> {
     body_end: u32,
     /// Index (+1) of the first header of each of the first [`FAST`] names; 0 = absent.
     first: [u16; FAST],
+    /// The values every layer reads, decoded on first use.
+    memo: Memo<'a>,
+}
+
+/// The decodings of the headers that the message check, the transaction layer and
+/// the proxy core each read (Request-URI, top Via, From, To, Call-ID, CSeq): the first reader
+/// decodes, the others get a copy. Each decoder is a pure function of bytes the
+/// message never changes, so a remembered answer is the answer.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Memo<'a> {
+    pub(super) uri: OnceCell<Result<Uri<'a>, ParseError>>,
+    pub(super) top_via: OnceCell<Option<&'a [u8]>>,
+    pub(super) via: OnceCell<Result<Via<'a>, ParseError>>,
+    pub(super) from: OnceCell<Result<NameAddr<'a>, ParseError>>,
+    pub(super) to: OnceCell<Result<NameAddr<'a>, ParseError>>,
+    pub(super) call_id: OnceCell<Result<&'a [u8], ParseError>>,
+    pub(super) cseq: OnceCell<Result<CSeq<'a>, ParseError>>,
 }
 
 /// The names whose first occurrence is remembered during the scan: the ones a proxy
@@ -119,6 +142,7 @@ impl<'a> Message<'a> {
             body_start: 0,
             body_end: buf.len() as u32,
             first: [0; FAST],
+            memo: Memo::default(),
         };
         let headers = &mut msg.headers;
         let first = &mut msg.first;
@@ -230,6 +254,16 @@ impl<'a> Message<'a> {
         }
     }
 
+    /// The decoded Request-URI ([`ParseError::InvalidRequestUri`] for a response or
+    /// a Request-URI that is not a URI), decoded once per message.
+    pub fn uri(&self) -> Result<Uri<'a>, ParseError> {
+        *self.memo.uri.get_or_init(|| {
+            self.request_uri()
+                .ok_or(ParseError::InvalidRequestUri)
+                .and_then(|u| Uri::parse(u).map_err(|_| ParseError::InvalidRequestUri))
+        })
+    }
+
     /// The status code of a response.
     pub fn status(&self) -> Option<u16> {
         match self.start {
@@ -300,7 +334,15 @@ impl<'a> Message<'a> {
 
     /// The topmost Via value.
     pub fn top_via(&self) -> Option<&'a [u8]> {
-        self.values(HeaderName::Via).next()
+        *self
+            .memo
+            .top_via
+            .get_or_init(|| self.values(HeaderName::Via).next())
+    }
+
+    /// The decodings remembered for this message.
+    pub(super) fn memo(&self) -> &Memo<'a> {
+        &self.memo
     }
 
     /// The body (empty when there is none).
@@ -471,6 +513,36 @@ Content-Type: application/sdp\r\n\
 Content-Length: 4\r\n\
 \r\n\
 v=0\n";
+
+    /// The remembered decodings are each header's own, however often and in
+    /// whatever order they are read, and errors are remembered as errors.
+    #[test]
+    fn remembered_decodings_match_the_decoders() {
+        let m = Message::parse(INVITE).unwrap();
+        for _ in 0..2 {
+            assert_eq!(m.to().unwrap().uri, b"sip:bob@biloxi.example.com");
+            assert_eq!(m.from().unwrap().tag(), Some(&b"1928301774"[..]));
+            assert_eq!(m.cseq().unwrap().seq, 314159);
+            assert_eq!(
+                m.call_id(),
+                Ok(&b"a84b4c76e66710@pc33.atlanta.example.com"[..])
+            );
+            assert_eq!(m.via().unwrap().branch(), Some(&b"z9hG4bK776asdhds"[..]));
+            assert_eq!(m.vias().count(), 1);
+            let Ok(Uri::Sip(u)) = m.uri() else {
+                panic!("Request-URI")
+            };
+            assert_eq!(u.user, Some(&b"bob"[..]));
+        }
+        let bad = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nTo: <sip:a@b>\r\n\
+From: x\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let m = Message::parse(bad).unwrap();
+        for _ in 0..2 {
+            assert_eq!(m.from().err(), Some(ParseError::InvalidFrom));
+            assert_eq!(m.uri(), Err(ParseError::InvalidRequestUri));
+            assert!(m.to().is_ok());
+        }
+    }
 
     #[test]
     fn request_line_and_headers() {

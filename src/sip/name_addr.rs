@@ -336,17 +336,21 @@ impl<'a> Message<'a> {
     /// The From header (`f`): [`ParseError::MissingFrom`] when absent,
     /// [`ParseError::InvalidFrom`] when it is not a valid address.
     pub fn from(&self) -> Result<NameAddr<'a>, ParseError> {
-        let v = self
-            .header(HeaderName::From)
-            .ok_or(ParseError::MissingFrom)?;
-        NameAddr::parse(v).map_err(|_| ParseError::InvalidFrom)
+        *self.memo().from.get_or_init(|| {
+            let v = self
+                .header(HeaderName::From)
+                .ok_or(ParseError::MissingFrom)?;
+            NameAddr::parse(v).map_err(|_| ParseError::InvalidFrom)
+        })
     }
 
     /// The To header (`t`): [`ParseError::MissingTo`] when absent,
     /// [`ParseError::InvalidTo`] when it is not a valid address.
     pub fn to(&self) -> Result<NameAddr<'a>, ParseError> {
-        let v = self.header(HeaderName::To).ok_or(ParseError::MissingTo)?;
-        NameAddr::parse(v).map_err(|_| ParseError::InvalidTo)
+        *self.memo().to.get_or_init(|| {
+            let v = self.header(HeaderName::To).ok_or(ParseError::MissingTo)?;
+            NameAddr::parse(v).map_err(|_| ParseError::InvalidTo)
+        })
     }
 
     /// Every Contact value (`m`), across lines and comma lists, in order.

@@ -94,6 +94,7 @@ impl<'a> Message<'a> {
         if !has_via {
             return Err(ParseError::MissingVia);
         }
+        let mut top = true;
         for h in self.all(HeaderName::Via) {
             let line = self.value(h);
             // via = "Via" HCOLON via-parm *(COMMA via-parm): a line holds at least one.
@@ -101,7 +102,10 @@ impl<'a> Message<'a> {
                 return Err(ParseError::InvalidVia);
             }
             for parm in CommaList::new(line) {
-                check_via(parm)?;
+                // The top one is the decoding every later reader shares.
+                let via = if top { self.via() } else { Via::parse(parm) };
+                top = false;
+                check_via(via)?;
             }
         }
 
@@ -124,8 +128,8 @@ impl<'a> Message<'a> {
 
         // 4.
         let request_method = match *self.start_line() {
-            StartLine::Request { method, uri } => {
-                match Uri::parse(uri) {
+            StartLine::Request { method, .. } => {
+                match self.uri() {
                     Ok(Uri::Sip(u)) if u.headers.is_some() => {
                         return Err(ParseError::InvalidRequestUri)
                     }
@@ -171,11 +175,11 @@ impl<'a> Message<'a> {
     }
 }
 
-/// One via-parm, plus the parameters [`Via::parse`] leaves to their accessors but a
+/// One decoded via-parm, plus the parameters [`Via::parse`] leaves to their accessors but a
 /// proxy reads when it routes a response back (RFC 3261 §18.2.2). Every fault is
 /// reported as [`ParseError::InvalidVia`], so that the error names the header.
-fn check_via(parm: &[u8]) -> Result<(), ParseError> {
-    let via = Via::parse(parm).map_err(|_| ParseError::InvalidVia)?;
+fn check_via(via: Result<Via<'_>, ParseError>) -> Result<(), ParseError> {
+    let via = via.map_err(|_| ParseError::InvalidVia)?;
     if matches!(via.received(), Some(Err(_))) || matches!(via.maddr(), Some(Err(_))) {
         return Err(ParseError::InvalidVia);
     }

@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use memchr::memchr;
 
 use super::error::ParseError;
+use super::header::HeaderName;
 use super::host::{split_host_port, Host, HostPort};
 use super::message::Message;
 use super::params::Params;
@@ -228,9 +229,24 @@ impl<'a> Via<'a> {
 }
 
 impl<'a> Message<'a> {
+    /// Every via-parm, top first, decoded (the top one is [`Message::via`]'s).
+    pub fn vias(&self) -> impl Iterator<Item = Result<Via<'a>, ParseError>> + '_ {
+        let mut top = true;
+        self.values(HeaderName::Via).map(move |v| {
+            if std::mem::take(&mut top) {
+                self.via()
+            } else {
+                Via::parse(v)
+            }
+        })
+    }
+
     /// The topmost Via value, decoded ([`ParseError::MissingVia`] when there is none).
     pub fn via(&self) -> Result<Via<'a>, ParseError> {
-        Via::parse(self.top_via().ok_or(ParseError::MissingVia)?)
+        *self
+            .memo()
+            .via
+            .get_or_init(|| Via::parse(self.top_via().ok_or(ParseError::MissingVia)?))
     }
 }
 
