@@ -368,6 +368,12 @@ impl Shard {
         self.engine.on_tick(now, out);
     }
 
+    /// The earliest time [`Shard::on_tick`] has transaction work; `None` when no
+    /// timer is pending (binding expiry is checked at whatever pace ticks come).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.engine.next_deadline()
+    }
+
     /// The shard that owns `msg` (DESIGN.md §3): for a request `hash(top Via
     /// branch) % N`, or `hash(Call-ID, CSeq number) % N` when the branch is not RFC
     /// 3261's, so ACK and CANCEL land with their INVITE; for a response the shard

@@ -212,6 +212,7 @@ async fn serve<S>(
                             msg,
                             &mut out,
                         );
+                        core.schedule_timers();
                     }
                 }
             }
