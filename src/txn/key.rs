@@ -83,16 +83,47 @@ fn canonical_sent_by<'b>(hp: &HostPort<'_>, buf: &'b mut [u8; SENT_BY_MAX]) -> &
     // were one too long, the text is cut short the same way every time.
     let _ = match hp.host {
         Host::Domain(d) => w.write_all(d.as_bytes()),
-        Host::V4(a) => write!(w, "{a}"),
+        Host::V4(a) => write_v4(&mut w, a),
         Host::V6(a) => write!(w, "[{a}]"),
     };
     if let Some(p) = hp.port {
-        let _ = write!(w, ":{p}");
+        let _ = w
+            .write_all(b":")
+            .and_then(|()| write_decimal(&mut w, p.into()));
     }
     let len = SENT_BY_MAX - w.len();
     let out = &mut buf[..len];
     out.make_ascii_lowercase();
     out
+}
+
+/// Dotted-quad text of `a`, as `Display` writes it, without the formatting
+/// machinery: every request and response computes a sent-by, and `write!` was a
+/// visible share of the transaction key's cost.
+fn write_v4(w: &mut &mut [u8], a: std::net::Ipv4Addr) -> std::io::Result<()> {
+    for (i, octet) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            w.write_all(b".")?;
+        }
+        write_decimal(w, octet.into())?;
+    }
+    Ok(())
+}
+
+/// `n` in decimal, no leading zeros.
+fn write_decimal(w: &mut &mut [u8], n: u32) -> std::io::Result<()> {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    w.write_all(&digits[i..])
 }
 
 /// The shard owning a request's server transaction: `hash(top Via branch) % n`
@@ -662,6 +693,28 @@ mod tests {
         assert!(ServerKeyRef::from_via(&old, Method::Invite).is_none());
         let none = Via::parse(b"SIP/2.0/UDP pc33.atlanta.com").unwrap();
         assert!(ServerKeyRef::from_via(&none, Method::Invite).is_none());
+    }
+
+    #[test]
+    fn canonical_sent_by_writes_addresses_and_ports_as_display_does() {
+        for text in [
+            "0.0.0.0",
+            "10.0.0.1:5060",
+            "192.168.100.255:0",
+            "255.255.255.255:65535",
+            "127.0.0.1:9",
+            "[2001:db8::1]:5061",
+            "Example.COM:5070",
+        ] {
+            let hp = HostPort::parse(text.as_bytes()).unwrap();
+            let mut buf = [0; SENT_BY_MAX];
+            let want = match hp.host {
+                Host::V4(a) => format!("{a}"),
+                Host::V6(a) => format!("[{a}]"),
+                Host::Domain(d) => d.to_ascii_lowercase(),
+            } + &hp.port.map(|p| format!(":{p}")).unwrap_or_default();
+            assert_eq!(canonical_sent_by(&hp, &mut buf), want.as_bytes(), "{text}");
+        }
     }
 
     #[test]
