@@ -146,10 +146,12 @@ const DURATION_MAX_MS: u64 = 3_600_000;
 /// once a second.
 const SIGFIG: u8 = 2;
 
-/// `le` bounds (seconds) of the proxy-added latency buckets.
-pub const LATENCY_BUCKETS: [f64; 14] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0,
+/// `le` bounds (seconds) of the proxy-added latency buckets. Fine below 1 ms, where a
+/// proxy's own latency lives, so that a p50 read from bucket deltas (the load kit's
+/// `lat p50 µs`) is not an interpolation across a decade.
+pub const LATENCY_BUCKETS: [f64; 19] = [
+    0.000_01, 0.000_02, 0.000_03, 0.000_05, 0.000_075, 0.000_1, 0.000_15, 0.000_25, 0.000_5, 0.001,
+    0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 /// `le` bounds (seconds) of the transaction duration buckets: T1 multiples up to
 /// Timer B/F (64·T1 = 32 s), Timer C (180 s).

@@ -293,6 +293,35 @@ fn rendered_values_match_the_snapshot() {
     assert!((v(&format!("{d}_sum"), &[]) - 1.5).abs() < 1e-9);
 }
 
+/// A proxy's own latency is tens of µs: the buckets below 100 µs must tell 15, 40 and
+/// 60 µs apart, or a p50 read from them is a guess across the whole first bucket.
+#[test]
+fn latency_buckets_resolve_tens_of_microseconds() {
+    let mut m = ShardMetrics::new();
+    for us in [15, 40, 60] {
+        m.observe_forward_latency(Duration::from_micros(us));
+    }
+    let text = render(
+        &m.snapshot(),
+        ShardHealth {
+            shards: 1,
+            fresh: 1,
+        },
+    );
+    let exp = exposition::parse(&text).unwrap();
+    let cumulative = |bound: f64| {
+        exp.series("coresip_forward_latency_seconds_bucket")
+            .find(|s| s.label("le").and_then(|le| le.parse::<f64>().ok()) == Some(bound))
+            .map(|s| s.value)
+            .unwrap_or_else(|| panic!("no bucket le={bound}\n{text}"))
+    };
+    assert_eq!(cumulative(0.000_01), 0.0);
+    assert_eq!(cumulative(0.000_02), 1.0);
+    assert_eq!(cumulative(0.000_03), 1.0);
+    assert_eq!(cumulative(0.000_05), 2.0);
+    assert_eq!(cumulative(0.000_075), 3.0);
+}
+
 #[test]
 fn exposition_parser_rejects_what_prometheus_would() {
     let ok = "# HELP a_b Help.\n# TYPE a_b counter\na_b_total{x=\"1\",y=\"q\\\"}\"} 3\n";
