@@ -633,15 +633,25 @@ pub fn write_http_date(secs: u64, out: &mut Vec<u8>) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let text = format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    );
-    out.extend_from_slice(text.as_bytes());
+    // Written digit by digit: every REGISTER's 200 carries a Date, and format!()
+    // cost ~3k instructions (an allocation and the formatting machinery) per answer.
+    let two = |out: &mut Vec<u8>, n: u64| {
+        out.extend_from_slice(&[b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8])
+    };
+    out.extend_from_slice(DAYS[(days % 7) as usize].as_bytes());
+    out.extend_from_slice(b", ");
+    two(out, day as u64);
+    out.push(b' ');
+    out.extend_from_slice(MONTHS[(month - 1) as usize].as_bytes());
+    out.push(b' ');
+    let year = year.max(0) as u64;
+    two(out, year / 100);
+    two(out, year % 100);
+    out.push(b' ');
+    two(out, rem / 3600);
+    out.push(b':');
+    two(out, rem / 60 % 60);
+    out.push(b':');
+    two(out, rem % 60);
+    out.extend_from_slice(b" GMT");
 }

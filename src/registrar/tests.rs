@@ -970,6 +970,9 @@ fn http_date_is_rfc1123() {
     out.clear();
     register::write_http_date(951_782_400, &mut out);
     assert_eq!(out, b"Tue, 29 Feb 2000 00:00:00 GMT");
+    out.clear();
+    register::write_http_date(4_102_444_799, &mut out);
+    assert_eq!(out, b"Thu, 31 Dec 2099 23:59:59 GMT");
 }
 
 // --- persistence ---------------------------------------------------------------------------
