@@ -141,12 +141,39 @@ fn is_token68(s: &[u8]) -> bool {
         && s.iter().skip(body).all(|&b| b == b'=')
 }
 
+/// The parameters the typed accessors read. Their positions are noted during the
+/// one validating pass of `parse`, so an accessor scans one parameter instead of
+/// the list up to it: checking a digest response reads a dozen of them, and
+/// looking each up from the start cost ~26k instructions per request.
+const KNOWN: [&[u8]; 15] = [
+    b"realm",
+    b"nonce",
+    b"opaque",
+    b"algorithm",
+    b"userhash",
+    b"username",
+    b"username*",
+    b"uri",
+    b"response",
+    b"cnonce",
+    b"qop",
+    b"nc",
+    b"domain",
+    b"stale",
+    b"charset",
+];
+
+/// `AuthValue::known` entry of a parameter that is not there.
+const ABSENT: u32 = u32::MAX;
+
 /// The parts every auth header shares.
 #[derive(Debug, Clone, Copy)]
 struct AuthValue<'a> {
     scheme: &'a [u8],
     token68: Option<&'a [u8]>,
     params: &'a [u8],
+    /// Offset in `params` of each [`KNOWN`] parameter, or [`ABSENT`].
+    known: [u32; KNOWN.len()],
 }
 
 impl<'a> AuthValue<'a> {
@@ -165,13 +192,19 @@ impl<'a> AuthValue<'a> {
                 scheme,
                 token68: Some(rest),
                 params: &[],
+                known: [ABSENT; KNOWN.len()],
             });
         }
         let mut names: [&[u8]; MAX_AUTH_PARAMS] = [&[]; MAX_AUTH_PARAMS];
         let mut count = 0;
+        let mut known = [ABSENT; KNOWN.len()];
         let mut s = rest;
         while !s.is_empty() {
+            let offset = (rest.len() - s.len()) as u32;
             let (p, next) = next_param(s)?;
+            if let Some(i) = KNOWN.iter().position(|k| eq_ic(k, p.name)) {
+                known[i] = offset;
+            }
             let seen = names.get(..count).unwrap_or_default();
             if seen.iter().any(|n| eq_ic(n, p.name)) {
                 // RFC 7235 §2.1: each parameter name MUST only occur once.
@@ -185,11 +218,22 @@ impl<'a> AuthValue<'a> {
             scheme,
             token68: None,
             params: rest,
+            known,
         })
     }
 
     fn get(&self, name: &[u8]) -> Option<AuthParam<'a>> {
-        AuthParams { rest: self.params }.find(|p| eq_ic(p.name, name))
+        match KNOWN.iter().position(|k| eq_ic(k, name)) {
+            Some(i) => {
+                let at = *self.known.get(i)?;
+                if at == ABSENT {
+                    return None;
+                }
+                let tail = self.params.get(at as usize..)?;
+                next_param(tail).ok().map(|(p, _)| p)
+            }
+            None => AuthParams { rest: self.params }.find(|p| eq_ic(p.name, name)),
+        }
     }
 
     fn unquoted(&self, name: &[u8]) -> Option<&'a [u8]> {
@@ -656,6 +700,23 @@ nonce=\"n\", stale=TRUE, algorithm=MD5",
             Challenge::parse(b"Digest realm=\"a\", realm=\"a\"").unwrap_err(),
             ParseError::InvalidAuth
         );
+    }
+
+    #[test]
+    fn remembered_parameters_match_a_scan_of_the_list() {
+        let v = br#"Digest USERNAME="bob", Realm="biloxi.com", nonce="dcd98b", uri="sip:bob@biloxi.com", qop=auth, NC=00000001, cnonce="0a4f113b", response="6629fae4", opaque="5ccc069c", algorithm=MD5, x-extra="1""#;
+        let c = Credentials::parse(v).unwrap();
+        for name in KNOWN.iter().copied().chain([&b"x-extra"[..], b"missing"]) {
+            let name = std::str::from_utf8(name).unwrap();
+            let scanned = c
+                .params()
+                .find(|p| p.name.eq_ignore_ascii_case(name.as_bytes()));
+            assert_eq!(c.param(name), scanned, "{name}");
+        }
+        assert_eq!(c.username(), Some(&b"bob"[..]));
+        assert_eq!(c.nc(), Some(1));
+        assert_eq!(c.realm(), Some(&b"biloxi.com"[..]));
+        assert!(!c.userhash());
     }
 
     #[test]
