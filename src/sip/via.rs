@@ -19,7 +19,7 @@ use memchr::memchr;
 use super::error::ParseError;
 use super::host::{split_host_port, Host, HostPort};
 use super::message::Message;
-use super::params::Params;
+use super::params::{Param, Params};
 use super::text::{eq_ic, is_lws, is_token, is_token_str, parse_port, trim, trim_start};
 
 /// The magic cookie that marks an RFC 3261 branch (§8.1.1.7).
@@ -101,6 +101,10 @@ impl fmt::Display for Transport<'_> {
 /// grammar of every parameter, and the parameters whose accessors cannot fail:
 /// `branch` (a token), `ttl` (0..=255) and `rport` (flag or port). `received` and
 /// `maddr` are decoded on access, because only some paths read them.
+///
+/// The same pass over the parameters keeps the first `branch`, `received`,
+/// `maddr`, `rport` and `ttl` it meets, so their accessors do not search the list
+/// again.
 #[derive(Debug, Clone, Copy)]
 pub struct Via<'a> {
     /// `protocol-name`, normally `SIP`.
@@ -113,6 +117,53 @@ pub struct Via<'a> {
     pub sent_by: HostPort<'a>,
     /// The parameters, from the first `;`.
     pub params: Params<'a>,
+    /// The parameters the accessors return, as the first occurrence of each has
+    /// them (what [`Params::get`] finds).
+    known: KnownParams<'a>,
+}
+
+/// The first occurrence of each parameter [`Via`] has an accessor for: `None` when
+/// absent, `Some(None)` for a flag.
+#[derive(Debug, Clone, Copy, Default)]
+struct KnownParams<'a> {
+    branch: Option<Option<&'a [u8]>>,
+    received: Option<Option<&'a [u8]>>,
+    maddr: Option<Option<&'a [u8]>>,
+    /// Checked by [`Via::parse`]: a flag or a port.
+    rport: Option<Option<u16>>,
+    /// Checked by [`Via::parse`]: 0..=255.
+    ttl: Option<u8>,
+}
+
+impl<'a> KnownParams<'a> {
+    /// Checks `p` if it is one of the parameters [`Via::parse`] must check, and
+    /// keeps it if it is the first of its name.
+    #[inline]
+    fn note(&mut self, p: Param<'a>) -> Result<(), ParseError> {
+        let name = p.name;
+        if eq_ic(name, b"branch") {
+            // via-branch = "branch" EQUAL token
+            if !p.value.is_some_and(is_token_str) {
+                return Err(ParseError::InvalidVia);
+            }
+            self.branch.get_or_insert(p.value);
+        } else if eq_ic(name, b"received") {
+            self.received.get_or_insert(p.value);
+        } else if eq_ic(name, b"maddr") {
+            self.maddr.get_or_insert(p.value);
+        } else if eq_ic(name, b"rport") {
+            // RFC 3581 §4: response-port = "rport" [EQUAL 1*DIGIT]
+            let port = match p.value {
+                Some(v) => Some(parse_port(v).ok_or(ParseError::InvalidPort)?),
+                None => None,
+            };
+            self.rport.get_or_insert(port);
+        } else if eq_ic(name, b"ttl") {
+            let ttl = p.value.and_then(parse_ttl).ok_or(ParseError::InvalidVia)?;
+            self.ttl.get_or_insert(ttl);
+        }
+        Ok(())
+    }
 }
 
 impl<'a> Via<'a> {
@@ -133,39 +184,30 @@ impl<'a> Via<'a> {
         let end = memchr(b';', s).unwrap_or(s.len());
         let sent_by = parse_sent_by(trim(&s[..end]))?;
         let params = Params::new(&s[end..]);
-        params.validate().map_err(|_| ParseError::InvalidVia)?;
 
-        let via = Via {
+        // One pass: the generic-param grammar of every item, and the checks of
+        // the parameters with infallible accessors. A grammar fault anywhere wins
+        // over a bad `rport` value (InvalidPort) earlier in the list, so the first
+        // such fault waits until the whole list is known to be well formed.
+        let mut known = KnownParams::default();
+        let mut fault = Ok(());
+        let mut items = params;
+        while let Some(item) = items.next_item() {
+            let p = item.check().map_err(|_| ParseError::InvalidVia)?;
+            if fault.is_ok() {
+                fault = known.note(p);
+            }
+        }
+        fault?;
+
+        Ok(Via {
             protocol,
             version,
             transport: Transport::from_bytes(transport),
             sent_by,
             params,
-        };
-        via.check_params()?;
-        Ok(via)
-    }
-
-    /// Checks the parameters whose accessors return plain values.
-    fn check_params(&self) -> Result<(), ParseError> {
-        for p in self.params {
-            if eq_ic(p.name, b"branch") {
-                // via-branch = "branch" EQUAL token
-                if !p.value.is_some_and(is_token_str) {
-                    return Err(ParseError::InvalidVia);
-                }
-            } else if eq_ic(p.name, b"ttl") {
-                if p.value.and_then(parse_ttl).is_none() {
-                    return Err(ParseError::InvalidVia);
-                }
-            } else if eq_ic(p.name, b"rport") {
-                // RFC 3581 §4: response-port = "rport" [EQUAL 1*DIGIT]
-                if let Some(v) = p.value {
-                    parse_port(v).ok_or(ParseError::InvalidPort)?;
-                }
-            }
-        }
-        Ok(())
+            known,
+        })
     }
 
     /// True for `SIP/2.0` (compared case-insensitively, RFC 3261 §7.1).
@@ -175,7 +217,7 @@ impl<'a> Via<'a> {
 
     /// The `branch` parameter (RFC 3261 §8.1.1.7).
     pub fn branch(&self) -> Option<&'a [u8]> {
-        self.params.value(b"branch")
+        self.known.branch.flatten()
     }
 
     /// True when the branch starts with the RFC 3261 magic cookie `z9hG4bK`. The
@@ -189,7 +231,7 @@ impl<'a> Via<'a> {
     /// hop saw. Both `received=2001:db8::1` (the RFC 3261 grammar) and the
     /// bracketed `received=[2001:db8::1]` found in the wild are accepted.
     pub fn received(&self) -> Option<Result<IpAddr, ParseError>> {
-        let v = self.params.value(b"received")?;
+        let v = self.known.received.flatten()?;
         let text = match v {
             [b'[', inner @ .., b']'] => inner,
             _ => v,
@@ -206,17 +248,17 @@ impl<'a> Via<'a> {
     /// sends to ask for symmetric response routing, `Some(Some(port))` once a
     /// server has filled it in.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params.get(b"rport").map(|v| v.and_then(parse_port))
+        self.known.rport
     }
 
     /// The `maddr` parameter (RFC 3261 §18.2.2): a host to send responses to.
     pub fn maddr(&self) -> Option<Result<Host<'a>, ParseError>> {
-        self.params.value(b"maddr").map(Host::parse)
+        self.known.maddr.flatten().map(Host::parse)
     }
 
     /// The `ttl` parameter (multicast, 0..=255).
     pub fn ttl(&self) -> Option<u8> {
-        self.params.value(b"ttl").and_then(parse_ttl)
+        self.known.ttl
     }
 
     /// The sent-by port, or the transport's default when none is written.
@@ -466,6 +508,53 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(err("SIP/2.0/UDP h;ttl"), ParseError::InvalidVia);
         let v = via("SIP/2.0/UDP h;maddr=bad_host-");
         assert_eq!(v.maddr(), Some(Err(ParseError::InvalidHost)));
+    }
+
+    /// The accessors answer from the parse's single pass what a search of the
+    /// list answers: the first occurrence of each name counts.
+    #[test]
+    fn accessors_agree_with_a_search_of_the_list() {
+        for s in [
+            "SIP/2.0/UDP h;branch=z9hG4bK1;BRANCH=z9hG4bK2;rport;rport=5;ttl=3;ttl=4",
+            "SIP/2.0/UDP h;received;received=192.0.2.1;maddr;maddr=224.0.0.1",
+            "SIP/2.0/UDP h;received=192.0.2.1;received;maddr=h1;maddr=h2;rport=7;rport",
+            "SIP/2.0/UDP h;x=1;Received=[2001:db8::1];MADDR=[::1];TTL=0;RPort",
+            "SIP/2.0/UDP h",
+        ] {
+            let v = via(s);
+            let p = v.params;
+            assert_eq!(v.branch(), p.value(b"branch"), "{s}");
+            assert_eq!(v.rport(), p.get(b"rport").map(|r| r.and_then(parse_port)));
+            assert_eq!(v.ttl(), p.value(b"ttl").and_then(parse_ttl), "{s}");
+            let received = p.value(b"received").map(|r| {
+                let r = r.strip_prefix(b"[").and_then(|r| r.strip_suffix(b"]"));
+                let text = std::str::from_utf8(r.unwrap_or(p.value(b"received").unwrap()));
+                text.unwrap()
+                    .parse::<IpAddr>()
+                    .map_err(|_| ParseError::InvalidHost)
+            });
+            assert_eq!(v.received(), received, "{s}");
+            assert_eq!(v.maddr(), p.value(b"maddr").map(Host::parse), "{s}");
+        }
+        let v = via("SIP/2.0/UDP h;received;received=192.0.2.1;maddr;maddr=h");
+        assert_eq!(v.received(), None);
+        assert_eq!(v.maddr(), None);
+        let v = via("SIP/2.0/UDP h;rport=7;rport");
+        assert_eq!(v.rport(), Some(Some(7)));
+    }
+
+    #[test]
+    fn grammar_faults_win_over_a_bad_rport() {
+        // The generic-param check covers the whole list before rport's value is
+        // reported, wherever the two faults are.
+        assert_eq!(err("SIP/2.0/UDP h;rport=x;a b=1"), ParseError::InvalidVia);
+        assert_eq!(err("SIP/2.0/UDP h;rport=x;;"), ParseError::InvalidVia);
+        assert_eq!(
+            err("SIP/2.0/UDP h;rport=x;ttl=300"),
+            ParseError::InvalidPort
+        );
+        assert_eq!(err("SIP/2.0/UDP h;ttl=300;rport=x"), ParseError::InvalidVia);
+        assert_eq!(err("SIP/2.0/UDP h;branch;rport=x"), ParseError::InvalidVia);
     }
 
     #[test]
