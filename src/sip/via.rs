@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use memchr::memchr;
 
 use super::error::ParseError;
-use super::host::{split_host_port, Host, HostPort};
+use super::host::{parse_ipv4, split_host_port, Host, HostPort};
 use super::message::Message;
 use super::params::{Param, Params};
 use super::text::{eq_ic, is_lws, is_token, is_token_str, parse_port, trim, trim_start};
@@ -236,6 +236,11 @@ impl<'a> Via<'a> {
             [b'[', inner @ .., b']'] => inner,
             _ => v,
         };
+        // The dotted quad every IPv4 hop writes, without the generic parser; what
+        // it rejects gets the full IpAddr parse, which decides as it did alone.
+        if let Some(a) = parse_ipv4(text) {
+            return Some(Ok(IpAddr::V4(a)));
+        }
         Some(
             std::str::from_utf8(text)
                 .ok()
