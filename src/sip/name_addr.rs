@@ -15,7 +15,7 @@ use super::error::ParseError;
 use super::header::HeaderName;
 use super::message::Message;
 use super::params::Params;
-use super::text::{is_lws, is_token, parse_u32, trim, trim_start, unescape_quoted, unquote};
+use super::text::{eq_ic, is_lws, is_token, parse_u32, trim, trim_start, unescape_quoted, unquote};
 use super::uri::{split_scheme, Uri};
 
 /// A `name-addr` or `addr-spec` followed by header parameters:
@@ -31,7 +31,14 @@ pub struct NameAddr<'a> {
     pub params: Params<'a>,
     /// True when the URI was written in `<…>` (name-addr form).
     pub angle: bool,
+    /// The first `tag` parameter as [`Params::get`] finds it, kept by the pass
+    /// that validates the parameters so that [`NameAddr::tag`] does not search.
+    tag: ParamValue<'a>,
 }
+
+/// A parameter as [`Params::get`] returns it: `None` when absent, `Some(None)` for
+/// a flag, `Some(Some(value))`.
+type ParamValue<'a> = Option<Option<&'a [u8]>>;
 
 /// Equal when parsed from the same text (parameters compared as written).
 impl PartialEq for NameAddr<'_> {
@@ -97,18 +104,27 @@ impl<'a> NameAddr<'a> {
     }
 
     /// `s` starts at `<`.
+    ///
+    /// The URI ends at the first `>`, and `>` is not a URI byte, so one scan over
+    /// the URI bytes finds the `>` and checks every byte before it: it must stop
+    /// at a `>`, and anywhere else (or at the end) the address is invalid.
     fn angle_form(display: Option<&'a [u8]>, s: &'a [u8]) -> Result<NameAddr<'a>, ParseError> {
         let inner = s.strip_prefix(b"<").ok_or(ParseError::InvalidNameAddr)?;
-        let gt = memchr(b'>', inner).ok_or(ParseError::InvalidNameAddr)?;
-        let uri = &inner[..gt];
-        if !plausible_uri(uri, |b| b != b'<') {
+        let gt = inner.iter().take_while(|&&b| is_uri_byte(b)).count();
+        let (uri, rest) = inner.split_at(gt);
+        let [b'>', rest @ ..] = rest else {
+            return Err(ParseError::InvalidNameAddr);
+        };
+        if !has_scheme(uri) {
             return Err(ParseError::InvalidNameAddr);
         }
+        let (params, tag) = header_params(rest)?;
         Ok(NameAddr {
             display,
             uri,
-            params: header_params(&inner[gt + 1..])?,
+            params,
             angle: true,
+            tag,
         })
     }
 
@@ -119,14 +135,19 @@ impl<'a> NameAddr<'a> {
             .position(|&b| b == b';' || is_lws(b))
             .unwrap_or(s.len());
         let uri = &s[..end];
-        if !plausible_uri(uri, |b| !matches!(b, b',' | b'?' | b'<' | b'>')) {
+        let plain = uri
+            .iter()
+            .all(|&b| is_uri_byte(b) && !matches!(b, b',' | b'?' | b'<'));
+        if !plain || !has_scheme(uri) {
             return Err(ParseError::InvalidNameAddr);
         }
+        let (params, tag) = header_params(&s[end..])?;
         Ok(NameAddr {
             display: None,
             uri,
-            params: header_params(&s[end..])?,
+            params,
             angle: false,
+            tag,
         })
     }
 
@@ -137,7 +158,7 @@ impl<'a> NameAddr<'a> {
 
     /// The `tag` parameter (From / To, RFC 3261 §19.3).
     pub fn tag(&self) -> Option<&'a [u8]> {
-        self.params.value(b"tag")
+        self.tag.flatten()
     }
 
     /// The display name as text: quotes removed and `\` escapes resolved. Borrows
@@ -180,25 +201,50 @@ fn quoted_string_end(s: &[u8]) -> Result<usize, ParseError> {
     Err(ParseError::InvalidNameAddr)
 }
 
-/// A cheap shape check of the URI text: a scheme, something after it, and only
-/// visible ASCII allowed by `extra`. The full grammar is [`Uri::parse`]'s job.
-fn plausible_uri(uri: &[u8], extra: impl Fn(u8) -> bool) -> bool {
+/// A cheap shape check of the URI text: a scheme and something after it. The
+/// bytes are checked by the caller ([`is_uri_byte`]); the full grammar is
+/// [`Uri::parse`]'s job.
+#[inline]
+fn has_scheme(uri: &[u8]) -> bool {
     split_scheme(uri).is_some_and(|(_, rest)| !rest.is_empty())
-        && uri
-            .iter()
-            .all(|&b| matches!(b, 0x21..=0x7e) && b != b'"' && extra(b))
 }
 
+/// The bytes a URI in a name-addr may hold: visible ASCII but `"`, `<` and `>`
+/// (the addr-spec form also excludes `,` and `?`).
+#[inline]
+fn is_uri_byte(b: u8) -> bool {
+    URI_BYTE[usize::from(b)]
+}
+
+static URI_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < table.len() {
+        let b = i as u8;
+        table[i] = matches!(b, 0x21..=0x7e) && !matches!(b, b'"' | b'<' | b'>');
+        i += 1;
+    }
+    table
+};
+
 /// The header parameters after an address: empty, or `;`-led and valid
-/// `generic-param`s, LWS allowed around the separators.
-fn header_params(rest: &[u8]) -> Result<Params<'_>, ParseError> {
+/// `generic-param`s, LWS allowed around the separators. Also returns the first
+/// `tag` parameter, met on the way.
+fn header_params(rest: &[u8]) -> Result<(Params<'_>, ParamValue<'_>), ParseError> {
     let rest = trim_start(rest);
     if !rest.is_empty() && rest.first() != Some(&b';') {
         return Err(ParseError::InvalidNameAddr);
     }
     let params = Params::new(rest);
-    params.validate()?;
-    Ok(params)
+    let mut tag = None;
+    let mut items = params;
+    while let Some(item) = items.next_item() {
+        let p = item.check()?;
+        if tag.is_none() && eq_ic(p.name, b"tag") {
+            tag = Some(p.value);
+        }
+    }
+    Ok((params, tag))
 }
 
 /// A `q` value (RFC 3261 §20.10, §25.1 `qvalue`), held as thousandths: `0.5` is 500.
@@ -569,6 +615,47 @@ mod tests {
         assert_eq!(na_err(b"<sip:a@b>;tag="), ParseError::InvalidParam);
         assert_eq!(na_err(b"<sip:a@b>;a b=1"), ParseError::InvalidParam);
         assert!(NameAddr::parse(b"<sip:a@b>;tag").is_ok());
+    }
+
+    /// `tag()` answers from the validating pass what a search of the parameters
+    /// answers: the first `tag`, in any case, and nothing when that one is a flag.
+    #[test]
+    fn tag_is_the_first_tag_parameter() {
+        for (s, tag) in [
+            ("<sip:a@b>;tag=1;tag=2", Some(&b"1"[..])),
+            ("<sip:a@b>;TAG=x;tag=y", Some(b"x")),
+            ("<sip:a@b>;tag;tag=1", None),
+            ("<sip:a@b>;x=1 ; Tag = 7", Some(b"7")),
+            ("sip:a@b;lr;tag=3", Some(b"3")),
+            ("<sip:a@b;tag=uri>", None),
+            ("<sip:a@b>;tags=1", None),
+        ] {
+            let a = na(s);
+            assert_eq!(a.tag(), tag, "{s}");
+            assert_eq!(a.tag(), a.params.value(b"tag"), "{s}");
+        }
+    }
+
+    /// The URI bytes a name-addr admits: visible ASCII but `"` and `<` (and `>`,
+    /// which ends it); in addr-spec form also not `,` or `?`.
+    #[test]
+    fn uri_bytes() {
+        for b in 0..=u8::MAX {
+            let angle = [&b"<sip:a"[..], &[b], b">"].concat();
+            let ok = matches!(b, 0x21..=0x7e) && !matches!(b, b'"' | b'<');
+            if b == b'>' {
+                // Ends the URI early: `<sip:a>` then `>` where parameters belong.
+                assert_eq!(na_err(&angle), ParseError::InvalidNameAddr);
+                continue;
+            }
+            assert_eq!(NameAddr::parse(&angle).is_ok(), ok, "{angle:?}");
+            let bare = [&b"sip:a"[..], &[b]].concat();
+            let ok = ok && !matches!(b, b',' | b'?' | b'>' | b';') || is_lws(b);
+            assert_eq!(NameAddr::parse(&bare).is_ok(), ok, "{bare:?}");
+        }
+        assert_eq!(na_err(b"<sip:a"), ParseError::InvalidNameAddr);
+        assert_eq!(na_err(b"<sip:>"), ParseError::InvalidNameAddr);
+        assert_eq!(na_err(b"<x>"), ParseError::InvalidNameAddr);
     }
 
     #[test]
