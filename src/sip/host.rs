@@ -83,36 +83,45 @@ impl fmt::Display for Host<'_> {
 /// `hostname = *( domainlabel "." ) toplabel [ "." ]`, labels of alphanumerics and
 /// inner hyphens. Underscores are accepted too: they occur in real deployments
 /// (SRV-style names) and every major SIP server tolerates them. At most 253
-/// bytes, labels of 1 to 63 (RFC 1035 §2.3.4). One pass over the bytes.
+/// bytes, labels of 1 to 63 (RFC 1035 §2.3.4). One table-driven scan per label.
 fn valid_hostname(s: &[u8]) -> bool {
     let s = s.strip_suffix(b".").unwrap_or(s);
     if s.is_empty() || s.len() > 253 {
         return false;
     }
-    let mut label_len = 0usize;
-    let mut prev = b'.';
-    for &b in s {
-        if b == b'.' {
-            if label_len == 0 || prev == b'-' {
-                return false;
-            }
-            label_len = 0;
-        } else {
-            if !is_label_char(b) || (label_len == 0 && b == b'-') || label_len == 63 {
-                return false;
-            }
-            label_len += 1;
+    let mut rest = s;
+    loop {
+        let n = rest.iter().take_while(|&&b| is_label_char(b)).count();
+        let (label, after) = rest.split_at(n);
+        match label {
+            [] | [b'-', ..] | [.., b'-'] => return false,
+            _ if n > 63 => return false,
+            _ => {}
         }
-        prev = b;
+        match after {
+            [] => return true,
+            [b'.', more @ ..] => rest = more,
+            _ => return false,
+        }
     }
-    label_len > 0 && prev != b'-'
 }
 
 /// Alphanumerics, `-` and `_`: the bytes of a hostname label.
-#[inline]
+#[inline(always)]
 fn is_label_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+    LABEL_CHAR[usize::from(b)]
 }
+
+static LABEL_CHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < table.len() {
+        let b = i as u8;
+        table[i] = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        i += 1;
+    }
+    table
+};
 
 /// A dotted-quad IPv4 address, accepted and rejected exactly as `core::net`'s
 /// `Ipv4Addr::from_str` does: four decimal octets of one to three digits, each at
