@@ -138,12 +138,15 @@ struct KnownParams<'a> {
 impl<'a> KnownParams<'a> {
     /// Checks `p` if it is one of the parameters [`Via::parse`] must check, and
     /// keeps it if it is the first of its name.
+    /// `token_value` is what [`Item::token_value`] says of `p`.
+    ///
+    /// [`Item::token_value`]: super::params::Item::token_value
     #[inline]
-    fn note(&mut self, p: Param<'a>) -> Result<(), ParseError> {
+    fn note(&mut self, p: Param<'a>, token_value: bool) -> Result<(), ParseError> {
         let name = p.name;
         if eq_ic(name, b"branch") {
             // via-branch = "branch" EQUAL token
-            if !p.value.is_some_and(is_token_str) {
+            if !(token_value || p.value.is_some_and(is_token_str)) {
                 return Err(ParseError::InvalidVia);
             }
             self.branch.get_or_insert(p.value);
@@ -195,7 +198,7 @@ impl<'a> Via<'a> {
         while let Some(item) = items.next_item() {
             let p = item.check().map_err(|_| ParseError::InvalidVia)?;
             if fault.is_ok() {
-                fault = known.note(p);
+                fault = known.note(p, item.token_value);
             }
         }
         fault?;
@@ -591,6 +594,12 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(err("SIP/2.0/UDP h;branch="), ParseError::InvalidVia);
         assert_eq!(err("SIP/2.0/UDP h;branch"), ParseError::InvalidVia);
         assert_eq!(err("SIP/2.0/UDP h;branch=\"q\""), ParseError::InvalidVia);
+        // A valid gen-value, but not a token.
+        assert_eq!(
+            err("SIP/2.0/UDP h;branch=z9hG4bK:1"),
+            ParseError::InvalidVia
+        );
+        assert_eq!(err("SIP/2.0/UDP h;branch=[::1]"), ParseError::InvalidVia);
         assert_eq!(err("SIP/2.0/UDP h;a b=1"), ParseError::InvalidVia);
     }
 
