@@ -15,7 +15,9 @@ use super::error::ParseError;
 use super::header::HeaderName;
 use super::message::Message;
 use super::params::Params;
-use super::text::{eq_ic, is_lws, is_token, parse_u32, trim, trim_start, unescape_quoted, unquote};
+use super::text::{
+    count_while, eq_ic, is_lws, is_token, parse_u32, trim, trim_start, unescape_quoted, unquote,
+};
 use super::uri::{split_scheme, Uri};
 
 /// A `name-addr` or `addr-spec` followed by header parameters:
@@ -110,7 +112,7 @@ impl<'a> NameAddr<'a> {
     /// at a `>`, and anywhere else (or at the end) the address is invalid.
     fn angle_form(display: Option<&'a [u8]>, s: &'a [u8]) -> Result<NameAddr<'a>, ParseError> {
         let inner = s.strip_prefix(b"<").ok_or(ParseError::InvalidNameAddr)?;
-        let gt = inner.iter().take_while(|&&b| is_uri_byte(b)).count();
+        let gt = count_while(inner, is_uri_byte);
         let (uri, rest) = inner.split_at(gt);
         let [b'>', rest @ ..] = rest else {
             return Err(ParseError::InvalidNameAddr);

@@ -2,7 +2,7 @@
 //! LWS allowed around `;` and `=`) and `uri-parameters` of SIP URIs (§19.1.1).
 
 use super::error::ParseError;
-use super::text::{eq_ic, find_unquoted, is_lws, is_token, is_token_str, trim};
+use super::text::{count_while, eq_ic, find_unquoted, is_lws, is_token, is_token_str, trim};
 
 /// One parameter: a name and, unless it is a flag like `lr` or `rport`, a value.
 ///
@@ -105,7 +105,7 @@ impl<'a> Params<'a> {
                 let v0 = skip(body, p1 + 1, is_lws);
                 // Token bytes, then (rarely) more with `:` among them: a value
                 // found to be a token needs no second look (a Via branch).
-                let v_token = skip(body, v0, is_token);
+                let v_token = skip_run(body, v0, is_token);
                 let v_end = match body.get(v_token) {
                     Some(b':') => skip(body, v_token, is_plain_value),
                     _ => v_token,
@@ -204,6 +204,12 @@ fn skip(s: &[u8], mut i: usize, class: impl Fn(u8) -> bool) -> usize {
         i += 1;
     }
     i
+}
+
+/// Like [`skip`], for the longer runs (names, values).
+#[inline(always)]
+fn skip_run(s: &[u8], i: usize, class: impl Fn(u8) -> bool) -> usize {
+    i + count_while(s.get(i..).unwrap_or_default(), class)
 }
 
 /// `token` characters and `:`: a value made of these alone is valid `gen-value`.
