@@ -43,20 +43,18 @@ pub enum Transport<'a> {
 impl<'a> Transport<'a> {
     /// Classifies a transport token. The caller checks that it is a token.
     pub fn from_bytes(s: &'a [u8]) -> Transport<'a> {
-        if eq_ic(s, b"UDP") {
-            Transport::Udp
-        } else if eq_ic(s, b"TCP") {
-            Transport::Tcp
-        } else if eq_ic(s, b"TLS") {
-            Transport::Tls
-        } else if eq_ic(s, b"SCTP") {
-            Transport::Sctp
-        } else if eq_ic(s, b"WS") {
-            Transport::Ws
-        } else if eq_ic(s, b"WSS") {
-            Transport::Wss
-        } else {
-            Transport::Other(s)
+        // Every known name is letters only, and for a letter `b | 0x20` is its
+        // lower case while no other byte maps onto a lower-case letter: the
+        // case-insensitive compare is one OR per byte.
+        let lower = |i: usize| s.get(i).map_or(0, |&b| b | 0x20);
+        match (s.len(), lower(0), lower(1), lower(2), lower(3)) {
+            (3, b'u', b'd', b'p', _) => Transport::Udp,
+            (3, b't', b'c', b'p', _) => Transport::Tcp,
+            (3, b't', b'l', b's', _) => Transport::Tls,
+            (4, b's', b'c', b't', b'p') => Transport::Sctp,
+            (2, b'w', b's', _, _) => Transport::Ws,
+            (3, b'w', b's', b's', _) => Transport::Wss,
+            _ => Transport::Other(s),
         }
     }
 
@@ -175,10 +173,21 @@ impl<'a> Via<'a> {
     /// [`HeaderName::Via`]: super::header::HeaderName::Via
     pub fn parse(value: &'a [u8]) -> Result<Via<'a>, ParseError> {
         let s = trim(value);
-        let (protocol, s) = take_token(s).ok_or(ParseError::InvalidVia)?;
-        let s = expect_slash(s)?;
-        let (version, s) = take_token(s).ok_or(ParseError::InvalidVia)?;
-        let s = expect_slash(s)?;
+        let (protocol, version, s) = match s {
+            // What nearly every element writes, read without the token scans;
+            // the general path would split it the same way.
+            [b'S', b'I', b'P', b'/', b'2', b'.', b'0', b'/', rest @ ..] => (
+                s.get(..3).unwrap_or_default(),
+                s.get(4..7).unwrap_or_default(),
+                trim_start(rest),
+            ),
+            _ => {
+                let (protocol, s) = take_token(s).ok_or(ParseError::InvalidVia)?;
+                let s = expect_slash(s)?;
+                let (version, s) = take_token(s).ok_or(ParseError::InvalidVia)?;
+                (protocol, version, expect_slash(s)?)
+            }
+        };
         let (transport, s) = take_token(s).ok_or(ParseError::InvalidVia)?;
         // sent-protocol LWS sent-by: the white space is mandatory.
         if !s.first().is_some_and(|&b| is_lws(b)) {
@@ -307,9 +316,13 @@ fn parse_sent_by(s: &[u8]) -> Result<HostPort<'_>, ParseError> {
     if s.is_empty() {
         return Err(ParseError::InvalidVia);
     }
-    let (host, port) = match (s.first(), memchr(b']', s)) {
+    let close = match s.first() {
+        Some(b'[') => memchr(b']', s),
+        _ => None,
+    };
+    let (host, port) = match close {
         // `[v6] : port` — split_host_port wants the colon right after `]`.
-        (Some(b'['), Some(close)) => {
+        Some(close) => {
             let (host, rest) = s.split_at(close + 1);
             match trim_start(rest) {
                 [] => (host, None),
@@ -448,6 +461,66 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(v.version, b"3.0");
         assert!(!v.is_sip_2_0());
         assert!(via("sip/2.0/UDP h").is_sip_2_0());
+    }
+
+    /// The common `SIP/2.0/` prefix is read without the token scans; the parts
+    /// must come out as the general path splits them, as slices of the value.
+    #[test]
+    fn sent_protocol_fast_and_general_paths_agree() {
+        for s in [
+            "SIP/2.0/UDP h",
+            "SIP/2.0/ UDP h",
+            "SIP/2.0/\r\n UDP h",
+            "SIP /2.0/UDP h",
+            "sip/2.0/UDP h",
+            "SIP/2.0 /UDP h",
+            "SIP/2.01/UDP h",
+        ] {
+            let v = via(s);
+            assert_eq!(v.protocol.as_ptr(), s.as_ptr(), "{s:?}");
+            assert!(v.protocol.eq_ignore_ascii_case(b"SIP"), "{s:?}");
+            assert!(v.version.starts_with(b"2.0"), "{s:?}");
+            assert_eq!(v.transport, Transport::Udp, "{s:?}");
+        }
+        assert_eq!(
+            via("SIP/2.0/UDP h").version.as_ptr(),
+            "SIP/2.0/UDP h"[4..].as_ptr()
+        );
+        assert_eq!(err("SIP/2.0/"), ParseError::InvalidVia);
+        assert_eq!(err("SIP/2.0//UDP h"), ParseError::InvalidVia);
+        assert_eq!(err("SIP/2.0/UDP"), ParseError::InvalidVia);
+    }
+
+    #[test]
+    fn transport_names_compare_case_insensitively_and_exactly() {
+        for (s, t) in [
+            (&b"udp"[..], Transport::Udp),
+            (b"TcP", Transport::Tcp),
+            (b"tls", Transport::Tls),
+            (b"sCtP", Transport::Sctp),
+            (b"Ws", Transport::Ws),
+            (b"wsS", Transport::Wss),
+        ] {
+            assert_eq!(Transport::from_bytes(s), t);
+        }
+        // Bytes that OR 0x20 onto a letter only when they are that letter.
+        for s in [
+            &b"UD"[..],
+            b"UDPX",
+            b"U\x04P",
+            b"UDp\x00",
+            b"SCT",
+            b"W",
+            b"WSSS",
+            b"U@P",
+        ] {
+            assert_eq!(Transport::from_bytes(s), Transport::Other(s), "{s:?}");
+        }
+        for b in 0..=u8::MAX {
+            let s = [b, b'D', b'P'];
+            let udp = Transport::from_bytes(&s) == Transport::Udp;
+            assert_eq!(udp, b.eq_ignore_ascii_case(&b'u'), "{b:#04x}");
+        }
     }
 
     #[test]
