@@ -81,7 +81,7 @@ impl<'a> Params<'a> {
     /// to [`find_unquoted`], resuming where the scan stopped: no quote or angle has
     /// been seen before that point, so the result is the same as a search from the
     /// start of the item.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next_item(&mut self) -> Option<Item<'a>> {
         let body = match self.rest {
             [] => return None,
