@@ -5,6 +5,13 @@
 //! - `proxy_fields/<msg>`: parse plus what a proxy reads from every message before it
 //!   can route or match a transaction: the top Via branch, CSeq, Call-ID and the From
 //!   and To tags (RFC 3261 §16.3, §17.2.3).
+//! - `check/<msg>`: parse, [`Message::check`] (every Via, From/To with their URIs,
+//!   the Request-URI, Routes, Contacts, …) and then the proxy fields: the decoding
+//!   the proxy core does for every message it accepts.
+//! - `decode/via`, `decode/name_addr`, `decode/uri`: one typed decoder over every
+//!   value of its kind in the four messages (the Vias; the From, To, Contact and
+//!   Record-Route values; the Request-URIs and the URIs of those name-addrs).
+//!   Throughput is one element per decoded value.
 //! - `splice/invite`: forwarding a parsed INVITE (RFC 3261 §16.6): our Via and
 //!   Record-Route on top, Max-Forwards decremented, the Request-URI replaced by the
 //!   target's contact, into a reused output buffer. `splice/ringing_180` and
@@ -22,7 +29,7 @@
 use std::hint::black_box;
 
 use coresip::sip::writer::{forward_request, forward_response, RequestEdits};
-use coresip::sip::{HeaderName, Message};
+use coresip::sip::{HeaderName, Message, NameAddr, Uri, Via};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 #[path = "messages/mod.rs"]
@@ -43,6 +50,11 @@ struct ProxyFields<'a> {
 /// Parses `buf` and decodes the fields a proxy reads through the typed decoders,
 /// which also validate what they decode (the whole top via-parm, CSeq, Call-ID, the
 /// From and To name-addrs).
+///
+/// Never inlined, here and in the other routines, so that callgrind can attribute
+/// instructions per call to them (`valgrind --tool=callgrind` on the bench binary
+/// with `--profile-time`).
+#[inline(never)]
 fn proxy_fields(buf: &[u8]) -> Option<ProxyFields<'_>> {
     let msg = Message::parse(buf).ok()?;
     let via = msg.via().ok()?;
@@ -55,6 +67,14 @@ fn proxy_fields(buf: &[u8]) -> Option<ProxyFields<'_>> {
         from_tag: msg.from().ok()?.tag()?,
         to_tag: msg.to().ok()?.tag(),
     })
+}
+
+/// [`Message::check`], then the proxy fields: what the proxy core decodes from every
+/// message before it acts on it.
+#[inline(never)]
+fn checked_fields(buf: &[u8]) -> Option<ProxyFields<'_>> {
+    Message::parse(buf).ok()?.check().ok()?;
+    proxy_fields(buf)
 }
 
 /// The fields each benchmark message must yield: a routine that stops decoding
@@ -109,6 +129,80 @@ fn fields(c: &mut Criterion) {
         assert_eq!(proxy_fields(bytes), Some(expected(name)), "{name}");
         group.throughput(Throughput::Elements(1));
         group.bench_function(name, |b| b.iter(|| proxy_fields(black_box(bytes))));
+    }
+    group.finish();
+}
+
+fn check(c: &mut Criterion) {
+    let mut group = c.benchmark_group("check");
+    for (name, bytes) in messages::ALL {
+        assert_eq!(checked_fields(bytes), Some(expected(name)), "{name}");
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(name, |b| b.iter(|| checked_fields(black_box(bytes))));
+    }
+    group.finish();
+}
+
+/// The values each `decode/*` benchmark decodes, taken from all four messages.
+struct DecoderInputs {
+    vias: Vec<&'static [u8]>,
+    name_addrs: Vec<&'static [u8]>,
+    uris: Vec<&'static [u8]>,
+}
+
+fn decoder_inputs() -> DecoderInputs {
+    let mut inputs = DecoderInputs {
+        vias: Vec::new(),
+        name_addrs: Vec::new(),
+        uris: Vec::new(),
+    };
+    for (_, bytes) in messages::ALL {
+        let msg = Message::parse(bytes).expect("benchmark message parses");
+        inputs.vias.extend(msg.values(HeaderName::Via));
+        inputs.uris.extend(msg.request_uri());
+        for name in [
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::Contact,
+            HeaderName::RecordRoute,
+        ] {
+            for value in msg.values(name) {
+                inputs.name_addrs.push(value);
+                let addr = NameAddr::parse(value).expect("benchmark name-addr parses");
+                inputs.uris.push(addr.uri);
+            }
+        }
+    }
+    inputs
+}
+
+/// Decodes every value; the count of successes keeps the work observable.
+#[inline(never)]
+fn decode_vias(values: &[&[u8]]) -> usize {
+    values.iter().filter(|v| Via::parse(v).is_ok()).count()
+}
+
+#[inline(never)]
+fn decode_name_addrs(values: &[&[u8]]) -> usize {
+    values.iter().filter(|v| NameAddr::parse(v).is_ok()).count()
+}
+
+#[inline(never)]
+fn decode_uris(values: &[&[u8]]) -> usize {
+    values.iter().filter(|v| Uri::parse(v).is_ok()).count()
+}
+
+fn decode(c: &mut Criterion) {
+    let inputs = decoder_inputs();
+    let mut group = c.benchmark_group("decode");
+    for (name, values, routine) in [
+        ("via", &inputs.vias, decode_vias as fn(&[&[u8]]) -> usize),
+        ("name_addr", &inputs.name_addrs, decode_name_addrs),
+        ("uri", &inputs.uris, decode_uris),
+    ] {
+        assert_eq!(routine(values), values.len(), "{name}: every value decodes");
+        group.throughput(Throughput::Elements(values.len() as u64));
+        group.bench_function(name, |b| b.iter(|| routine(black_box(values))));
     }
     group.finish();
 }
@@ -182,5 +276,5 @@ fn splice(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, fields, splice);
+criterion_group!(benches, parse, fields, check, decode, splice);
 criterion_main!(benches);

@@ -15,7 +15,9 @@ use super::error::ParseError;
 use super::header::HeaderName;
 use super::message::Message;
 use super::params::Params;
-use super::text::{is_lws, is_token, parse_u32, trim, trim_start, unescape_quoted, unquote};
+use super::text::{
+    count_while, eq_ic, is_lws, is_token, parse_u32, trim, trim_start, unescape_quoted, unquote,
+};
 use super::uri::{split_scheme, Uri};
 
 /// A `name-addr` or `addr-spec` followed by header parameters:
@@ -31,7 +33,14 @@ pub struct NameAddr<'a> {
     pub params: Params<'a>,
     /// True when the URI was written in `<…>` (name-addr form).
     pub angle: bool,
+    /// The first `tag` parameter as [`Params::get`] finds it, kept by the pass
+    /// that validates the parameters so that [`NameAddr::tag`] does not search.
+    tag: ParamValue<'a>,
 }
+
+/// A parameter as [`Params::get`] returns it: `None` when absent, `Some(None)` for
+/// a flag, `Some(Some(value))`.
+type ParamValue<'a> = Option<Option<&'a [u8]>>;
 
 /// Equal when parsed from the same text (parameters compared as written).
 impl PartialEq for NameAddr<'_> {
@@ -97,18 +106,27 @@ impl<'a> NameAddr<'a> {
     }
 
     /// `s` starts at `<`.
+    ///
+    /// The URI ends at the first `>`, and `>` is not a URI byte, so one scan over
+    /// the URI bytes finds the `>` and checks every byte before it: it must stop
+    /// at a `>`, and anywhere else (or at the end) the address is invalid.
     fn angle_form(display: Option<&'a [u8]>, s: &'a [u8]) -> Result<NameAddr<'a>, ParseError> {
         let inner = s.strip_prefix(b"<").ok_or(ParseError::InvalidNameAddr)?;
-        let gt = memchr(b'>', inner).ok_or(ParseError::InvalidNameAddr)?;
-        let uri = &inner[..gt];
-        if !plausible_uri(uri, |b| b != b'<') {
+        let gt = count_while(inner, is_uri_byte);
+        let (uri, rest) = inner.split_at(gt);
+        let [b'>', rest @ ..] = rest else {
+            return Err(ParseError::InvalidNameAddr);
+        };
+        if !has_scheme(uri) {
             return Err(ParseError::InvalidNameAddr);
         }
+        let (params, tag) = header_params(rest)?;
         Ok(NameAddr {
             display,
             uri,
-            params: header_params(&inner[gt + 1..])?,
+            params,
             angle: true,
+            tag,
         })
     }
 
@@ -119,14 +137,19 @@ impl<'a> NameAddr<'a> {
             .position(|&b| b == b';' || is_lws(b))
             .unwrap_or(s.len());
         let uri = &s[..end];
-        if !plausible_uri(uri, |b| !matches!(b, b',' | b'?' | b'<' | b'>')) {
+        let plain = uri
+            .iter()
+            .all(|&b| is_uri_byte(b) && !matches!(b, b',' | b'?' | b'<'));
+        if !plain || !has_scheme(uri) {
             return Err(ParseError::InvalidNameAddr);
         }
+        let (params, tag) = header_params(&s[end..])?;
         Ok(NameAddr {
             display: None,
             uri,
-            params: header_params(&s[end..])?,
+            params,
             angle: false,
+            tag,
         })
     }
 
@@ -137,7 +160,7 @@ impl<'a> NameAddr<'a> {
 
     /// The `tag` parameter (From / To, RFC 3261 §19.3).
     pub fn tag(&self) -> Option<&'a [u8]> {
-        self.params.value(b"tag")
+        self.tag.flatten()
     }
 
     /// The display name as text: quotes removed and `\` escapes resolved. Borrows
@@ -164,41 +187,88 @@ impl<'a> NameAddr<'a> {
 /// are accepted as the folding they must be in a received value.
 fn quoted_string_end(s: &[u8]) -> Result<usize, ParseError> {
     let mut i = 1;
-    while let Some(&b) = s.get(i) {
-        match b {
-            b'"' => return Ok(i + 1),
-            b'\\' => match s.get(i + 1) {
+    loop {
+        i += count_while(s.get(i..).unwrap_or_default(), is_qdtext);
+        match s.get(i) {
+            Some(b'"') => return Ok(i + 1),
+            Some(b'\\') => match s.get(i + 1) {
                 Some(&e) if e <= 0x7f && e != b'\r' && e != b'\n' => i += 2,
                 _ => return Err(ParseError::InvalidNameAddr),
             },
-            b'\t' | b'\r' | b'\n' => i += 1,
-            0..=0x1f | 0x7f => return Err(ParseError::InvalidNameAddr),
-            _ => i += 1,
+            // A control byte; or the end: RFC 4475 §3.1.2.6, an unterminated quote
+            // is a 400, not something to guess.
+            _ => return Err(ParseError::InvalidNameAddr),
         }
     }
-    // RFC 4475 §3.1.2.6: an unterminated quote is a 400, not something to guess.
-    Err(ParseError::InvalidNameAddr)
 }
 
-/// A cheap shape check of the URI text: a scheme, something after it, and only
-/// visible ASCII allowed by `extra`. The full grammar is [`Uri::parse`]'s job.
-fn plausible_uri(uri: &[u8], extra: impl Fn(u8) -> bool) -> bool {
-    split_scheme(uri).is_some_and(|(_, rest)| !rest.is_empty())
-        && uri
-            .iter()
-            .all(|&b| matches!(b, 0x21..=0x7e) && b != b'"' && extra(b))
+/// The bytes a quoted string holds as they are: `qdtext` (RFC 3261 §25.1) with
+/// CR and LF as folding, that is everything but `"`, `\` and the other controls.
+#[inline(always)]
+fn is_qdtext(b: u8) -> bool {
+    QDTEXT[usize::from(b)]
 }
+
+static QDTEXT: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < table.len() {
+        let b = i as u8;
+        table[i] = match b {
+            b'"' | b'\\' => false,
+            b'\t' | b'\r' | b'\n' => true,
+            0..=0x1f | 0x7f => false,
+            _ => true,
+        };
+        i += 1;
+    }
+    table
+};
+
+/// A cheap shape check of the URI text: a scheme and something after it. The
+/// bytes are checked by the caller ([`is_uri_byte`]); the full grammar is
+/// [`Uri::parse`]'s job.
+#[inline]
+fn has_scheme(uri: &[u8]) -> bool {
+    split_scheme(uri).is_some_and(|(_, rest)| !rest.is_empty())
+}
+
+/// The bytes a URI in a name-addr may hold: visible ASCII but `"`, `<` and `>`
+/// (the addr-spec form also excludes `,` and `?`).
+#[inline]
+fn is_uri_byte(b: u8) -> bool {
+    URI_BYTE[usize::from(b)]
+}
+
+static URI_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < table.len() {
+        let b = i as u8;
+        table[i] = matches!(b, 0x21..=0x7e) && !matches!(b, b'"' | b'<' | b'>');
+        i += 1;
+    }
+    table
+};
 
 /// The header parameters after an address: empty, or `;`-led and valid
-/// `generic-param`s, LWS allowed around the separators.
-fn header_params(rest: &[u8]) -> Result<Params<'_>, ParseError> {
+/// `generic-param`s, LWS allowed around the separators. Also returns the first
+/// `tag` parameter, met on the way.
+fn header_params(rest: &[u8]) -> Result<(Params<'_>, ParamValue<'_>), ParseError> {
     let rest = trim_start(rest);
     if !rest.is_empty() && rest.first() != Some(&b';') {
         return Err(ParseError::InvalidNameAddr);
     }
     let params = Params::new(rest);
-    params.validate()?;
-    Ok(params)
+    let mut tag = None;
+    let mut items = params;
+    while let Some(item) = items.next_item() {
+        let p = item.check()?;
+        if tag.is_none() && eq_ic(p.name, b"tag") {
+            tag = Some(p.value);
+        }
+    }
+    Ok((params, tag))
 }
 
 /// A `q` value (RFC 3261 §20.10, §25.1 `qvalue`), held as thousandths: `0.5` is 500.
@@ -573,6 +643,88 @@ mod tests {
         assert_eq!(na_err(b"<sip:a@b>;tag="), ParseError::InvalidParam);
         assert_eq!(na_err(b"<sip:a@b>;a b=1"), ParseError::InvalidParam);
         assert!(NameAddr::parse(b"<sip:a@b>;tag").is_ok());
+    }
+
+    /// The byte-by-byte scan the table-driven `quoted_string_end` replaced.
+    fn quoted_string_end_stepwise(s: &[u8]) -> Result<usize, ParseError> {
+        let mut i = 1;
+        while let Some(&b) = s.get(i) {
+            match b {
+                b'"' => return Ok(i + 1),
+                b'\\' => match s.get(i + 1) {
+                    Some(&e) if e <= 0x7f && e != b'\r' && e != b'\n' => i += 2,
+                    _ => return Err(ParseError::InvalidNameAddr),
+                },
+                b'\t' | b'\r' | b'\n' => i += 1,
+                0..=0x1f | 0x7f => return Err(ParseError::InvalidNameAddr),
+                _ => i += 1,
+            }
+        }
+        Err(ParseError::InvalidNameAddr)
+    }
+
+    #[test]
+    fn quoted_string_end_matches_stepwise_scan() {
+        // After the opening quote, every string of up to six bytes over: quote,
+        // escape, plain, tab, CR, LF, another control, DEL, non-ASCII.
+        let alphabet = b"\"\\a\t\r\n\x01\x7f\xc3";
+        let mut buf = Vec::new();
+        for len in 0..=6u32 {
+            for mut code in 0..alphabet.len().pow(len) {
+                buf.clear();
+                buf.push(b'"');
+                for _ in 0..len {
+                    buf.push(alphabet[code % alphabet.len()]);
+                    code /= alphabet.len();
+                }
+                assert_eq!(
+                    quoted_string_end(&buf),
+                    quoted_string_end_stepwise(&buf),
+                    "{buf:?}"
+                );
+            }
+        }
+    }
+
+    /// `tag()` answers from the validating pass what a search of the parameters
+    /// answers: the first `tag`, in any case, and nothing when that one is a flag.
+    #[test]
+    fn tag_is_the_first_tag_parameter() {
+        for (s, tag) in [
+            ("<sip:a@b>;tag=1;tag=2", Some(&b"1"[..])),
+            ("<sip:a@b>;TAG=x;tag=y", Some(b"x")),
+            ("<sip:a@b>;tag;tag=1", None),
+            ("<sip:a@b>;x=1 ; Tag = 7", Some(b"7")),
+            ("sip:a@b;lr;tag=3", Some(b"3")),
+            ("<sip:a@b;tag=uri>", None),
+            ("<sip:a@b>;tags=1", None),
+        ] {
+            let a = na(s);
+            assert_eq!(a.tag(), tag, "{s}");
+            assert_eq!(a.tag(), a.params.value(b"tag"), "{s}");
+        }
+    }
+
+    /// The URI bytes a name-addr admits: visible ASCII but `"` and `<` (and `>`,
+    /// which ends it); in addr-spec form also not `,` or `?`.
+    #[test]
+    fn uri_bytes() {
+        for b in 0..=u8::MAX {
+            let angle = [&b"<sip:a"[..], &[b], b">"].concat();
+            let ok = matches!(b, 0x21..=0x7e) && !matches!(b, b'"' | b'<');
+            if b == b'>' {
+                // Ends the URI early: `<sip:a>` then `>` where parameters belong.
+                assert_eq!(na_err(&angle), ParseError::InvalidNameAddr);
+                continue;
+            }
+            assert_eq!(NameAddr::parse(&angle).is_ok(), ok, "{angle:?}");
+            let bare = [&b"sip:a"[..], &[b]].concat();
+            let ok = ok && !matches!(b, b',' | b'?' | b'>' | b';') || is_lws(b);
+            assert_eq!(NameAddr::parse(&bare).is_ok(), ok, "{bare:?}");
+        }
+        assert_eq!(na_err(b"<sip:a"), ParseError::InvalidNameAddr);
+        assert_eq!(na_err(b"<sip:>"), ParseError::InvalidNameAddr);
+        assert_eq!(na_err(b"<x>"), ParseError::InvalidNameAddr);
     }
 
     #[test]

@@ -49,7 +49,7 @@ impl<'a> Uri<'a> {
             SipUri::parse_parts(s, rest, true).map(Uri::Sip)
         } else if eq_ic(scheme, b"tel") {
             TelUri::parse_parts(s, rest).map(Uri::Tel)
-        } else if !rest.is_empty() && rest.iter().all(|&b| is_opaque_char(b)) {
+        } else if !rest.is_empty() && rest.iter().all(|&b| in_class(b, OPAQUE)) {
             Ok(Uri::Other {
                 raw: s,
                 scheme,
@@ -158,21 +158,7 @@ impl<'a> SipUri<'a> {
         // contains `;` or `?` (both are user-unreserved, RFC 3261 §25.1).
         let (user, password, hostpart) = match memchr(b'@', rest) {
             Some(at) => {
-                let userinfo = &rest[..at];
-                let (user, password) = match memchr(b':', userinfo) {
-                    Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
-                    None => (userinfo, None),
-                };
-                // user = 1*( unreserved / escaped / user-unreserved )
-                if user.is_empty() || !valid_escaped(user, is_user_unreserved) {
-                    return Err(ParseError::InvalidUri);
-                }
-                // password = *( unreserved / escaped / "&" / "=" / "+" / "$" / "," )
-                if let Some(p) = password {
-                    if !valid_escaped(p, is_password_char) {
-                        return Err(ParseError::InvalidUri);
-                    }
-                }
+                let (user, password) = split_userinfo(&rest[..at])?;
                 (Some(user), password, &rest[at + 1..])
             }
             None => (None, None, rest),
@@ -191,7 +177,7 @@ impl<'a> SipUri<'a> {
             Some(q) => (&after[..q], Some(&after[q + 1..])),
             None => (after, None),
         };
-        if !valid_uri_params(params_s, is_sip_pname) {
+        if !valid_uri_params(params_s, SIP_PNAME) {
             return Err(ParseError::InvalidUri);
         }
         if let Some(h) = headers {
@@ -346,7 +332,7 @@ impl<'a> TelUri<'a> {
             }
         };
         let params_s = &rest[end..];
-        if !valid_number || !valid_uri_params(params_s, is_tel_pname) {
+        if !valid_number || !valid_uri_params(params_s, TEL_PNAME) {
             return Err(ParseError::InvalidUri);
         }
         Ok(TelUri {
@@ -385,7 +371,7 @@ impl<'a> TelUri<'a> {
 
 /// `mark = "-" / "_" / "." / "!" / "~" / "*" / "'" / "(" / ")"`
 #[inline]
-fn is_mark(b: u8) -> bool {
+const fn is_mark(b: u8) -> bool {
     matches!(
         b,
         b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
@@ -394,7 +380,7 @@ fn is_mark(b: u8) -> bool {
 
 /// `unreserved = alphanum / mark`
 #[inline]
-fn is_unreserved(b: u8) -> bool {
+const fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || is_mark(b)
 }
 
@@ -408,40 +394,97 @@ fn is_reserved(b: u8) -> bool {
 }
 
 /// `unreserved / user-unreserved` (`& = + $ , ; ? /`)
-#[inline]
-fn is_user_unreserved(b: u8) -> bool {
+const fn is_user_unreserved(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
 }
 
 /// `unreserved / "&" / "=" / "+" / "$" / ","`
-#[inline]
-fn is_password_char(b: u8) -> bool {
+const fn is_password_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',')
 }
 
 /// `paramchar` without `escaped`: `param-unreserved / unreserved`, where
 /// `param-unreserved = "[" / "]" / "/" / ":" / "&" / "+" / "$"`. RFC 3966 uses the
 /// same set for tel parameter values.
-#[inline]
-fn is_paramchar(b: u8) -> bool {
+const fn is_paramchar(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
 }
 
 /// `hnv-unreserved / unreserved`, `hnv-unreserved = "[" / "]" / "/" / "?" / ":" /
 /// "+" / "$"`.
-#[inline]
-fn is_hnv_char(b: u8) -> bool {
+const fn is_hnv_char(b: u8) -> bool {
     is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$')
 }
 
-/// SIP `pname = 1*paramchar`.
-fn is_sip_pname(name: &[u8]) -> bool {
-    !name.is_empty() && valid_escaped(name, is_paramchar)
+/// RFC 3966 `pname = 1*( alphanum / "-" )`: its characters.
+const fn is_tel_pname_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-'
 }
 
-/// RFC 3966 `pname = 1*( alphanum / "-" )`.
-fn is_tel_pname(name: &[u8]) -> bool {
-    !name.is_empty() && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'-')
+/// `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`: the characters after the
+/// first.
+const fn is_scheme_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')
+}
+
+/// Characters admitted in the opaque part of an unknown scheme: visible ASCII but
+/// the delimiters that would end the URI inside a header (`<`, `>`, `"`).
+const fn is_opaque_char(b: u8) -> bool {
+    matches!(b, 0x21..=0x7e) && !matches!(b, b'<' | b'>' | b'"')
+}
+
+/// Bits of [`CLASS`], one per character set above.
+const USER: u8 = 1 << 0;
+const PASSWORD: u8 = 1 << 1;
+const PARAM: u8 = 1 << 2;
+const HNV: u8 = 1 << 3;
+const TEL_PNAME: u8 = 1 << 4;
+const SCHEME: u8 = 1 << 5;
+const OPAQUE: u8 = 1 << 6;
+/// Not a character set: asks [`valid_uri_params`] for SIP `pname = 1*paramchar`
+/// (escapes allowed) rather than the tel one.
+const SIP_PNAME: u8 = PARAM;
+
+/// The character sets of each byte value, as bits: every URI byte is checked
+/// against one of them, and a table load beats a chain of range compares (and,
+/// unlike a `fn(u8) -> bool` argument, is never an indirect call per byte).
+static CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < table.len() {
+        let b = i as u8;
+        let mut bits = 0;
+        if is_user_unreserved(b) {
+            bits |= USER;
+        }
+        if is_password_char(b) {
+            bits |= PASSWORD;
+        }
+        if is_paramchar(b) {
+            bits |= PARAM;
+        }
+        if is_hnv_char(b) {
+            bits |= HNV;
+        }
+        if is_tel_pname_char(b) {
+            bits |= TEL_PNAME;
+        }
+        if is_scheme_char(b) {
+            bits |= SCHEME;
+        }
+        if is_opaque_char(b) {
+            bits |= OPAQUE;
+        }
+        table[i] = bits;
+        i += 1;
+    }
+    table
+};
+
+/// True when `b` belongs to one of the sets in `mask`.
+#[inline(always)]
+fn in_class(b: u8, mask: u8) -> bool {
+    CLASS[usize::from(b)] & mask != 0
 }
 
 /// RFC 3966 `visual-separator = "-" / "." / "(" / ")"`.
@@ -455,27 +498,6 @@ fn is_local_digit(b: u8) -> bool {
     b.is_ascii_hexdigit() || b == b'*' || b == b'#'
 }
 
-/// Characters admitted in the opaque part of an unknown scheme: visible ASCII but
-/// the delimiters that would end the URI inside a header (`<`, `>`, `"`).
-#[inline]
-fn is_opaque_char(b: u8) -> bool {
-    matches!(b, 0x21..=0x7e) && !matches!(b, b'<' | b'>' | b'"')
-}
-
-/// `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (RFC 3261 §25.1).
-pub(crate) fn is_scheme(s: &[u8]) -> bool {
-    match s.split_first() {
-        Some((first, rest)) => {
-            first.is_ascii_alphabetic()
-                && rest
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-        }
-        None => false,
-    }
-}
-
-/// Splits `scheme:rest`, checking the scheme's characters.
 /// True when `s` starts with a scheme [`Uri::parse`] decodes (`sip`, `sips`,
 /// `tel`) rather than keeping it opaque, read without decoding the rest: for a URI
 /// already validated (a proxy's 416 check, RFC 3261 §16.3 step 2).
@@ -485,10 +507,18 @@ pub fn has_known_scheme(s: &[u8]) -> bool {
     })
 }
 
+/// Splits `scheme:rest`, checking the scheme's characters. The scheme characters
+/// do not include `:`, so the scan over them stops at the first `:` of a valid
+/// scheme, and anywhere else for an invalid one.
+#[inline]
 pub(crate) fn split_scheme(s: &[u8]) -> Option<(&[u8], &[u8])> {
-    let colon = memchr(b':', s)?;
-    let scheme = &s[..colon];
-    is_scheme(scheme).then(|| (scheme, &s[colon + 1..]))
+    let n = s.iter().take_while(|&&b| in_class(b, SCHEME)).count();
+    match s.split_at(n) {
+        (scheme @ [first, ..], [b':', rest @ ..]) if first.is_ascii_alphabetic() => {
+            Some((scheme, rest))
+        }
+        _ => None,
+    }
 }
 
 #[inline]
@@ -498,54 +528,101 @@ fn hex(b: u8) -> Option<u8> {
         .and_then(|d| u8::try_from(d).ok())
 }
 
-/// True when every byte is allowed by `class` or starts a well-formed `%HH`
-/// (`escaped`); a `%` not followed by two hex digits is rejected.
-fn valid_escaped(s: &[u8], class: fn(u8) -> bool) -> bool {
+/// The length of the longest prefix of `s` whose bytes are in the sets of `mask`
+/// or form well-formed `%HH` escapes (`escaped`).
+#[inline]
+fn escaped_len(s: &[u8], mask: u8) -> usize {
     let mut i = 0;
     while let Some(&b) = s.get(i) {
-        if b == b'%' {
-            match (
-                s.get(i + 1).copied().and_then(hex),
-                s.get(i + 2).copied().and_then(hex),
-            ) {
-                (Some(_), Some(_)) => i += 3,
-                _ => return false,
-            }
-        } else if class(b) {
+        if in_class(b, mask) {
             i += 1;
+        } else if b == b'%'
+            && s.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && s.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+        {
+            i += 3;
         } else {
-            return false;
+            break;
         }
     }
-    true
+    i
 }
 
-/// `*( ";" pname [ "=" pvalue ] )`, `pvalue = 1*paramchar`, no white space.
-fn valid_uri_params(s: &[u8], pname: fn(&[u8]) -> bool) -> bool {
-    let body = match s.split_first() {
+/// True when every byte is in the sets of `mask` or starts a well-formed `%HH`
+/// (`escaped`); a `%` not followed by two hex digits is rejected.
+#[inline]
+fn valid_escaped(s: &[u8], mask: u8) -> bool {
+    escaped_len(s, mask) == s.len()
+}
+
+/// `*( ";" pname [ "=" pvalue ] )`, `pvalue = 1*paramchar`, no white space;
+/// `pname` is [`SIP_PNAME`] (`1*paramchar`) or [`TEL_PNAME`] (`1*( alphanum / "-"
+/// )`, no escapes).
+///
+/// One scan: neither `;` nor `=` is a name or value character (nor a hex digit),
+/// so a valid name ends exactly at the item's first `=` or at its end, and a
+/// valid value at the item's end.
+#[inline]
+fn valid_uri_params(s: &[u8], pname: u8) -> bool {
+    let mut rest = match s.split_first() {
         None => return true,
         Some((b';', body)) => body,
         Some(_) => return false,
     };
-    body.split(|&b| b == b';')
-        .all(|item| match memchr(b'=', item) {
-            Some(eq) => {
-                let value = &item[eq + 1..];
-                pname(&item[..eq]) && !value.is_empty() && valid_escaped(value, is_paramchar)
+    loop {
+        let name_len = if pname == SIP_PNAME {
+            escaped_len(rest, PARAM)
+        } else {
+            rest.iter().take_while(|&&b| in_class(b, pname)).count()
+        };
+        if name_len == 0 {
+            return false;
+        }
+        rest = rest.get(name_len..).unwrap_or_default();
+        if let [b'=', value @ ..] = rest {
+            let value_len = escaped_len(value, PARAM);
+            if value_len == 0 {
+                return false;
             }
-            None => pname(item),
-        })
+            rest = value.get(value_len..).unwrap_or_default();
+        }
+        match rest {
+            [] => return true,
+            [b';', more @ ..] => rest = more,
+            _ => return false,
+        }
+    }
+}
+
+/// `userinfo` without its `@`: `user [ ":" password ]`, both checked.
+///
+/// `user = 1*( unreserved / escaped / user-unreserved )` has no `:`, so the user is
+/// valid exactly when its valid prefix ends at the end of `userinfo` or at its
+/// first `:`, the password's separator: one scan finds and checks it.
+#[inline]
+fn split_userinfo(userinfo: &[u8]) -> Result<(&[u8], Option<&[u8]>), ParseError> {
+    let (user, password) = match userinfo.split_at(escaped_len(userinfo, USER)) {
+        (user, []) => (user, None),
+        (user, [b':', password @ ..]) => (user, Some(password)),
+        _ => return Err(ParseError::InvalidUri),
+    };
+    if user.is_empty() {
+        return Err(ParseError::InvalidUri);
+    }
+    // password = *( unreserved / escaped / "&" / "=" / "+" / "$" / "," )
+    if let Some(p) = password {
+        if !valid_escaped(p, PASSWORD) {
+            return Err(ParseError::InvalidUri);
+        }
+    }
+    Ok((user, password))
 }
 
 /// `headers = header *( "&" header )`, `header = hname "=" hvalue`,
 /// `hname = 1*( hnv-unreserved / unreserved / escaped )`, `hvalue = *( … )`.
 fn valid_uri_headers(s: &[u8]) -> bool {
     s.split(|&b| b == b'&').all(|h| match memchr(b'=', h) {
-        Some(eq) => {
-            eq > 0
-                && valid_escaped(&h[..eq], is_hnv_char)
-                && valid_escaped(&h[eq + 1..], is_hnv_char)
-        }
+        Some(eq) => eq > 0 && valid_escaped(&h[..eq], HNV) && valid_escaped(&h[eq + 1..], HNV),
         None => false,
     })
 }
@@ -691,6 +768,118 @@ mod tests {
 
     fn err(s: &str) -> ParseError {
         Uri::parse(s.as_bytes()).unwrap_err()
+    }
+
+    // --- the checks the table-driven scans replaced, kept as their specification ---
+
+    fn valid_escaped_by_fn(s: &[u8], class: fn(u8) -> bool) -> bool {
+        let mut i = 0;
+        while let Some(&b) = s.get(i) {
+            if b == b'%' {
+                match (
+                    s.get(i + 1).copied().and_then(hex),
+                    s.get(i + 2).copied().and_then(hex),
+                ) {
+                    (Some(_), Some(_)) => i += 3,
+                    _ => return false,
+                }
+            } else if class(b) {
+                i += 1;
+            } else {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn is_sip_pname_by_fn(name: &[u8]) -> bool {
+        !name.is_empty() && valid_escaped_by_fn(name, is_paramchar)
+    }
+
+    fn is_tel_pname_by_fn(name: &[u8]) -> bool {
+        !name.is_empty() && name.iter().all(|&b| is_tel_pname_char(b))
+    }
+
+    fn valid_uri_params_by_split(s: &[u8], pname: fn(&[u8]) -> bool) -> bool {
+        let body = match s.split_first() {
+            None => return true,
+            Some((b';', body)) => body,
+            Some(_) => return false,
+        };
+        body.split(|&b| b == b';')
+            .all(|item| match memchr(b'=', item) {
+                Some(eq) => {
+                    let value = &item[eq + 1..];
+                    pname(&item[..eq])
+                        && !value.is_empty()
+                        && valid_escaped_by_fn(value, is_paramchar)
+                }
+                None => pname(item),
+            })
+    }
+
+    fn split_userinfo_by_colon(userinfo: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+        let (user, password) = match memchr(b':', userinfo) {
+            Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
+            None => (userinfo, None),
+        };
+        let valid = !user.is_empty()
+            && valid_escaped_by_fn(user, is_user_unreserved)
+            && password.map_or(true, |p| valid_escaped_by_fn(p, is_password_char));
+        valid.then_some((user, password))
+    }
+
+    fn split_scheme_by_colon(s: &[u8]) -> Option<(&[u8], &[u8])> {
+        let colon = memchr(b':', s)?;
+        let scheme = &s[..colon];
+        let valid = match scheme.split_first() {
+            Some((first, rest)) => {
+                first.is_ascii_alphabetic() && rest.iter().all(|&b| is_scheme_char(b))
+            }
+            None => false,
+        };
+        valid.then(|| (scheme, &s[colon + 1..]))
+    }
+
+    /// Every string of up to `max_len` bytes over `alphabet`.
+    fn for_each_string(alphabet: &[u8], max_len: u32, mut f: impl FnMut(&[u8])) {
+        let mut buf = Vec::new();
+        for len in 0..=max_len {
+            for mut code in 0..alphabet.len().pow(len) {
+                buf.clear();
+                for _ in 0..len {
+                    buf.push(alphabet[code % alphabet.len()]);
+                    code /= alphabet.len();
+                }
+                f(&buf);
+            }
+        }
+    }
+
+    #[test]
+    fn one_scan_checks_match_the_split_checks() {
+        // Separators, a hex digit, a non-hex letter, escapes, and bytes that only
+        // some of the sets admit (`-` tel names, `[` params, `@` none, `&` user and
+        // password, `?` user, `+` scheme).
+        for_each_string(b";=%a4z-[@&?:+", 5, |s| {
+            let text = String::from_utf8_lossy(s);
+            assert_eq!(
+                valid_uri_params(s, SIP_PNAME),
+                valid_uri_params_by_split(s, is_sip_pname_by_fn),
+                "sip {text:?}"
+            );
+            assert_eq!(
+                valid_uri_params(s, TEL_PNAME),
+                valid_uri_params_by_split(s, is_tel_pname_by_fn),
+                "tel {text:?}"
+            );
+            assert_eq!(
+                split_userinfo(s).ok(),
+                split_userinfo_by_colon(s),
+                "userinfo {text:?}"
+            );
+            assert_eq!(split_scheme(s), split_scheme_by_colon(s), "scheme {text:?}");
+        });
     }
 
     #[test]

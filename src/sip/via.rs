@@ -18,9 +18,9 @@ use memchr::memchr;
 
 use super::error::ParseError;
 use super::header::HeaderName;
-use super::host::{split_host_port, Host, HostPort};
+use super::host::{parse_ipv4, split_host_port, Host, HostPort};
 use super::message::Message;
-use super::params::Params;
+use super::params::{Param, Params};
 use super::text::{eq_ic, is_lws, is_token, is_token_str, parse_port, trim, trim_start};
 
 /// The magic cookie that marks an RFC 3261 branch (§8.1.1.7).
@@ -44,20 +44,18 @@ pub enum Transport<'a> {
 impl<'a> Transport<'a> {
     /// Classifies a transport token. The caller checks that it is a token.
     pub fn from_bytes(s: &'a [u8]) -> Transport<'a> {
-        if eq_ic(s, b"UDP") {
-            Transport::Udp
-        } else if eq_ic(s, b"TCP") {
-            Transport::Tcp
-        } else if eq_ic(s, b"TLS") {
-            Transport::Tls
-        } else if eq_ic(s, b"SCTP") {
-            Transport::Sctp
-        } else if eq_ic(s, b"WS") {
-            Transport::Ws
-        } else if eq_ic(s, b"WSS") {
-            Transport::Wss
-        } else {
-            Transport::Other(s)
+        // Every known name is letters only, and for a letter `b | 0x20` is its
+        // lower case while no other byte maps onto a lower-case letter: the
+        // case-insensitive compare is one OR per byte.
+        let lower = |i: usize| s.get(i).map_or(0, |&b| b | 0x20);
+        match (s.len(), lower(0), lower(1), lower(2), lower(3)) {
+            (3, b'u', b'd', b'p', _) => Transport::Udp,
+            (3, b't', b'c', b'p', _) => Transport::Tcp,
+            (3, b't', b'l', b's', _) => Transport::Tls,
+            (4, b's', b'c', b't', b'p') => Transport::Sctp,
+            (2, b'w', b's', _, _) => Transport::Ws,
+            (3, b'w', b's', b's', _) => Transport::Wss,
+            _ => Transport::Other(s),
         }
     }
 
@@ -102,6 +100,10 @@ impl fmt::Display for Transport<'_> {
 /// grammar of every parameter, and the parameters whose accessors cannot fail:
 /// `branch` (a token), `ttl` (0..=255) and `rport` (flag or port). `received` and
 /// `maddr` are decoded on access, because only some paths read them.
+///
+/// The same pass over the parameters keeps the first `branch`, `received`,
+/// `maddr`, `rport` and `ttl` it meets, so their accessors do not search the list
+/// again.
 #[derive(Debug, Clone, Copy)]
 pub struct Via<'a> {
     /// `protocol-name`, normally `SIP`.
@@ -114,6 +116,56 @@ pub struct Via<'a> {
     pub sent_by: HostPort<'a>,
     /// The parameters, from the first `;`.
     pub params: Params<'a>,
+    /// The parameters the accessors return, as the first occurrence of each has
+    /// them (what [`Params::get`] finds).
+    known: KnownParams<'a>,
+}
+
+/// The first occurrence of each parameter [`Via`] has an accessor for: `None` when
+/// absent, `Some(None)` for a flag.
+#[derive(Debug, Clone, Copy, Default)]
+struct KnownParams<'a> {
+    branch: Option<Option<&'a [u8]>>,
+    received: Option<Option<&'a [u8]>>,
+    maddr: Option<Option<&'a [u8]>>,
+    /// Checked by [`Via::parse`]: a flag or a port.
+    rport: Option<Option<u16>>,
+    /// Checked by [`Via::parse`]: 0..=255.
+    ttl: Option<u8>,
+}
+
+impl<'a> KnownParams<'a> {
+    /// Checks `p` if it is one of the parameters [`Via::parse`] must check, and
+    /// keeps it if it is the first of its name.
+    /// `token_value` is what [`Item::token_value`] says of `p`.
+    ///
+    /// [`Item::token_value`]: super::params::Item::token_value
+    #[inline]
+    fn note(&mut self, p: Param<'a>, token_value: bool) -> Result<(), ParseError> {
+        let name = p.name;
+        if eq_ic(name, b"branch") {
+            // via-branch = "branch" EQUAL token
+            if !(token_value || p.value.is_some_and(is_token_str)) {
+                return Err(ParseError::InvalidVia);
+            }
+            self.branch.get_or_insert(p.value);
+        } else if eq_ic(name, b"received") {
+            self.received.get_or_insert(p.value);
+        } else if eq_ic(name, b"maddr") {
+            self.maddr.get_or_insert(p.value);
+        } else if eq_ic(name, b"rport") {
+            // RFC 3581 §4: response-port = "rport" [EQUAL 1*DIGIT]
+            let port = match p.value {
+                Some(v) => Some(parse_port(v).ok_or(ParseError::InvalidPort)?),
+                None => None,
+            };
+            self.rport.get_or_insert(port);
+        } else if eq_ic(name, b"ttl") {
+            let ttl = p.value.and_then(parse_ttl).ok_or(ParseError::InvalidVia)?;
+            self.ttl.get_or_insert(ttl);
+        }
+        Ok(())
+    }
 }
 
 impl<'a> Via<'a> {
@@ -122,10 +174,21 @@ impl<'a> Via<'a> {
     /// [`HeaderName::Via`]: super::header::HeaderName::Via
     pub fn parse(value: &'a [u8]) -> Result<Via<'a>, ParseError> {
         let s = trim(value);
-        let (protocol, s) = take_token(s).ok_or(ParseError::InvalidVia)?;
-        let s = expect_slash(s)?;
-        let (version, s) = take_token(s).ok_or(ParseError::InvalidVia)?;
-        let s = expect_slash(s)?;
+        let (protocol, version, s) = match s {
+            // What nearly every element writes, read without the token scans;
+            // the general path would split it the same way.
+            [b'S', b'I', b'P', b'/', b'2', b'.', b'0', b'/', rest @ ..] => (
+                s.get(..3).unwrap_or_default(),
+                s.get(4..7).unwrap_or_default(),
+                trim_start(rest),
+            ),
+            _ => {
+                let (protocol, s) = take_token(s).ok_or(ParseError::InvalidVia)?;
+                let s = expect_slash(s)?;
+                let (version, s) = take_token(s).ok_or(ParseError::InvalidVia)?;
+                (protocol, version, expect_slash(s)?)
+            }
+        };
         let (transport, s) = take_token(s).ok_or(ParseError::InvalidVia)?;
         // sent-protocol LWS sent-by: the white space is mandatory.
         if !s.first().is_some_and(|&b| is_lws(b)) {
@@ -134,39 +197,30 @@ impl<'a> Via<'a> {
         let end = memchr(b';', s).unwrap_or(s.len());
         let sent_by = parse_sent_by(trim(&s[..end]))?;
         let params = Params::new(&s[end..]);
-        params.validate().map_err(|_| ParseError::InvalidVia)?;
 
-        let via = Via {
+        // One pass: the generic-param grammar of every item, and the checks of
+        // the parameters with infallible accessors. A grammar fault anywhere wins
+        // over a bad `rport` value (InvalidPort) earlier in the list, so the first
+        // such fault waits until the whole list is known to be well formed.
+        let mut known = KnownParams::default();
+        let mut fault = Ok(());
+        let mut items = params;
+        while let Some(item) = items.next_item() {
+            let p = item.check().map_err(|_| ParseError::InvalidVia)?;
+            if fault.is_ok() {
+                fault = known.note(p, item.token_value);
+            }
+        }
+        fault?;
+
+        Ok(Via {
             protocol,
             version,
             transport: Transport::from_bytes(transport),
             sent_by,
             params,
-        };
-        via.check_params()?;
-        Ok(via)
-    }
-
-    /// Checks the parameters whose accessors return plain values.
-    fn check_params(&self) -> Result<(), ParseError> {
-        for p in self.params {
-            if eq_ic(p.name, b"branch") {
-                // via-branch = "branch" EQUAL token
-                if !p.value.is_some_and(is_token_str) {
-                    return Err(ParseError::InvalidVia);
-                }
-            } else if eq_ic(p.name, b"ttl") {
-                if p.value.and_then(parse_ttl).is_none() {
-                    return Err(ParseError::InvalidVia);
-                }
-            } else if eq_ic(p.name, b"rport") {
-                // RFC 3581 §4: response-port = "rport" [EQUAL 1*DIGIT]
-                if let Some(v) = p.value {
-                    parse_port(v).ok_or(ParseError::InvalidPort)?;
-                }
-            }
-        }
-        Ok(())
+            known,
+        })
     }
 
     /// True for `SIP/2.0` (compared case-insensitively, RFC 3261 §7.1).
@@ -176,7 +230,7 @@ impl<'a> Via<'a> {
 
     /// The `branch` parameter (RFC 3261 §8.1.1.7).
     pub fn branch(&self) -> Option<&'a [u8]> {
-        self.params.value(b"branch")
+        self.known.branch.flatten()
     }
 
     /// True when the branch starts with the RFC 3261 magic cookie `z9hG4bK`. The
@@ -190,11 +244,16 @@ impl<'a> Via<'a> {
     /// hop saw. Both `received=2001:db8::1` (the RFC 3261 grammar) and the
     /// bracketed `received=[2001:db8::1]` found in the wild are accepted.
     pub fn received(&self) -> Option<Result<IpAddr, ParseError>> {
-        let v = self.params.value(b"received")?;
+        let v = self.known.received.flatten()?;
         let text = match v {
             [b'[', inner @ .., b']'] => inner,
             _ => v,
         };
+        // The dotted quad every IPv4 hop writes, without the generic parser; what
+        // it rejects gets the full IpAddr parse, which decides as it did alone.
+        if let Some(a) = parse_ipv4(text) {
+            return Some(Ok(IpAddr::V4(a)));
+        }
         Some(
             std::str::from_utf8(text)
                 .ok()
@@ -207,17 +266,17 @@ impl<'a> Via<'a> {
     /// sends to ask for symmetric response routing, `Some(Some(port))` once a
     /// server has filled it in.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params.get(b"rport").map(|v| v.and_then(parse_port))
+        self.known.rport
     }
 
     /// The `maddr` parameter (RFC 3261 §18.2.2): a host to send responses to.
     pub fn maddr(&self) -> Option<Result<Host<'a>, ParseError>> {
-        self.params.value(b"maddr").map(Host::parse)
+        self.known.maddr.flatten().map(Host::parse)
     }
 
     /// The `ttl` parameter (multicast, 0..=255).
     pub fn ttl(&self) -> Option<u8> {
-        self.params.value(b"ttl").and_then(parse_ttl)
+        self.known.ttl
     }
 
     /// The sent-by port, or the transport's default when none is written.
@@ -273,9 +332,13 @@ fn parse_sent_by(s: &[u8]) -> Result<HostPort<'_>, ParseError> {
     if s.is_empty() {
         return Err(ParseError::InvalidVia);
     }
-    let (host, port) = match (s.first(), memchr(b']', s)) {
+    let close = match s.first() {
+        Some(b'[') => memchr(b']', s),
+        _ => None,
+    };
+    let (host, port) = match close {
         // `[v6] : port` — split_host_port wants the colon right after `]`.
-        (Some(b'['), Some(close)) => {
+        Some(close) => {
             let (host, rest) = s.split_at(close + 1);
             match trim_start(rest) {
                 [] => (host, None),
@@ -416,6 +479,66 @@ Content-Length: 0\r\n\r\n";
         assert!(via("sip/2.0/UDP h").is_sip_2_0());
     }
 
+    /// The common `SIP/2.0/` prefix is read without the token scans; the parts
+    /// must come out as the general path splits them, as slices of the value.
+    #[test]
+    fn sent_protocol_fast_and_general_paths_agree() {
+        for s in [
+            "SIP/2.0/UDP h",
+            "SIP/2.0/ UDP h",
+            "SIP/2.0/\r\n UDP h",
+            "SIP /2.0/UDP h",
+            "sip/2.0/UDP h",
+            "SIP/2.0 /UDP h",
+            "SIP/2.01/UDP h",
+        ] {
+            let v = via(s);
+            assert_eq!(v.protocol.as_ptr(), s.as_ptr(), "{s:?}");
+            assert!(v.protocol.eq_ignore_ascii_case(b"SIP"), "{s:?}");
+            assert!(v.version.starts_with(b"2.0"), "{s:?}");
+            assert_eq!(v.transport, Transport::Udp, "{s:?}");
+        }
+        assert_eq!(
+            via("SIP/2.0/UDP h").version.as_ptr(),
+            "SIP/2.0/UDP h"[4..].as_ptr()
+        );
+        assert_eq!(err("SIP/2.0/"), ParseError::InvalidVia);
+        assert_eq!(err("SIP/2.0//UDP h"), ParseError::InvalidVia);
+        assert_eq!(err("SIP/2.0/UDP"), ParseError::InvalidVia);
+    }
+
+    #[test]
+    fn transport_names_compare_case_insensitively_and_exactly() {
+        for (s, t) in [
+            (&b"udp"[..], Transport::Udp),
+            (b"TcP", Transport::Tcp),
+            (b"tls", Transport::Tls),
+            (b"sCtP", Transport::Sctp),
+            (b"Ws", Transport::Ws),
+            (b"wsS", Transport::Wss),
+        ] {
+            assert_eq!(Transport::from_bytes(s), t);
+        }
+        // Bytes that OR 0x20 onto a letter only when they are that letter.
+        for s in [
+            &b"UD"[..],
+            b"UDPX",
+            b"U\x04P",
+            b"UDp\x00",
+            b"SCT",
+            b"W",
+            b"WSSS",
+            b"U@P",
+        ] {
+            assert_eq!(Transport::from_bytes(s), Transport::Other(s), "{s:?}");
+        }
+        for b in 0..=u8::MAX {
+            let s = [b, b'D', b'P'];
+            let udp = Transport::from_bytes(&s) == Transport::Udp;
+            assert_eq!(udp, b.eq_ignore_ascii_case(&b'u'), "{b:#04x}");
+        }
+    }
+
     #[test]
     fn ipv6_sent_by() {
         let v = via("SIP/2.0/UDP [2001:db8::9:1]:6050;branch=z9hG4bKas3-111");
@@ -484,6 +607,53 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(v.maddr(), Some(Err(ParseError::InvalidHost)));
     }
 
+    /// The accessors answer from the parse's single pass what a search of the
+    /// list answers: the first occurrence of each name counts.
+    #[test]
+    fn accessors_agree_with_a_search_of_the_list() {
+        for s in [
+            "SIP/2.0/UDP h;branch=z9hG4bK1;BRANCH=z9hG4bK2;rport;rport=5;ttl=3;ttl=4",
+            "SIP/2.0/UDP h;received;received=192.0.2.1;maddr;maddr=224.0.0.1",
+            "SIP/2.0/UDP h;received=192.0.2.1;received;maddr=h1;maddr=h2;rport=7;rport",
+            "SIP/2.0/UDP h;x=1;Received=[2001:db8::1];MADDR=[::1];TTL=0;RPort",
+            "SIP/2.0/UDP h",
+        ] {
+            let v = via(s);
+            let p = v.params;
+            assert_eq!(v.branch(), p.value(b"branch"), "{s}");
+            assert_eq!(v.rport(), p.get(b"rport").map(|r| r.and_then(parse_port)));
+            assert_eq!(v.ttl(), p.value(b"ttl").and_then(parse_ttl), "{s}");
+            let received = p.value(b"received").map(|r| {
+                let r = r.strip_prefix(b"[").and_then(|r| r.strip_suffix(b"]"));
+                let text = std::str::from_utf8(r.unwrap_or(p.value(b"received").unwrap()));
+                text.unwrap()
+                    .parse::<IpAddr>()
+                    .map_err(|_| ParseError::InvalidHost)
+            });
+            assert_eq!(v.received(), received, "{s}");
+            assert_eq!(v.maddr(), p.value(b"maddr").map(Host::parse), "{s}");
+        }
+        let v = via("SIP/2.0/UDP h;received;received=192.0.2.1;maddr;maddr=h");
+        assert_eq!(v.received(), None);
+        assert_eq!(v.maddr(), None);
+        let v = via("SIP/2.0/UDP h;rport=7;rport");
+        assert_eq!(v.rport(), Some(Some(7)));
+    }
+
+    #[test]
+    fn grammar_faults_win_over_a_bad_rport() {
+        // The generic-param check covers the whole list before rport's value is
+        // reported, wherever the two faults are.
+        assert_eq!(err("SIP/2.0/UDP h;rport=x;a b=1"), ParseError::InvalidVia);
+        assert_eq!(err("SIP/2.0/UDP h;rport=x;;"), ParseError::InvalidVia);
+        assert_eq!(
+            err("SIP/2.0/UDP h;rport=x;ttl=300"),
+            ParseError::InvalidPort
+        );
+        assert_eq!(err("SIP/2.0/UDP h;ttl=300;rport=x"), ParseError::InvalidVia);
+        assert_eq!(err("SIP/2.0/UDP h;branch;rport=x"), ParseError::InvalidVia);
+    }
+
     #[test]
     fn magic_cookie_is_case_sensitive() {
         assert!(via("SIP/2.0/UDP h;branch=z9hG4bK").has_magic_cookie());
@@ -513,6 +683,12 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(err("SIP/2.0/UDP h;branch="), ParseError::InvalidVia);
         assert_eq!(err("SIP/2.0/UDP h;branch"), ParseError::InvalidVia);
         assert_eq!(err("SIP/2.0/UDP h;branch=\"q\""), ParseError::InvalidVia);
+        // A valid gen-value, but not a token.
+        assert_eq!(
+            err("SIP/2.0/UDP h;branch=z9hG4bK:1"),
+            ParseError::InvalidVia
+        );
+        assert_eq!(err("SIP/2.0/UDP h;branch=[::1]"), ParseError::InvalidVia);
         assert_eq!(err("SIP/2.0/UDP h;a b=1"), ParseError::InvalidVia);
     }
 
