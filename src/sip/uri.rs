@@ -43,13 +43,17 @@ impl<'a> Uri<'a> {
     /// host part of a SIP URI is at fault, [`ParseError::InvalidUri`] otherwise.
     pub fn parse(s: &'a [u8]) -> Result<Uri<'a>, ParseError> {
         let (scheme, rest) = split_scheme(s).ok_or(ParseError::InvalidUri)?;
-        if eq_ic(scheme, b"sip") {
-            SipUri::parse_parts(s, rest, false).map(Uri::Sip)
-        } else if eq_ic(scheme, b"sips") {
-            SipUri::parse_parts(s, rest, true).map(Uri::Sip)
-        } else if eq_ic(scheme, b"tel") {
-            TelUri::parse_parts(s, rest).map(Uri::Tel)
-        } else if !rest.is_empty() && rest.iter().all(|&b| in_class(b, OPAQUE)) {
+        match KnownScheme::of(scheme) {
+            Some(KnownScheme::Sip) => SipUri::parse_parts(s, rest, false).map(Uri::Sip),
+            Some(KnownScheme::Sips) => SipUri::parse_parts(s, rest, true).map(Uri::Sip),
+            Some(KnownScheme::Tel) => TelUri::parse_parts(s, rest).map(Uri::Tel),
+            None => Self::other(s, scheme, rest),
+        }
+    }
+
+    /// A URI of a scheme this parser keeps opaque.
+    fn other(s: &'a [u8], scheme: &'a [u8], rest: &'a [u8]) -> Result<Uri<'a>, ParseError> {
+        if !rest.is_empty() && rest.iter().all(|&b| in_class(b, OPAQUE)) {
             Ok(Uri::Other {
                 raw: s,
                 scheme,
@@ -173,9 +177,14 @@ impl<'a> SipUri<'a> {
         };
 
         let after = &hostpart[hp_end..];
-        let (params_s, headers) = match memchr(b'?', after) {
-            Some(q) => (&after[..q], Some(&after[q + 1..])),
-            None => (after, None),
+        // `after` is empty or starts at the `;` or `?` that ended the host part.
+        let (params_s, headers) = match after {
+            [] => (after, None),
+            [b'?', headers @ ..] => (&after[..0], Some(headers)),
+            _ => match memchr(b'?', after) {
+                Some(q) => (&after[..q], Some(&after[q + 1..])),
+                None => (after, None),
+            },
         };
         if !valid_uri_params(params_s, SIP_PNAME) {
             return Err(ParseError::InvalidUri);
@@ -502,9 +511,35 @@ fn is_local_digit(b: u8) -> bool {
 /// `tel`) rather than keeping it opaque, read without decoding the rest: for a URI
 /// already validated (a proxy's 416 check, RFC 3261 §16.3 step 2).
 pub fn has_known_scheme(s: &[u8]) -> bool {
-    split_scheme(s).is_some_and(|(scheme, _)| {
-        eq_ic(scheme, b"sip") || eq_ic(scheme, b"sips") || eq_ic(scheme, b"tel")
-    })
+    split_scheme(s).is_some_and(|(scheme, _)| KnownScheme::of(scheme).is_some())
+}
+
+/// The schemes [`Uri::parse`] decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KnownScheme {
+    Sip,
+    Sips,
+    Tel,
+}
+
+impl KnownScheme {
+    /// Compares case-insensitively (RFC 3261 §19.1.1). The names are letters
+    /// only, and for a letter `b | 0x20` is its lower case while no other byte
+    /// maps onto a lower-case letter: one OR per byte does it.
+    #[inline]
+    fn of(scheme: &[u8]) -> Option<KnownScheme> {
+        match *scheme {
+            [a, b, c] => match [a | 0x20, b | 0x20, c | 0x20] {
+                [b's', b'i', b'p'] => Some(KnownScheme::Sip),
+                [b't', b'e', b'l'] => Some(KnownScheme::Tel),
+                _ => None,
+            },
+            [a, b, c, d] if [a | 0x20, b | 0x20, c | 0x20, d | 0x20] == *b"sips" => {
+                Some(KnownScheme::Sips)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Splits `scheme:rest`, checking the scheme's characters. The scheme characters
@@ -880,6 +915,34 @@ mod tests {
             );
             assert_eq!(split_scheme(s), split_scheme_by_colon(s), "scheme {text:?}");
         });
+    }
+
+    #[test]
+    fn known_scheme_names_compare_case_insensitively_and_exactly() {
+        for (s, k) in [
+            (&b"sip"[..], Some(KnownScheme::Sip)),
+            (b"SiP", Some(KnownScheme::Sip)),
+            (b"SIPS", Some(KnownScheme::Sips)),
+            (b"sIpS", Some(KnownScheme::Sips)),
+            (b"TEL", Some(KnownScheme::Tel)),
+            (b"si", None),
+            (b"sipx", None),
+            (b"sipss", None),
+            (b"s1p", None),
+            (b"", None),
+        ] {
+            assert_eq!(KnownScheme::of(s), k, "{s:?}");
+        }
+        // Against eq_ic for every byte in every position of each name.
+        for name in [&b"sip"[..], b"sips", b"tel"] {
+            for i in 0..name.len() {
+                for b in 0..=u8::MAX {
+                    let mut s = name.to_vec();
+                    s[i] = b;
+                    assert_eq!(KnownScheme::of(&s).is_some(), eq_ic(&s, name), "{s:?}");
+                }
+            }
+        }
     }
 
     #[test]
