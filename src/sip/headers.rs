@@ -279,34 +279,29 @@ fn digits_value(s: &[u8]) -> Option<u64> {
     Some(n)
 }
 
-/// `word` characters of RFC 3261 §25.1.
+/// `word` characters of RFC 3261 §25.1, as a table: the Call-ID of every message
+/// is checked, and the chain of comparisons cost ~800 instructions per message.
+const WORD: [bool; 256] = {
+    let extra = b"-.!%*_+`'~()<>:\\\"/[]?{}";
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric();
+        b += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// True for a `word` character of RFC 3261 §25.1.
+#[inline]
 fn is_word(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'!'
-                | b'%'
-                | b'*'
-                | b'_'
-                | b'+'
-                | b'`'
-                | b'\''
-                | b'~'
-                | b'('
-                | b')'
-                | b'<'
-                | b'>'
-                | b':'
-                | b'\\'
-                | b'"'
-                | b'/'
-                | b'['
-                | b']'
-                | b'?'
-                | b'{'
-                | b'}'
-        )
+    WORD[usize::from(b)]
 }
 
 /// `callid = word [ "@" word ]`.
@@ -323,6 +318,17 @@ fn is_call_id(v: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_table_is_rfc3261_word() {
+        // RFC 3261 §25.1: word = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" /
+        // "+" / "`" / "'" / "~" / "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" /
+        // "[" / "]" / "?" / "{" / "}")
+        for b in 0..=255u8 {
+            let spec = b.is_ascii_alphanumeric() || br#"-.!%*_+`'~()<>:\"/[]?{}"#.contains(&b);
+            assert_eq!(is_word(b), spec, "{b:#04x}");
+        }
+    }
 
     fn msg(headers: &str) -> Vec<u8> {
         format!("OPTIONS sip:x@example.com SIP/2.0\r\n{headers}Content-Length: 0\r\n\r\n")
