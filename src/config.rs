@@ -183,7 +183,7 @@ impl Default for ProxyOptions {
         ProxyOptions {
             record_route: true,
             relay: Vec::new(),
-            max_transactions: 100_000,
+            max_transactions: 1_000_000,
             fork: ForkMode::Parallel,
             stateless: false,
         }

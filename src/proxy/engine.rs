@@ -83,7 +83,7 @@ impl Default for ProxyConfig {
         ProxyConfig {
             record_route: true,
             relay: Vec::new(),
-            max_transactions: 100_000,
+            max_transactions: 1_000_000,
             timers: Timers::default(),
             udp_mtu: 1300,
             fork: ForkMode::Parallel,
