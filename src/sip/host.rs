@@ -263,19 +263,10 @@ mod tests {
             );
         }
         // And every string of up to seven bytes over digits, zero and dots.
-        let alphabet = b"0129.";
-        let mut buf = Vec::new();
-        for len in 0..=7u32 {
-            for mut code in 0..alphabet.len().pow(len) {
-                buf.clear();
-                for _ in 0..len {
-                    buf.push(alphabet[code % alphabet.len()]);
-                    code /= alphabet.len();
-                }
-                let text = std::str::from_utf8(&buf).unwrap();
-                assert_eq!(parse_ipv4(&buf), text.parse::<Ipv4Addr>().ok(), "{text:?}");
-            }
-        }
+        crate::sip::text::for_each_string(b"0129.", 7, |buf| {
+            let text = std::str::from_utf8(buf).unwrap();
+            assert_eq!(parse_ipv4(buf), text.parse::<Ipv4Addr>().ok(), "{text:?}");
+        });
     }
 
     #[test]
@@ -319,23 +310,14 @@ mod tests {
 
     #[test]
     fn hostname_check_matches_label_split() {
-        let alphabet = b"a1-_. ";
-        let mut buf = Vec::new();
-        for len in 0..=7u32 {
-            for mut code in 0..alphabet.len().pow(len) {
-                buf.clear();
-                for _ in 0..len {
-                    buf.push(alphabet[code % alphabet.len()]);
-                    code /= alphabet.len();
-                }
-                assert_eq!(
-                    valid_hostname(&buf),
-                    valid_hostname_by_labels(&buf),
-                    "{:?}",
-                    String::from_utf8_lossy(&buf)
-                );
-            }
-        }
+        crate::sip::text::for_each_string(b"a1-_. ", 7, |buf| {
+            assert_eq!(
+                valid_hostname(buf),
+                valid_hostname_by_labels(buf),
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
+        });
         // Length limits: 63-byte labels, 253-byte names (a trailing dot aside).
         let label = |n: usize| "a".repeat(n);
         for name in [

@@ -262,9 +262,50 @@ impl<'a> Iterator for CommaList<'a> {
     }
 }
 
+/// `n` in decimal without leading zeros: the tail of `buf` that holds it. For the
+/// numbers written into every message (CSeq, ports, addresses) without `core::fmt`.
+pub fn decimal(n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut n = n;
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+/// Calls `f` with every string of up to `max_len` bytes over `alphabet`: the
+/// exhaustive comparisons of a fast scanner with its plain specification.
+#[cfg(test)]
+pub(crate) fn for_each_string(alphabet: &[u8], max_len: u32, mut f: impl FnMut(&[u8])) {
+    let mut buf = Vec::new();
+    for len in 0..=max_len {
+        for mut code in 0..alphabet.len().pow(len) {
+            buf.clear();
+            for _ in 0..len {
+                buf.push(alphabet[code % alphabet.len()]);
+                code /= alphabet.len();
+            }
+            f(&buf);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_is_display() {
+        let mut buf = [0; 10];
+        for n in [0, 7, 10, 99, 255, 5060, 65535, 1 << 31, u32::MAX] {
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn comma_list_respects_quotes_and_angles() {

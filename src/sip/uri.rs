@@ -876,27 +876,12 @@ mod tests {
         valid.then(|| (scheme, &s[colon + 1..]))
     }
 
-    /// Every string of up to `max_len` bytes over `alphabet`.
-    fn for_each_string(alphabet: &[u8], max_len: u32, mut f: impl FnMut(&[u8])) {
-        let mut buf = Vec::new();
-        for len in 0..=max_len {
-            for mut code in 0..alphabet.len().pow(len) {
-                buf.clear();
-                for _ in 0..len {
-                    buf.push(alphabet[code % alphabet.len()]);
-                    code /= alphabet.len();
-                }
-                f(&buf);
-            }
-        }
-    }
-
     #[test]
     fn one_scan_checks_match_the_split_checks() {
         // Separators, a hex digit, a non-hex letter, escapes, and bytes that only
         // some of the sets admit (`-` tel names, `[` params, `@` none, `&` user and
         // password, `?` user, `+` scheme).
-        for_each_string(b";=%a4z-[@&?:+", 5, |s| {
+        crate::sip::text::for_each_string(b";=%a4z-[@&?:+", 5, |s| {
             let text = String::from_utf8_lossy(s);
             assert_eq!(
                 valid_uri_params(s, SIP_PNAME),

@@ -600,18 +600,8 @@ fn check_value(v: &[u8]) -> Result<(), WriteError> {
     }
 }
 
-fn push_decimal_u32(out: &mut Vec<u8>, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
+fn push_decimal_u32(out: &mut Vec<u8>, n: u32) {
+    out.extend_from_slice(super::text::decimal(n, &mut [0; 10]));
 }
 
 fn push_decimal(out: &mut Vec<u8>, n: u16) {

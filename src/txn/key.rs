@@ -112,18 +112,7 @@ fn write_v4(w: &mut &mut [u8], a: std::net::Ipv4Addr) -> std::io::Result<()> {
 
 /// `n` in decimal, no leading zeros.
 fn write_decimal(w: &mut &mut [u8], n: u32) -> std::io::Result<()> {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    w.write_all(&digits[i..])
+    w.write_all(crate::sip::text::decimal(n, &mut [0; 10]))
 }
 
 /// The shard owning a request's server transaction: `hash(top Via branch) % n`
