@@ -132,6 +132,7 @@ fn main() {
                 conn: None,
             },
             bytes: sip.clone(),
+            received: Instant::now(),
         }
     });
 }

@@ -78,7 +78,12 @@ struct Transmit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MeshMsg {
     /// Handle this message as if it had arrived on the receiving shard.
-    Inbound { peer: Peer, bytes: Vec<u8> },
+    Inbound {
+        peer: Peer,
+        bytes: Vec<u8>,
+        /// When it arrived on the first core: proxy-added latency counts the hop.
+        received: Instant,
+    },
     /// Write these bytes on connection `conn`, owned by the receiving shard.
     Write {
         conn: ConnId,
@@ -349,7 +354,7 @@ impl Shard {
     /// Another shard sent a message.
     pub fn on_mesh(&mut self, now: Instant, msg: MeshMsg, out: &mut Outbox) {
         match msg {
-            MeshMsg::Inbound { peer, bytes } => {
+            MeshMsg::Inbound { peer, bytes, .. } => {
                 self.engine.metrics_mut().inc_mesh_in();
                 self.on_message(now, peer, &bytes, true, out);
             }
@@ -517,6 +522,7 @@ impl Shard {
                 MeshMsg::Inbound {
                     peer: from,
                     bytes: bytes.to_vec(),
+                    received: now,
                 },
             );
             return;

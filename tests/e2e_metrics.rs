@@ -1,5 +1,5 @@
 //! End to end: the real `coresip` binary with `--metrics` on loopback. SIP traffic goes
-//! in over UDP; `/metrics`, `/health` and `coresip stats` must show it. Every wait is
+//! in over UDP and TCP; `/metrics`, `/health` and `coresip stats` must show it. Every wait is
 //! bounded.
 
 use std::io::{Read, Write};
@@ -13,7 +13,7 @@ mod common;
 
 use common::{command as coresip, data_dir, free_ports, Server, WAIT};
 
-/// Starts coresip with UDP SIP on a free port and `--metrics` on the next one.
+/// Starts coresip with UDP and TCP SIP on a free port and `--metrics` on the next one.
 fn start(tag: &str, cores: usize, extra: &[&str]) -> Server {
     let sip = free_ports(2);
     let data_dir = data_dir(&format!("metrics-{tag}"));
@@ -22,6 +22,8 @@ fn start(tag: &str, cores: usize, extra: &[&str]) -> Server {
         cores.to_string(),
         "--listen".into(),
         format!("udp:127.0.0.1:{sip}"),
+        "--listen".into(),
+        format!("tcp:127.0.0.1:{sip}"),
         "--metrics".into(),
         format!("127.0.0.1:{}", sip + 1),
         "--data-dir".into(),
@@ -159,6 +161,52 @@ fn metrics_health_and_stats_show_the_traffic() {
     let line = server.wait_for_line(|l| l.contains(" stats ") || l.ends_with(" stats"));
     assert!(line.contains("p99_us="), "{line}");
     assert!(line.contains("shards=2/2"), "{line}");
+}
+
+/// Proxy-added latency is recorded for every answered message: over TCP as over
+/// UDP, and after a mesh hop (two cores: some OPTIONS are owned by the other core).
+#[test]
+fn latency_is_timed_on_every_transport_and_after_a_hop() {
+    let server = start("latency", 2, &[]);
+    let target = server.addr();
+
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(WAIT)).unwrap();
+    let mut buf = vec![0u8; 65536];
+    for i in 0..6 {
+        sock.send_to(&options(target, &format!("u{i}")), target)
+            .unwrap();
+        let (n, _) = sock.recv_from(&mut buf).expect("no answer over UDP");
+        assert!(buf[..n].starts_with(b"SIP/2.0 200 OK\r\n"));
+    }
+    let mut tcp = TcpStream::connect_timeout(&target, WAIT).unwrap();
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    for i in 0..3 {
+        let req = String::from_utf8(options(target, &format!("t{i}")))
+            .unwrap()
+            .replace("SIP/2.0/UDP 127.0.0.1:9", "SIP/2.0/TCP 127.0.0.1:9");
+        tcp.write_all(req.as_bytes()).unwrap();
+        let n = tcp.read(&mut buf).expect("no answer over TCP");
+        assert!(
+            buf[..n].starts_with(b"SIP/2.0 200 OK\r\n"),
+            "{:?}",
+            &buf[..n]
+        );
+    }
+
+    let count = |e: &Exposition| {
+        e.value("coresip_forward_latency_seconds_count", &[])
+            .unwrap_or(0.0)
+    };
+    let exp = metrics_until(metrics_addr(&server), |e| count(e) >= 9.0);
+    assert_eq!(count(&exp), 9.0);
+    let hops_in = exp
+        .value("coresip_mesh_hops_total", &[("direction", "in")])
+        .unwrap_or(0.0);
+    assert!(
+        hops_in > 0.0,
+        "no OPTIONS crossed cores; the hop path went untested"
+    );
 }
 
 #[test]

@@ -181,6 +181,8 @@ async fn serve<S>(
     let mut started: Option<Instant> = inbound.then(Instant::now);
     let mut seen_bytes = false;
     let own = peer.conn;
+    // When the message whose consequences are being flushed was cut from the stream.
+    let mut received: Option<Instant> = None;
     loop {
         // Cut and handle every complete message in the buffer.
         loop {
@@ -206,6 +208,7 @@ async fn serve<S>(
                 Frame::KeepAlive(_) => {}
                 Frame::Message(n) => {
                     if let Some(msg) = buf.get(..n) {
+                        received = Some(Instant::now());
                         core.shard.borrow_mut().on_stream_message(
                             Instant::now(),
                             peer,
@@ -217,10 +220,14 @@ async fn serve<S>(
                 }
             }
             buf.drain(..frame.len().min(buf.len()));
-            if !out.is_empty()
-                && !flush_with_own(core, &mut stream, own, &mut out, limits.header_timeout).await
-            {
-                return;
+            if !out.is_empty() {
+                let sends = out.transmits().count();
+                if !flush_with_own(core, &mut stream, own, &mut out, limits.header_timeout).await {
+                    return;
+                }
+                if let Some(at) = received.take() {
+                    core.observe_latency(at, sends);
+                }
             }
         }
         if buf.is_empty() && seen_bytes {

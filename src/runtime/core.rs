@@ -79,6 +79,18 @@ impl Core {
         }
     }
 
+    /// Records the proxy-added latency of a message received at `received` whose
+    /// consequences were just handed to the kernel (or to their connections' tasks),
+    /// when it had any: every transport and mesh hop included.
+    pub fn observe_latency(&self, received: Instant, sends: usize) {
+        if sends > 0 {
+            self.shard
+                .borrow_mut()
+                .metrics_mut()
+                .observe_forward_latency(received.elapsed());
+        }
+    }
+
     /// Sends everything in `out` (except what the caller took care of) and clears it.
     pub async fn flush(&self, out: &mut Outbox) {
         for (dest, bytes) in out.transmits() {
@@ -422,12 +434,7 @@ async fn udp_loop(core: Rc<Core>, listener: u16, sock: Rc<UdpSocket>) {
             let sends = out.transmits().count();
             core.flush(&mut out).await;
             // Proxy-added latency: datagram in, its consequences handed to the kernel.
-            if sends > 0 {
-                core.shard
-                    .borrow_mut()
-                    .metrics_mut()
-                    .observe_forward_latency(received.elapsed());
-            }
+            core.observe_latency(received, sends);
         }
     }
 }
@@ -444,12 +451,20 @@ async fn mesh_loop(core: Rc<Core>, from: ShardId, rx: ConnectedReceiver<MeshMsg>
                 bytes,
             } => core.write_own(conn.seq, transport, fallback, bytes),
             other => {
+                let received = match &other {
+                    MeshMsg::Inbound { received, .. } => Some(*received),
+                    _ => None,
+                };
                 core.shard
                     .borrow_mut()
                     .on_mesh(Instant::now(), other, &mut out);
                 core.schedule_timers();
                 if !out.is_empty() {
+                    let sends = out.transmits().count();
                     core.flush(&mut out).await;
+                    if let Some(received) = received {
+                        core.observe_latency(received, sends);
+                    }
                 }
             }
         }
