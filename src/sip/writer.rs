@@ -230,15 +230,7 @@ pub fn forward_request(
 /// Fails with [`WriteError::NoVia`] when no Via value would remain: such a response
 /// answers a request this element sent and is not forwarded.
 pub fn forward_response(resp: &Message, out: &mut Vec<u8>) -> Result<(), WriteError> {
-    if resp.is_request() {
-        return Err(WriteError::NotAResponse);
-    }
-    if resp.values(HeaderName::Via).nth(1).is_none() {
-        return Err(WriteError::NoVia);
-    }
-    let cut = first_value_cut(resp, HeaderName::Via).ok_or(WriteError::NoVia)?;
-    splice(resp, &[Op::replace(cut, Piece::Nothing)], out);
-    Ok(())
+    forward_response_with(resp, &[], out)
 }
 
 /// [`forward_response`] with `extra_lines` (whole header lines, each ending in CRLF)
@@ -253,13 +245,14 @@ pub fn forward_response_with(
     if resp.is_request() {
         return Err(WriteError::NotAResponse);
     }
-    if resp.values(HeaderName::Via).nth(1).is_none() {
-        return Err(WriteError::NoVia);
+    let cut = top_via_cut(resp)?;
+    if extra_lines.is_empty() {
+        splice(resp, &[Op::replace(cut, Piece::Nothing)], out);
+        return Ok(());
     }
-    if !extra_lines.is_empty() && !extra_lines.ends_with(b"\r\n") {
+    if !extra_lines.ends_with(b"\r\n") {
         return Err(WriteError::InvalidValue);
     }
-    let cut = first_value_cut(resp, HeaderName::Via).ok_or(WriteError::NoVia)?;
     let end = resp.headers_end();
     splice(
         resp,
@@ -505,18 +498,29 @@ fn write_piece(out: &mut Vec<u8>, piece: &Piece) {
     }
 }
 
-/// The bytes to drop to remove the first value of header `name`: the value up to the
-/// next one when its line holds a comma list, otherwise the whole line. Lines with
-/// no value at all (`Route:`) are passed over.
-fn first_value_cut(msg: &Message, name: HeaderName) -> Option<Range<usize>> {
-    msg.all(name).find_map(|h: &Header| {
-        let mut values = CommaList::new(msg.value(h));
-        let first = values.next()?;
-        Some(match values.next() {
-            Some(second) => msg.offset_of(first)..msg.offset_of(second),
-            None => h.line_range(),
+/// The bytes to drop to remove the topmost Via value: the value up to the next one
+/// when its line holds a comma list, otherwise the whole line (lines with no value
+/// are passed over). [`WriteError::NoVia`] when no other Via value would remain.
+/// One scan finds both, where asking "is there a second value?" first read the top
+/// line twice for every forwarded response.
+fn top_via_cut(resp: &Message) -> Result<Range<usize>, WriteError> {
+    let mut lines = resp.all(HeaderName::Via);
+    let (cut, more_on_line) = lines
+        .by_ref()
+        .find_map(|h: &Header| {
+            let mut values = CommaList::new(resp.value(h));
+            let first = values.next()?;
+            Some(match values.next() {
+                Some(second) => (resp.offset_of(first)..resp.offset_of(second), true),
+                None => (h.line_range(), false),
+            })
         })
-    })
+        .ok_or(WriteError::NoVia)?;
+    if more_on_line || lines.any(|h| CommaList::new(resp.value(h)).next().is_some()) {
+        Ok(cut)
+    } else {
+        Err(WriteError::NoVia)
+    }
 }
 
 /// Reports, through `cut`, the bytes to drop to remove the values of header `name`
