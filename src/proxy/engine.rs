@@ -1481,6 +1481,18 @@ impl Engine {
         }
     }
 
+    /// Sends `msg` without its top Via to `dest`, outside any server transaction's
+    /// state (stateless, or a further 2xx after the final response), and counts it.
+    fn relay_response(&mut self, dest: Dest, msg: &Message<'_>, out: &mut Outbox) {
+        if out
+            .try_send_with(dest, |b| writer::forward_response(msg, b))
+            .is_ok()
+        {
+            self.stats.forwarded_responses += 1;
+            self.metrics.inc_response_out(msg.status().unwrap_or(0));
+        }
+    }
+
     /// Forwards a response to the element named by its second Via (§16.7 step 9,
     /// §18.2.2) without a transaction.
     pub(super) fn forward_response_stateless(&mut self, msg: &Message<'_>, out: &mut Outbox) {
@@ -1496,13 +1508,7 @@ impl Engine {
             self.dropped(DropReason::Malformed);
             return;
         };
-        if out
-            .try_send_with(dest, |b| writer::forward_response(msg, b))
-            .is_ok()
-        {
-            self.stats.forwarded_responses += 1;
-            self.metrics.inc_response_out(msg.status().unwrap_or(0));
-        }
+        self.relay_response(dest, msg, out);
     }
 
     /// Where a response goes by a Via value alone (§18.2.2, RFC 3581): `received`
@@ -1629,13 +1635,8 @@ impl Engine {
         if !live {
             // The server transaction has ended: only a further 2xx (another fork
             // branch answered) still goes upstream, statelessly.
-            if (200..300).contains(&code)
-                && out
-                    .try_send_with(upstream, |b| writer::forward_response(msg, b))
-                    .is_ok()
-            {
-                self.stats.forwarded_responses += 1;
-                self.metrics.inc_response_out(code);
+            if (200..300).contains(&code) {
+                self.relay_response(upstream, msg, out);
             }
             return;
         }
@@ -1644,13 +1645,7 @@ impl Engine {
         };
         if s.final_sent {
             // A second 2xx while the transaction lingers.
-            if out
-                .try_send_with(upstream, |b| writer::forward_response(msg, b))
-                .is_ok()
-            {
-                self.stats.forwarded_responses += 1;
-                self.metrics.inc_response_out(code);
-            }
+            self.relay_response(upstream, msg, out);
             return;
         }
         let mut resp = std::mem::take(&mut s.last_response);
