@@ -23,7 +23,7 @@ use super::error::ParseError;
 use super::header::HeaderName;
 use super::message::{Message, StartLine};
 use super::name_addr::{Contact, NameAddr};
-use super::text::{trim, CommaList};
+use super::text::trim;
 use super::uri::Uri;
 use super::via::Via;
 
@@ -94,19 +94,16 @@ impl<'a> Message<'a> {
         if !has_via {
             return Err(ParseError::MissingVia);
         }
-        let mut top = true;
-        for h in self.all(HeaderName::Via) {
-            let line = self.value(h);
-            // via = "Via" HCOLON via-parm *(COMMA via-parm): a line holds at least one.
-            if trim(line).is_empty() {
-                return Err(ParseError::InvalidVia);
-            }
-            for parm in CommaList::new(line) {
-                // The top one is the decoding every later reader shares.
-                let via = if top { self.via() } else { Via::parse(parm) };
-                top = false;
-                check_via(via)?;
-            }
+        // via = "Via" HCOLON via-parm *(COMMA via-parm): a line holds at least one.
+        if self
+            .all(HeaderName::Via)
+            .any(|h| trim(self.value(h)).is_empty())
+        {
+            return Err(ParseError::InvalidVia);
+        }
+        // The top one is the decoding every later reader shares.
+        for via in self.vias() {
+            check_via(via)?;
         }
 
         // 2. The rest of the mandatory set (RFC 3261 §8.1.1).
