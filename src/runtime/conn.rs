@@ -208,13 +208,11 @@ async fn serve<S>(
                 Frame::KeepAlive(_) => {}
                 Frame::Message(n) => {
                     if let Some(msg) = buf.get(..n) {
-                        received = Some(Instant::now());
-                        core.shard.borrow_mut().on_stream_message(
-                            Instant::now(),
-                            peer,
-                            msg,
-                            &mut out,
-                        );
+                        let now = Instant::now();
+                        received = Some(now);
+                        core.shard
+                            .borrow_mut()
+                            .on_stream_message(now, peer, msg, &mut out);
                         core.schedule_timers();
                     }
                 }
