@@ -3,12 +3,15 @@
 //! touches a socket, a clock or an executor, so every behaviour is unit-tested
 //! without a network.
 //!
-//! Ownership (DESIGN.md §3): a request belongs to shard `hash(top Via branch) % N`; a
-//! message that arrives on another core is forwarded there over the mesh untouched.
+//! Ownership (DESIGN.md §3): an initial request belongs to the shard of its AOR
+//! (REGISTER, requests to our users) or to `hash(top Via branch) % N`; a request
+//! inside a dialog belongs to the core it arrives on; a response to the shard named
+//! in our branch. A message that arrives on another core than its owner is
+//! forwarded there over the mesh untouched.
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::{Config, Transport};
 use crate::metrics::{DropReason, ShardMetrics, Snapshot};
@@ -16,7 +19,7 @@ use crate::proxy::{Engine, EngineStats, Identity, Listener, ProxyConfig, Service
 use crate::registrar::{aor_of_register, shard_of_aor, AorKey};
 use crate::sip::header::HeaderName;
 use crate::sip::{Message, Method, ParseError, Uri, Via};
-use crate::txn::key::{is_rfc3261_branch, parse_shard, shard_of_branch, shard_of_legacy};
+use crate::txn::key::{branch_hash, is_rfc3261_branch, legacy_request_hash, parse_shard};
 
 /// Index of a shard (= executor = core), `0..N`.
 pub type ShardId = usize;
@@ -214,6 +217,8 @@ pub struct Shard {
     /// Messages this shard dropped before the engine saw them (the metrics count
     /// these together with the engine's own drops).
     dropped: u64,
+    /// Where the INVITEs this core handed to other cores went, for their ACKs.
+    invite_hops: InviteHops,
 }
 
 impl Shard {
@@ -279,6 +284,7 @@ impl Shard {
                 id as u16, seed, now, unix_now, proxy, identity, listeners, services,
             ),
             dropped: 0,
+            invite_hops: InviteHops::new(now, 64 * cfg.timers.t1),
         }
     }
 
@@ -371,6 +377,7 @@ impl Shard {
     /// The periodic tick: fires transaction timers (DESIGN.md §4).
     pub fn on_tick(&mut self, now: Instant, out: &mut Outbox) {
         self.engine.on_tick(now, out);
+        self.invite_hops.expire(now);
     }
 
     /// The earliest time [`Shard::on_tick`] has transaction work; `None` when no
@@ -379,10 +386,24 @@ impl Shard {
         self.engine.next_deadline()
     }
 
-    /// The shard that owns `msg` (DESIGN.md §3): for a request `hash(top Via
-    /// branch) % N`, or `hash(Call-ID, CSeq number) % N` when the branch is not RFC
-    /// 3261's, so ACK and CANCEL land with their INVITE; for a response the shard
-    /// written into our own branch. `None` when the message is not ours to handle.
+    /// The shard that owns `msg` (DESIGN.md §3), `None` when it is not ours to
+    /// handle. For a request, in this order:
+    ///
+    /// - REGISTER: the shard of its AOR, where the bindings live.
+    /// - ACK: the core this one handed the ACK's INVITE to, if it did (the ACK of a
+    ///   non-2xx response belongs to the INVITE's server transaction, §17.1.1.3);
+    ///   otherwise this core, which relays a 2xx's ACK statelessly (§16.11) or finds
+    ///   the transaction among its own.
+    /// - Inside a dialog (a To tag, RFC 3261 §12.2): the core it arrives on. Its
+    ///   retransmissions, CANCEL and ACK come over the same flow, which SO_REUSEPORT
+    ///   (the same UDP 4-tuple) or the connection keeps on this core; and the
+    ///   responses come back here, named in our branch.
+    /// - Initial requests to a user of our domains: the shard of the AOR, so the
+    ///   location lookup is local.
+    /// - Any other: `hash(top Via branch) % N`, or `hash(Call-ID, CSeq number) % N`
+    ///   when the branch is not RFC 3261's, so their CANCEL lands with them.
+    ///
+    /// For a response: the shard written into our own branch.
     pub fn owner_of(&self, msg: &Message<'_>) -> Option<ShardId> {
         if self.shards == 1 {
             return Some(0);
@@ -393,33 +414,37 @@ impl Shard {
             let aor = msg.is_request().then(|| self.aor_of(msg)).flatten();
             return Some(aor.map_or(self.id, |a| shard_of_aor(&a, self.shards)));
         }
-        let branch = msg.via().ok().and_then(|v| v.branch());
-        if msg.is_request() {
-            if let Some(aor) = self.aor_of(msg) {
-                return Some(shard_of_aor(&aor, self.shards));
-            }
-            match branch.filter(|b| is_rfc3261_branch(b)) {
-                Some(b) => Some(shard_of_branch(b, self.shards)),
-                None => {
-                    let call_id = msg.call_id().ok()?;
-                    let cseq = msg.cseq().ok()?.seq;
-                    Some(shard_of_legacy(call_id, cseq, self.shards))
-                }
-            }
-        } else {
-            branch
+        let Some(method) = msg.method() else {
+            return msg
+                .via()
+                .ok()
+                .and_then(|v| v.branch())
                 .and_then(parse_shard)
                 .map(usize::from)
-                .filter(|&s| s < self.shards)
+                .filter(|&s| s < self.shards);
+        };
+        if method == Method::Register {
+            return Some(aor_of_register(msg).map_or(self.id, |a| shard_of_aor(&a, self.shards)));
         }
+        if method == Method::Ack {
+            let hop = affinity_of(msg).and_then(|a| self.invite_hops.get(a));
+            return Some(hop.map_or(self.id, usize::from));
+        }
+        if msg.to().ok().and_then(|t| t.tag()).is_some() {
+            return Some(self.id);
+        }
+        if let Some(aor) = self.aor_of(msg) {
+            return Some(shard_of_aor(&aor, self.shards));
+        }
+        affinity_of(msg).map(|a| (a % self.shards as u64) as usize)
     }
 
     /// The AOR whose shard owns a request, where the location part decides:
     /// REGISTER (its To), and initial requests to a user of our domains with no
-    /// Route to follow (their Request-URI), together with the CANCEL and the ACK
-    /// of a non-2xx that share its Request-URI (§9.1, §17.1.1.3). Owning these
-    /// where the bindings live makes the lookup local; it departs from DESIGN.md
-    /// §3's branch hash for exactly these requests.
+    /// Route to follow (their Request-URI), together with the CANCEL and (for
+    /// `--stateless`) the ACK of a non-2xx that share it (§9.1, §17.1.1.3). Owning these where the bindings live makes the
+    /// lookup local; it departs from DESIGN.md §3's branch hash for exactly these
+    /// requests.
     fn aor_of(&self, msg: &Message<'_>) -> Option<AorKey> {
         let method = msg.method()?;
         if method == Method::Register {
@@ -517,6 +542,11 @@ impl Shard {
         };
         if owner != self.id && !hopped {
             self.engine.metrics_mut().inc_mesh_out();
+            if msg.method() == Some(Method::Invite) {
+                if let Some(a) = affinity_of(&msg) {
+                    self.invite_hops.insert(a, owner);
+                }
+            }
             out.mesh(
                 owner,
                 MeshMsg::Inbound {
@@ -535,6 +565,72 @@ impl Shard {
             (false, false) => self.engine.on_response(now, from, &msg, out),
             (true, true) => self.engine.on_stateless_request(now, from, &msg, out),
             (true, false) => self.engine.on_stateless_response(&msg, out),
+        }
+    }
+}
+
+/// The hash that places a request by its transaction (DESIGN.md §3): of the top
+/// Via branch, or of Call-ID and CSeq number when the branch is not RFC 3261's.
+/// A CANCEL and the ACK of a non-2xx hash like their INVITE (§9.1, §17.1.1.3).
+fn affinity_of(msg: &Message<'_>) -> Option<u64> {
+    match msg.via().ok().and_then(|v| v.branch()) {
+        Some(b) if is_rfc3261_branch(b) => Some(branch_hash(b)),
+        _ => Some(legacy_request_hash(
+            msg.call_id().ok()?,
+            msg.cseq().ok()?.seq,
+        )),
+    }
+}
+
+/// Entries [`InviteHops`] keeps per generation; past it, a hop is not recorded
+/// and its ACK, should one come, is relayed from the arrival core.
+const MAX_INVITE_HOPS: usize = 1 << 20;
+
+/// Where this core sent the INVITEs it received but did not own, by
+/// [`affinity_of`], for as long as their ACK may follow: the ACK of a non-2xx
+/// response comes over the INVITE's flow, so to this core, until the owner's
+/// Timer H (64·T1) ends the transaction. It cannot be told from the ACK of a 2xx
+/// (§13.2.2.4), which needs no owner, without this record. Two generations swapped
+/// every 64·T1: an entry lives between one and two of them, with no timer each.
+#[derive(Debug)]
+struct InviteHops {
+    current: ahash::AHashMap<u64, u16>,
+    previous: ahash::AHashMap<u64, u16>,
+    since: Instant,
+    hold: Duration,
+}
+
+impl InviteHops {
+    fn new(now: Instant, hold: Duration) -> InviteHops {
+        InviteHops {
+            current: ahash::AHashMap::new(),
+            previous: ahash::AHashMap::new(),
+            since: now,
+            hold,
+        }
+    }
+
+    fn insert(&mut self, affinity: u64, owner: ShardId) {
+        if self.current.len() < MAX_INVITE_HOPS {
+            self.current.insert(affinity, owner as u16);
+        }
+    }
+
+    fn get(&self, affinity: u64) -> Option<u16> {
+        if self.current.is_empty() && self.previous.is_empty() {
+            return None;
+        }
+        self.current
+            .get(&affinity)
+            .or_else(|| self.previous.get(&affinity))
+            .copied()
+    }
+
+    /// Starts a new generation when the current one is `hold` old.
+    fn expire(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.since) >= self.hold {
+            self.previous = std::mem::take(&mut self.current);
+            self.since = now;
         }
     }
 }
@@ -881,6 +977,118 @@ Content-Length: 0\r\n\r\n"
             shards[0].stats().from_mesh + shards[1].stats().from_mesh,
             64
         );
+    }
+
+    /// `options()` turned into `method`, inside a dialog when `to_tag` is given.
+    fn request(method: &str, uri: &str, branch: &str, to_tag: Option<&str>) -> Vec<u8> {
+        let text = String::from_utf8(options(uri, "", branch))
+            .unwrap()
+            .replace("OPTIONS sip", &format!("{method} sip"))
+            .replace("CSeq: 7 OPTIONS", &format!("CSeq: 7 {method}"));
+        match to_tag {
+            Some(tag) => text.replace(&format!("To: <{uri}>"), &format!("To: <{uri}>;tag={tag}")),
+            None => text,
+        }
+        .into_bytes()
+    }
+
+    #[test]
+    fn requests_inside_a_dialog_stay_on_their_arrival_core() {
+        // RFC 3261 §12.2: a To tag puts a request inside a dialog. Its retransmissions,
+        // CANCEL and ACK come over the same flow, so the core it arrives on owns it.
+        let mut shards = [shard(0, 2), shard(1, 2)];
+        for i in 0..32 {
+            for method in ["BYE", "INVITE", "CANCEL", "INFO"] {
+                let req = request(
+                    method,
+                    "sip:127.0.0.1:5999",
+                    &format!("z9hG4bK{i}d"),
+                    Some("b7"),
+                );
+                let msg = Message::parse(&req).unwrap();
+                for sh in &shards {
+                    assert_eq!(sh.owner_of(&msg), Some(sh.id()), "{method} {i}");
+                }
+            }
+        }
+        // Handled where they arrive: no mesh message.
+        for (i, sh) in shards.iter_mut().enumerate() {
+            let bye = request(
+                "BYE",
+                "sip:127.0.0.1:5999",
+                &format!("z9hG4bK{i}e"),
+                Some("b7"),
+            );
+            let mut out = run(sh, udp_peer("127.0.0.1:1"), &bye);
+            assert_eq!(out.drain_mesh().count(), 0);
+        }
+        assert_eq!(shards[0].stats().forwarded + shards[1].stats().forwarded, 0);
+    }
+
+    #[test]
+    fn a_cancel_outside_a_dialog_lands_with_its_invite() {
+        // §9.1: the CANCEL shares the INVITE's Request-URI, Call-ID, CSeq number and
+        // top Via, so every shard computes the same owner for both.
+        let shards = [shard(0, 4), shard(1, 4), shard(3, 4)];
+        for i in 0..32 {
+            for uri in ["sip:127.0.0.1:5999", "sip:bob@proxy.example.com"] {
+                let branch = format!("z9hG4bK{i}c");
+                let invite = request("INVITE", uri, &branch, None);
+                let cancel = request("CANCEL", uri, &branch, None);
+                let invite = Message::parse(&invite).unwrap();
+                let cancel = Message::parse(&cancel).unwrap();
+                let owner = shards[0].owner_of(&invite);
+                for sh in &shards {
+                    assert_eq!(sh.owner_of(&invite), owner);
+                    assert_eq!(sh.owner_of(&cancel), owner);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_ack_of_a_non_2xx_follows_its_invite_to_the_owner() {
+        // §17.1.1.3: the ACK of a non-2xx final response carries the INVITE's branch
+        // and belongs to its server transaction, wherever that lives. Another ACK (a
+        // 2xx's, §13.2.2.4) is relayed from the core it arrives on.
+        let mut c = cfg(2);
+        c.timers.t1 = Duration::from_millis(500);
+        let ips = vec!["127.0.0.1".parse().unwrap()];
+        let start = Instant::now();
+        let mut sh: Vec<Shard> = (0..2)
+            .map(|i| Shard::with_seed(i, &c, ips.clone(), Services::in_memory(&c), 7, start, 0))
+            .collect();
+        // An INVITE whose owner is the other core.
+        let (branch, owner, arrival) = (0..64)
+            .map(|i| format!("z9hG4bK{i}i"))
+            .find_map(|b| {
+                let inv = request("INVITE", "sip:127.0.0.1:5999", &b, None);
+                let owner = sh[0].owner_of(&Message::parse(&inv).unwrap())?;
+                Some((b, owner, 1 - owner))
+            })
+            .unwrap();
+        let invite = request("INVITE", "sip:127.0.0.1:5999", &branch, None);
+        let mut out = Outbox::new();
+        sh[arrival].on_datagram(start, udp_peer("127.0.0.1:1"), &invite, &mut out);
+        assert_eq!(
+            out.drain_mesh().map(|(to, _)| to).collect::<Vec<_>>(),
+            [owner]
+        );
+
+        let ack = request("ACK", "sip:127.0.0.1:5999", &branch, Some("x1"));
+        let ack = Message::parse(&ack).unwrap();
+        assert_eq!(sh[arrival].owner_of(&ack), Some(owner));
+        let ack_2xx = request("ACK", "sip:127.0.0.1:5999", "z9hG4bKother", Some("x1"));
+        let ack_2xx = Message::parse(&ack_2xx).unwrap();
+        assert_eq!(sh[arrival].owner_of(&ack_2xx), Some(arrival));
+        assert_eq!(sh[owner].owner_of(&ack_2xx), Some(owner));
+
+        // Kept for Timer H (64·T1, 32 s) at least, forgotten after twice that.
+        let mut out = Outbox::new();
+        sh[arrival].on_tick(start + Duration::from_secs(33), &mut out);
+        assert_eq!(sh[arrival].owner_of(&ack), Some(owner));
+        sh[arrival].on_tick(start + Duration::from_secs(66), &mut out);
+        assert_eq!(sh[arrival].owner_of(&ack), Some(arrival));
     }
 
     #[test]

@@ -209,6 +209,65 @@ fn latency_is_timed_on_every_transport_and_after_a_hop() {
     );
 }
 
+/// On two cores, nothing inside a dialog crosses cores: a request with a To tag is
+/// handled on the core it arrives on, and the kernel steers every response to the
+/// core named in our branch (`runtime::steering`). Before, each request and each
+/// response hopped whenever its branch hashed to the other core.
+#[test]
+fn inside_a_dialog_nothing_crosses_cores() {
+    use common::ua::Ua;
+    let server = start("steering", 2, &["--domain", "example.com"]);
+    let handled = |e: &Exposition| {
+        e.value("coresip_messages_local_total", &[]).unwrap_or(0.0)
+            + e.value("coresip_mesh_hops_total", &[("direction", "in")])
+                .unwrap_or(0.0)
+    };
+    let hops = |e: &Exposition| {
+        e.value("coresip_mesh_hops_total", &[("direction", "in")])
+            .unwrap_or(0.0)
+    };
+
+    let mut bob = Ua::udp("bob", server.addr());
+    assert_eq!(bob.register(3600).status(), Some(200));
+    let mut alice = Ua::udp("alice", server.addr());
+    let mut call = alice.invite(&bob.aor());
+    let invite = bob.expect_request("INVITE");
+    let mut callee = bob.accept(&invite);
+    bob.respond(&invite, 180, Some(&callee.local_tag));
+    alice.expect_status(180);
+    bob.respond(&invite, 200, Some(&callee.local_tag));
+    let ok = alice.expect_status(200);
+    alice.ack(&mut call, &ok);
+    bob.expect_request("ACK");
+    // REGISTER, INVITE, 180, 200, ACK.
+    let before = metrics_until(metrics_addr(&server), |e| handled(e) >= 5.0);
+    let base = handled(&before);
+
+    const ROUNDS: usize = 16;
+    for _ in 0..ROUNDS {
+        alice.in_dialog(&mut call, "INFO");
+        let info = bob.expect_request("INFO");
+        bob.respond(&info, 200, None);
+        alice.expect_status(200);
+        bob.in_dialog(&mut callee, "INFO");
+        let info = alice.expect_request("INFO");
+        alice.respond(&info, 200, None);
+        bob.expect_status(200);
+    }
+    alice.in_dialog(&mut call, "BYE");
+    let bye = bob.expect_request("BYE");
+    bob.respond(&bye, 200, None);
+    alice.expect_status(200);
+
+    let sent = (ROUNDS * 4 + 2) as f64;
+    let after = metrics_until(metrics_addr(&server), |e| handled(e) >= base + sent);
+    assert_eq!(
+        hops(&after),
+        hops(&before),
+        "in-dialog requests or their responses crossed cores"
+    );
+}
+
 #[test]
 fn a_taken_metrics_port_stops_startup() {
     let sip = free_ports(1);

@@ -9,6 +9,7 @@ mod core;
 pub mod mesh;
 mod services;
 pub mod sockets;
+mod steering;
 pub mod tls;
 
 use std::net::IpAddr;
@@ -157,6 +158,7 @@ pub fn run_until(cfg: Config, shutdown: Arc<AtomicBool>) -> Result<(), RunError>
         }
         per_core.push(Some(cs));
     }
+    steer_responses(&cfg, &per_core);
 
     let tls_server = if cfg.listen.iter().any(|l| l.transport == Transport::Tls) {
         Some(tls::server_config(&cfg)?)
@@ -230,6 +232,25 @@ pub fn run_until(cfg: Config, shutdown: Arc<AtomicBool>) -> Result<(), RunError>
         None => {
             tracing::info!("stopped");
             Ok(())
+        }
+    }
+}
+
+/// Attaches the response-steering program (see [`steering`]) to every UDP
+/// listener's SO_REUSEPORT group, once all cores' sockets are bound in core order.
+/// Without it (an old kernel, more than 256 cores, a stateless proxy that has no
+/// transactions to find) responses still work, one mesh hop away.
+fn steer_responses(cfg: &Config, per_core: &[Option<CoreSockets>]) {
+    if cfg.cores < 2 || cfg.cores > steering::MAX_CORES || cfg.proxy.stateless {
+        return;
+    }
+    let Some(Some(first)) = per_core.first() else {
+        return;
+    };
+    for (i, sock) in &first.udp {
+        if let Err(e) = steering::attach(sock) {
+            let spec = cfg.listen.get(*i as usize).map(ToString::to_string);
+            tracing::warn!(listener = ?spec, error = %e, "UDP response steering not available");
         }
     }
 }

@@ -122,9 +122,15 @@ pub fn shard_of_branch(branch: &[u8], n: usize) -> usize {
     if n == 0 {
         return 0;
     }
+    (branch_hash(branch) % n as u64) as usize
+}
+
+/// The 64-bit hash behind [`shard_of_branch`]: case-folded, so every request that
+/// matches one transaction (§17.2.3) hashes alike.
+pub fn branch_hash(branch: &[u8]) -> u64 {
     let mut h = hasher();
     write_folded(&mut h, branch);
-    (h.finish() % n as u64) as usize
+    h.finish()
 }
 
 /// The shard of a request whose branch lacks the cookie: `hash(Call-ID, CSeq
@@ -134,10 +140,15 @@ pub fn shard_of_legacy(call_id: &[u8], cseq: u32, n: usize) -> usize {
     if n == 0 {
         return 0;
     }
+    (legacy_request_hash(call_id, cseq) % n as u64) as usize
+}
+
+/// The 64-bit hash behind [`shard_of_legacy`].
+pub fn legacy_request_hash(call_id: &[u8], cseq: u32) -> u64 {
     let mut h = hasher();
     write_exact(&mut h, call_id);
     h.write_u32(cseq);
-    (h.finish() % n as u64) as usize
+    h.finish()
 }
 
 /// The method a request is matched under: ACK matches its INVITE's transaction
@@ -503,6 +514,10 @@ impl ClientKey {
 
 /// Marks a branch as coresip's, right after the cookie.
 const BRANCH_TAG: u8 = b'c';
+/// How every branch coresip generates begins: the cookie and [`BRANCH_TAG`]. The
+/// shard follows as 4 lowercase hex digits, where the kernel's response steering
+/// (`runtime::steering`) reads it too.
+pub const BRANCH_PREFIX: &[u8; 8] = b"z9hG4bKc";
 /// `z9hG4bK` `c` + 4 hex digits of shard + 16 hex digits of unique id.
 const BRANCH_LEN: usize = MAGIC_COOKIE.len() + 1 + 4 + 16;
 
@@ -897,6 +912,9 @@ mod tests {
         let b = g.next_branch();
         assert_eq!(b.as_bytes().len(), 28);
         assert!(b.as_str().starts_with("z9hG4bKc002a"));
+        assert!(b.as_bytes().starts_with(BRANCH_PREFIX));
+        assert_eq!(&BRANCH_PREFIX[..7], MAGIC_COOKIE);
+        assert_eq!(BRANCH_PREFIX[7], BRANCH_TAG);
         assert!(is_rfc3261_branch(b.as_bytes()));
         assert_eq!(parse_shard(b.as_bytes()), Some(0x2a));
         let mut g = BranchGenerator::new(u16::MAX, 0);
