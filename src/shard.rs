@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Config, Transport};
 use crate::metrics::{DropReason, ShardMetrics, Snapshot};
 use crate::proxy::{Engine, EngineStats, Identity, Listener, ProxyConfig, Services};
-use crate::registrar::{aor_of_register, shard_of_aor, AorKey};
+use crate::registrar::{aor_of_register, shard_of_aor, AorKey, Change};
 use crate::sip::header::HeaderName;
 use crate::sip::{Message, Method, ParseError, Uri, Via};
 use crate::txn::key::{branch_hash, is_rfc3261_branch, legacy_request_hash, parse_shard};
@@ -94,6 +94,9 @@ pub enum MeshMsg {
         fallback: Option<SocketAddr>,
         bytes: Vec<u8>,
     },
+    /// Binding changes of the sending shard's AORs, for the receiver's location
+    /// replica (`proxy::engine::replica`).
+    Bindings(Vec<Change>),
     /// A question for the shard that owns `key` (location lookups, later issues).
     Request { id: u64, key: Vec<u8> },
     /// The answer to a [`MeshMsg::Request`].
@@ -275,14 +278,18 @@ impl Shard {
             fork: cfg.proxy.fork,
             flow_key: process_flow_key(),
         };
+        let mut engine = Engine::new(
+            id as u16, seed, now, unix_now, proxy, identity, listeners, services,
+        );
+        if cfg.cores > 1 && !cfg.proxy.stateless {
+            engine.start_replicating(now);
+        }
         Shard {
             id,
             shards: cfg.cores.max(1),
             max_message_size: cfg.max_message_size,
             stateless: cfg.proxy.stateless,
-            engine: Engine::new(
-                id as u16, seed, now, unix_now, proxy, identity, listeners, services,
-            ),
+            engine,
             dropped: 0,
             invite_hops: InviteHops::new(now, 64 * cfg.timers.t1),
         }
@@ -364,6 +371,7 @@ impl Shard {
                 self.engine.metrics_mut().inc_mesh_in();
                 self.on_message(now, peer, &bytes, true, out);
             }
+            MeshMsg::Bindings(changes) => self.engine.apply_replicated(&changes),
             // Writes are the runtime's business; requests and responses have no users yet.
             MeshMsg::Write { .. } | MeshMsg::Request { .. } | MeshMsg::Response { .. } => {}
         }
@@ -378,6 +386,22 @@ impl Shard {
     pub fn on_tick(&mut self, now: Instant, out: &mut Outbox) {
         self.engine.on_tick(now, out);
         self.invite_hops.expire(now);
+        self.send_replication(now, out);
+    }
+
+    /// Sends the binding changes due at `now` to every other shard's replica.
+    fn send_replication(&mut self, now: Instant, out: &mut Outbox) {
+        let changes = self.engine.take_replication(now);
+        if changes.is_empty() {
+            return;
+        }
+        let others: Vec<ShardId> = (0..self.shards).filter(|&s| s != self.id).collect();
+        if let Some((&last, rest)) = others.split_last() {
+            for &to in rest {
+                out.mesh(to, MeshMsg::Bindings(changes.clone()));
+            }
+            out.mesh(last, MeshMsg::Bindings(changes));
+        }
     }
 
     /// The earliest time [`Shard::on_tick`] has transaction work; `None` when no
@@ -398,8 +422,10 @@ impl Shard {
     ///   retransmissions, CANCEL and ACK come over the same flow, which SO_REUSEPORT
     ///   (the same UDP 4-tuple) or the connection keeps on this core; and the
     ///   responses come back here, named in our branch.
-    /// - Initial requests to a user of our domains: the shard of the AOR, so the
-    ///   location lookup is local.
+    /// - Initial requests to a user of our domains: this core when its location
+    ///   replica knows the AOR (`proxy::engine::replica`) or the request matches a
+    ///   transaction here, else the shard of the AOR, whose lookup is
+    ///   authoritative. A CANCEL: this core only when its INVITE is here.
     /// - Any other: `hash(top Via branch) % N`, or `hash(Call-ID, CSeq number) % N`
     ///   when the branch is not RFC 3261's, so their CANCEL lands with them.
     ///
@@ -434,7 +460,18 @@ impl Shard {
             return Some(self.id);
         }
         if let Some(aor) = self.aor_of(msg) {
-            return Some(shard_of_aor(&aor, self.shards));
+            let owner = shard_of_aor(&aor, self.shards);
+            if owner == self.id {
+                return Some(owner);
+            }
+            // A CANCEL goes where its INVITE is; an INVITE is taken here when the
+            // replica knows the AOR, and so are its retransmissions even if the
+            // binding went away since.
+            let here = match method {
+                Method::Cancel => self.engine.has_server_transaction(msg),
+                _ => self.engine.replica_knows(&aor) || self.engine.has_server_transaction(msg),
+            };
+            return Some(if here { self.id } else { owner });
         }
         affinity_of(msg).map(|a| (a % self.shards as u64) as usize)
     }
@@ -561,7 +598,10 @@ impl Shard {
             self.engine.metrics_mut().inc_local();
         }
         match (self.stateless, msg.is_request()) {
-            (false, true) => self.engine.on_request(now, from, &msg, out),
+            (false, true) => {
+                self.engine.on_request(now, from, &msg, out);
+                self.send_replication(now, out);
+            }
             (false, false) => self.engine.on_response(now, from, &msg, out),
             (true, true) => self.engine.on_stateless_request(now, from, &msg, out),
             (true, false) => self.engine.on_stateless_response(&msg, out),
@@ -1089,6 +1129,174 @@ Content-Length: 0\r\n\r\n"
         assert_eq!(sh[arrival].owner_of(&ack), Some(owner));
         sh[arrival].on_tick(start + Duration::from_secs(66), &mut out);
         assert_eq!(sh[arrival].owner_of(&ack), Some(arrival));
+    }
+
+    fn register(contact: &str, expires: u32) -> Vec<u8> {
+        register_seq(contact, expires, 1)
+    }
+
+    fn register_seq(contact: &str, expires: u32, cseq: u32) -> Vec<u8> {
+        format!(
+            "REGISTER sip:proxy.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKreg{cseq}\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:bob@proxy.example.com>\r\n\
+From: <sip:bob@proxy.example.com>;tag=r1\r\n\
+Call-ID: reg1@client\r\n\
+CSeq: {cseq} REGISTER\r\n\
+Contact: <{contact}>;expires={expires}\r\n\
+Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    /// Ticks `from` and delivers its mesh messages to `to`.
+    fn replicate(from: &mut Shard, to: &mut Shard, now: Instant) -> usize {
+        let mut out = Outbox::new();
+        from.on_tick(now, &mut out);
+        deliver(&mut out, to, now)
+    }
+
+    /// Delivers the mesh messages in `out` to `to`.
+    fn deliver(out: &mut Outbox, to: &mut Shard, now: Instant) -> usize {
+        let msgs: Vec<_> = out.drain_mesh().collect();
+        let n = msgs.len();
+        for (dest, msg) in msgs {
+            assert_eq!(dest, to.id());
+            to.on_mesh(now, msg, &mut Outbox::new());
+        }
+        n
+    }
+
+    #[test]
+    fn a_registered_user_is_called_from_the_core_the_invite_arrives_on() {
+        // The AOR's shard owns its bindings; the other shard learns them from its
+        // replica, one tick later, and then routes INVITEs to the user itself.
+        let now = Instant::now();
+        let aor = AorKey::from_sip_uri(
+            Uri::parse(b"sip:bob@proxy.example.com")
+                .unwrap()
+                .as_sip()
+                .unwrap(),
+        )
+        .unwrap();
+        let owner = shard_of_aor(&aor, 2);
+        let mut sh = [shard(0, 2), shard(1, 2)];
+        let [a, b] = &mut sh;
+        let (owner_sh, other) = if owner == 0 { (a, b) } else { (b, a) };
+        let invite = |branch: &str| {
+            let text =
+                String::from_utf8(request("INVITE", "sip:bob@proxy.example.com", branch, None))
+                    .unwrap()
+                    .replace(
+                        "Max-Forwards",
+                        "Contact: <sip:alice@127.0.0.1:5090>\r\nMax-Forwards",
+                    );
+            text.into_bytes()
+        };
+        let inv = invite("z9hG4bKinv1");
+        assert_eq!(other.owner_of(&Message::parse(&inv).unwrap()), Some(owner));
+
+        // The first change after a quiet spell goes to the other shard at once.
+        let mut out = Outbox::new();
+        owner_sh.on_datagram(
+            now,
+            udp_peer("127.0.0.1:5070"),
+            &register("sip:bob@127.0.0.1:5070", 3600),
+            &mut out,
+        );
+        assert!(only_transmit(&out).1.starts_with("SIP/2.0 200 OK"));
+        assert_eq!(deliver(&mut out, other, now), 1);
+        let msg = Message::parse(&inv).unwrap();
+        assert_eq!(other.owner_of(&msg), Some(other.id()));
+        let mut out = run(other, udp_peer("127.0.0.1:5090"), &inv);
+        assert_eq!(out.drain_mesh().count(), 0);
+        let sent: Vec<String> = out
+            .transmits()
+            .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+            .collect();
+        assert!(
+            sent.iter()
+                .any(|t| t.starts_with("INVITE sip:bob@127.0.0.1:5070 SIP/2.0")),
+            "{sent:?}"
+        );
+        // Its CANCEL stays with it (§9.1); a CANCEL for an INVITE this core does not
+        // have goes to the AOR's shard.
+        let cancel = request("CANCEL", "sip:bob@proxy.example.com", "z9hG4bKinv1", None);
+        assert_eq!(
+            other.owner_of(&Message::parse(&cancel).unwrap()),
+            Some(other.id())
+        );
+        let cancel = request("CANCEL", "sip:bob@proxy.example.com", "z9hG4bKinv2", None);
+        assert_eq!(
+            other.owner_of(&Message::parse(&cancel).unwrap()),
+            Some(owner)
+        );
+
+        // A second binding right after the first waits for the next batch, 10 ms on.
+        let mut out = Outbox::new();
+        let at = now + Duration::from_millis(1);
+        let second = register_seq("sip:bob@127.0.0.1:5071", 3600, 2);
+        owner_sh.on_datagram(at, udp_peer("127.0.0.1:5071"), &second, &mut out);
+        assert!(only_transmit(&out).1.starts_with("SIP/2.0 200 OK"));
+        assert_eq!(out.drain_mesh().count(), 0);
+        let later = now + Duration::from_millis(20);
+        assert_eq!(replicate(owner_sh, other, later), 1);
+
+        // Removals go at once, however recent the last batch: the replica forgets,
+        // and INVITEs go to the owner again.
+        for (i, contact) in ["sip:bob@127.0.0.1:5070", "sip:bob@127.0.0.1:5071"]
+            .into_iter()
+            .enumerate()
+        {
+            let mut out = Outbox::new();
+            let at = later + Duration::from_millis(1 + i as u64);
+            let gone = register_seq(contact, 0, 3 + i as u32);
+            owner_sh.on_datagram(at, udp_peer("127.0.0.1:5070"), &gone, &mut out);
+            assert!(only_transmit(&out).1.starts_with("SIP/2.0 200 OK"));
+            assert_eq!(deliver(&mut out, other, at), 1);
+        }
+        let inv = invite("z9hG4bKinv3");
+        assert_eq!(other.owner_of(&Message::parse(&inv).unwrap()), Some(owner));
+        // Nothing changed, nothing sent.
+        assert_eq!(
+            replicate(owner_sh, other, later + Duration::from_secs(1)),
+            0
+        );
+    }
+
+    #[test]
+    fn a_new_core_learns_the_bindings_loaded_before_it_started() {
+        let now = Instant::now();
+        let mut one = shard(0, 1);
+        let out = run(
+            &mut one,
+            udp_peer("127.0.0.1:5070"),
+            &register("sip:bob@127.0.0.1:5070", 3600),
+        );
+        assert!(only_transmit(&out).1.starts_with("SIP/2.0 200 OK"));
+        // A shard replicates what its location part holds when it starts.
+        let mut services = Services::in_memory(&cfg(2));
+        for (aor, bindings) in one.engine().registrar().location().iter() {
+            for b in bindings {
+                services.registrar.location_mut().apply(&Change::Put {
+                    aor: aor.clone(),
+                    binding: b.clone(),
+                });
+            }
+        }
+        let ips = vec!["127.0.0.1".parse().unwrap()];
+        let mut first = Shard::with_seed(0, &cfg(2), ips.clone(), services, 1, now, 0);
+        let mut second = Shard::in_memory(1, &cfg(2), ips);
+        assert_eq!(replicate(&mut first, &mut second, now), 1);
+        let aor = AorKey::from_sip_uri(
+            Uri::parse(b"sip:bob@proxy.example.com")
+                .unwrap()
+                .as_sip()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(second.engine().replica_knows(&aor));
     }
 
     #[test]

@@ -268,6 +268,53 @@ fn inside_a_dialog_nothing_crosses_cores() {
     );
 }
 
+/// On two cores, a call to a registered user is handled on the core its INVITE
+/// arrives on, whichever core owns the user's bindings: the other core's location
+/// replica knows them a tick after the REGISTER (`proxy::engine::replica`). Before,
+/// every INVITE arriving on the other core hopped to the AOR's.
+#[test]
+fn calls_to_a_registered_user_stay_on_their_arrival_core() {
+    use common::ua::Ua;
+    let server = start("replica", 2, &["--domain", "example.com"]);
+    let handled = |e: &Exposition| {
+        e.value("coresip_messages_local_total", &[]).unwrap_or(0.0)
+            + e.value("coresip_mesh_hops_total", &[("direction", "in")])
+                .unwrap_or(0.0)
+    };
+    let hops = |e: &Exposition| {
+        e.value("coresip_mesh_hops_total", &[("direction", "in")])
+            .unwrap_or(0.0)
+    };
+    let mut bob = Ua::udp("bob", server.addr());
+    assert_eq!(bob.register(3600).status(), Some(200));
+    let before = metrics_until(metrics_addr(&server), |e| handled(e) >= 1.0);
+    // The replica learns the binding within a tick; the metrics, within a second.
+    std::thread::sleep(Duration::from_millis(100));
+
+    // Callers on several sockets: the kernel spreads them over both cores.
+    const CALLERS: usize = 8;
+    for i in 0..CALLERS {
+        let mut alice = Ua::udp(&format!("alice{i}"), server.addr());
+        let mut call = alice.invite(&bob.aor());
+        alice.expect_status(100);
+        let invite = bob.expect_request("INVITE");
+        let callee = bob.accept(&invite);
+        bob.respond(&invite, 200, Some(&callee.local_tag));
+        let ok = alice.expect_status(200);
+        alice.ack(&mut call, &ok);
+        bob.expect_request("ACK");
+        alice.in_dialog(&mut call, "BYE");
+        let bye = bob.expect_request("BYE");
+        bob.respond(&bye, 200, None);
+        alice.expect_status(200);
+    }
+    // INVITE, 200, ACK, BYE, 200 per call.
+    let after = metrics_until(metrics_addr(&server), |e| {
+        handled(e) >= handled(&before) + (CALLERS * 5) as f64
+    });
+    assert_eq!(hops(&after), hops(&before), "INVITEs crossed cores");
+}
+
 #[test]
 fn a_taken_metrics_port_stops_startup() {
     let sip = free_ports(1);

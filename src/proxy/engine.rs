@@ -19,8 +19,8 @@ use crate::auth::{AuthKind, AuthOutcome, Authenticator};
 use crate::config::{AuthMode, Transport};
 use crate::metrics::{DropReason, ShardMetrics};
 use crate::registrar::{
-    AorKey, ConnRef, RegisterOutcome, Registrar, RegistrarConfig, ShardStore, Source, StoreError,
-    TransportKind,
+    AorKey, Change, ConnRef, Location, RegisterOutcome, Registrar, RegistrarConfig, ShardStore,
+    Source, StoreError, TransportKind,
 };
 use crate::shard::{ConnId, Dest, Outbox, Peer};
 use crate::sip::header::HeaderName;
@@ -367,6 +367,16 @@ pub struct Engine {
     /// Wall-clock seconds at `origin`: bindings and nonces live in UNIX time.
     unix_origin: u64,
     origin: Instant,
+    /// The bindings of the AORs other shards own, as they last told us
+    /// ([`Engine::start_replicating`]).
+    replica: Location,
+    /// Whether this shard tells the others about its binding changes.
+    replicating: bool,
+    /// Binding changes not yet sent to the other shards, when they are due, and
+    /// when the last batch went.
+    outgoing: Vec<Change>,
+    outgoing_due: Option<Instant>,
+    replicated_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -399,6 +409,11 @@ impl Engine {
             resolver: Resolver::default(),
             unix_origin: unix_now,
             origin: now,
+            replica: Location::new(),
+            replicating: false,
+            outgoing: Vec::new(),
+            outgoing_due: None,
+            replicated_at: None,
             table: TxnTable::new(cfg.max_transactions, cfg.timers),
             wheel: TimerWheel::new(now),
             branches: BranchGenerator::new(shard, seed),
@@ -658,6 +673,9 @@ impl Engine {
                 if let Some(store) = &mut self.store {
                     store.record(&changes);
                 }
+                if self.replicating {
+                    self.queue_replication(now, changes);
+                }
                 self.metrics.inc_registration();
                 if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
                     s.last_response = resp;
@@ -868,7 +886,7 @@ impl Engine {
         // Copied out of the location part: the forwarding below changes the engine.
         let mut texts: Vec<u8> = Vec::new();
         let mut found: SmallVec<[Found; 4]> = SmallVec::new();
-        let all = self.registrar.location().lookup(&aor, unix);
+        let all = self.lookup(&aor, unix);
         let total = all.len();
         let rank = |b: &crate::registrar::Binding| b.q().map_or(1000, |q| q.thousandths());
         let first_q = all.get(start).map(|b| rank(b));
@@ -883,14 +901,7 @@ impl Engine {
             .count()
             .max(1);
         let mut next = start + group;
-        for b in self
-            .registrar
-            .location()
-            .lookup(&aor, unix)
-            .into_iter()
-            .skip(start)
-            .take(group)
-        {
+        for b in self.lookup(&aor, unix).into_iter().skip(start).take(group) {
             let c = texts.len()..texts.len() + b.contact().len();
             texts.extend_from_slice(b.contact());
             let p = texts.len()..texts.len() + b.path().len();
@@ -2026,6 +2037,9 @@ impl Engine {
             let n = self.registrar.location_mut().expire(unix) as u64;
             self.metrics.add_binding_expirations(n);
         }
+        if self.replica.next_expiry().is_some_and(|t| t <= unix) {
+            self.replica.expire(unix);
+        }
         let mut fired = std::mem::take(&mut self.fired);
         fired.clear();
         self.wheel.advance(now, &mut fired);
@@ -2046,7 +2060,11 @@ impl Engine {
 
     /// The earliest time [`Engine::on_tick`] has work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.wheel.next_tick_at()
+        let replication = self.replication_due();
+        match (self.wheel.next_tick_at(), replication) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Timer settings in force.
@@ -2298,5 +2316,6 @@ fn first_route_uri(list: &[u8]) -> Option<&[u8]> {
     crate::sip::NameAddr::parse(first).ok().map(|n| n.uri)
 }
 
+mod replica;
 #[cfg(test)]
 mod tests;

@@ -92,11 +92,13 @@ impl Core {
     }
 
     /// Sends everything in `out` (except what the caller took care of) and clears it.
+    /// Mesh messages go first: a binding change reaches the other cores' replicas
+    /// before the REGISTER's response reaches the phone (and its next call).
     pub async fn flush(&self, out: &mut Outbox) {
+        self.flush_mesh(out).await;
         for (dest, bytes) in out.transmits() {
             self.transmit(dest, bytes).await;
         }
-        self.flush_mesh(out).await;
         for name in out.drain_resolve() {
             if let Some(me) = self.me.upgrade() {
                 // Boxed to a trait object: the task flushes in turn, and a named
