@@ -556,6 +556,9 @@ impl Shard {
             Err(ParseError::BadVersion) if self.answer_bad_version(from, bytes, out) => {
                 return;
             }
+            Err(ParseError::InvalidHeaderLine) if self.answer_bad_header_line(from, bytes, out) => {
+                return;
+            }
             Err(_) => {
                 // Without a parsed start line and Via there is no one to answer.
                 self.dropped += 1;
@@ -606,6 +609,38 @@ impl Shard {
             (true, true) => self.engine.on_stateless_request(now, from, &msg, out),
             (true, false) => self.engine.on_stateless_response(&msg, out),
         }
+    }
+
+    /// A request with a header line that is not a header (no colon, a name that
+    /// is not a token: RFC 3261 §7.3.1, §25.1) is malformed syntax, answered `400`
+    /// naming the fault (§21.4.1) rather than dropped. On this error path only,
+    /// the request is parsed again without its bad lines and the answer built
+    /// from what remains, as every other 400 is. False, and the message dropped,
+    /// when it cannot be answered:
+    /// - a response (§18.1.2: nothing answers a response) or an ACK (§17.2.1,
+    ///   §17.2.3: an ACK is never answered);
+    /// - more bad lines than [`MAX_BAD_LINES`](crate::sip::message::MAX_BAD_LINES),
+    ///   or another fault the salvage meets;
+    /// - no usable top Via, or a bad line that may have been a Via: the answer's
+    ///   Via values must be the request's (§8.2.6.2), and one with the wrong top
+    ///   Via would go to the wrong place or be discarded there (§18.1.2).
+    ///
+    /// Over a stream the message was cut by Content-Length (`sip::framing`
+    /// reads it past a bad line), so the answer goes back on the connection and
+    /// the next message is framed where it begins.
+    fn answer_bad_header_line(&mut self, from: Peer, bytes: &[u8], out: &mut Outbox) -> bool {
+        let Ok((msg, bad)) = Message::parse_skipping_bad_lines(bytes) else {
+            return false;
+        };
+        if !msg.is_request() || msg.method() == Some(Method::Ack) {
+            return false;
+        }
+        if bad.iter().any(|l| l.may_be(HeaderName::Via)) || msg.via().is_err() {
+            return false;
+        }
+        self.engine
+            .reply_unparsable(from, &msg, ParseError::InvalidHeaderLine, out);
+        true
     }
 }
 
@@ -1389,6 +1424,206 @@ Content-Length: 0\r\n\r\n"
         // A response with another version is dropped.
         let resp = b"SIP/7.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\r\n";
         assert!(run(&mut sh, udp_peer("127.0.0.1:1"), resp).is_empty());
+    }
+
+    /// `options(...)` with `line` inserted before the Max-Forwards line.
+    fn with_bad_line(req: &[u8], line: &str) -> String {
+        String::from_utf8(req.to_vec()).unwrap().replacen(
+            "Max-Forwards:",
+            &format!("{line}\r\nMax-Forwards:"),
+            1,
+        )
+    }
+
+    #[test]
+    fn a_malformed_header_line_gets_400_naming_it() {
+        // RFC 3261 §21.4.1: malformed syntax, the reason phrase naming it; the
+        // answer is built from the rest of the request like every other 400.
+        let mut sh = shard(0, 1);
+        let options = options("sip:127.0.0.1", "", "z9hG4bK1");
+        let invite = String::from_utf8(options.clone())
+            .unwrap()
+            .replace("OPTIONS sip", "INVITE sip")
+            .replace("CSeq: 7 OPTIONS", "CSeq: 7 INVITE");
+        for (req, line) in [
+            (&options[..], "Foo bar baz"),
+            (invite.as_bytes(), "Foo bar baz"),
+            (&options[..], "Foo bar\r\n folded under it"),
+            (&options[..], "X-Not;A-Token: 1"),
+            (&options[..], "Subject"),
+        ] {
+            let broken = with_bad_line(req, line);
+            let out = run(&mut sh, udp_peer("198.51.100.7:40000"), broken.as_bytes());
+            let (dest, text) = only_transmit(&out);
+            assert!(
+                text.starts_with("SIP/2.0 400 Bad Header Line\r\n"),
+                "{line:?}: {text}"
+            );
+            // §8.2.6.2: Via, From, Call-ID and CSeq as received, To with our tag.
+            assert!(
+                text.contains("\r\nVia: SIP/2.0/UDP client.example.com:5070;branch=z9hG4bK1\r\n")
+            );
+            assert!(text.contains("\r\nFrom: <sip:alice@example.com>;tag=a1\r\n"));
+            assert!(text.contains("\r\nTo: <sip:127.0.0.1>;tag="));
+            assert!(text.contains("\r\nCall-ID: c1@client\r\n"));
+            assert!(!text.contains("Foo"));
+            // §18.2.2: no rport, so the sent-by port at the source address.
+            assert_eq!(
+                dest,
+                Dest::Udp {
+                    listener: 0,
+                    to: "198.51.100.7:5070".parse().unwrap()
+                }
+            );
+        }
+        assert_eq!(sh.engine_stats().local_replies, 5);
+        assert_eq!(sh.stats().dropped, 0);
+        assert_eq!(sh.in_flight(), 0);
+        // A retransmission gets the same answer, To tag included (§8.2.6.2).
+        let broken = with_bad_line(&options, "Foo bar baz");
+        let a = only_transmit(&run(&mut sh, udp_peer("127.0.0.1:1"), broken.as_bytes())).1;
+        let b = only_transmit(&run(&mut sh, udp_peer("127.0.0.1:1"), broken.as_bytes())).1;
+        assert_eq!(a, b);
+        // RFC 3581 §4: rport sends it to the source port.
+        let req = with_bad_line(
+            &self::options("sip:127.0.0.1", ";rport", "z9hG4bK2"),
+            "Foo bar baz",
+        );
+        let (dest, _) = only_transmit(&run(
+            &mut sh,
+            udp_peer("198.51.100.7:40000"),
+            req.as_bytes(),
+        ));
+        assert_eq!(
+            dest,
+            Dest::Udp {
+                listener: 0,
+                to: "198.51.100.7:40000".parse().unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn a_malformed_header_line_in_an_ack_or_a_response_is_dropped() {
+        // RFC 3261 §17.2.1, §17.2.3: an ACK is never answered; §18.1.2: nor is a
+        // response.
+        let mut sh = shard(0, 1);
+        let ack = String::from_utf8(options("sip:127.0.0.1", "", "z9hG4bK1"))
+            .unwrap()
+            .replace("OPTIONS sip", "ACK sip")
+            .replace("CSeq: 7 OPTIONS", "CSeq: 7 ACK");
+        let ack = with_bad_line(ack.as_bytes(), "Foo bar baz");
+        assert!(run(&mut sh, udp_peer("127.0.0.1:1"), ack.as_bytes()).is_empty());
+        let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\nFoo bar baz\r\n\
+To: <sip:a@b>;tag=1\r\nFrom: <sip:c@d>;tag=2\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\
+Content-Length: 0\r\n\r\n";
+        assert!(run(&mut sh, udp_peer("127.0.0.1:1"), resp).is_empty());
+        assert_eq!(sh.stats().dropped, 2);
+        assert_eq!(sh.engine_stats().local_replies, 0);
+        // The control: the same bad line in a request that is not an ACK.
+        let req = with_bad_line(&options("sip:127.0.0.1", "", "z9hG4bK1"), "Foo bar baz");
+        let (_, text) = only_transmit(&run(&mut sh, udp_peer("127.0.0.1:1"), req.as_bytes()));
+        assert!(
+            text.starts_with("SIP/2.0 400 Bad Header Line\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_header_line_that_may_hide_the_via_is_dropped() {
+        // §8.2.6.2: a response's Via values are the request's. Without the top Via
+        // there is no one to answer; a bad line that may have been a Via would make
+        // the answer's Via set another one, so it would go to the wrong place or
+        // be discarded there (§18.1.2).
+        let mut sh = shard(0, 1);
+        let req = String::from_utf8(options("sip:127.0.0.1", "", "z9hG4bK1")).unwrap();
+        let second_via = "Via: SIP/2.0/UDP second.example.com;branch=z9hG4bK2\r\n";
+        for broken in [
+            // The Via itself lost its colon: no Via left.
+            req.replace("Via: SIP/2.0/UDP", "Via SIP/2.0/UDP"),
+            // … with another one after it: the top one is gone.
+            req.replace("Max-Forwards:", &format!("{second_via}Max-Forwards:"))
+                .replace("Via: SIP/2.0/UDP client", "Via SIP/2.0/UDP client"),
+            // A compact Via and a line with no name to tell what it was, above a
+            // good Via, and a broken one below it.
+            req.replace("Via:", "v SIP/2.0/UDP a.example.com\r\nVia:"),
+            req.replace("Via:", ": SIP/2.0/UDP a.example.com\r\nVia:"),
+            with_bad_line(req.as_bytes(), "Via SIP/2.0/UDP b.example.com"),
+            // No Via at all, besides the bad line.
+            with_bad_line(req.as_bytes(), "Foo bar baz").replace(
+                "Via: SIP/2.0/UDP client.example.com:5070;branch=z9hG4bK1\r\n",
+                "",
+            ),
+            // A top Via that does not decode.
+            with_bad_line(req.as_bytes(), "Foo bar baz").replace("SIP/2.0/UDP client", "[bad"),
+            // More bad lines than are skipped.
+            with_bad_line(req.as_bytes(), "a\r\nb\r\nc\r\nd\r\ne"),
+        ] {
+            assert_eq!(
+                Message::parse(broken.as_bytes()).unwrap_err(),
+                ParseError::InvalidHeaderLine,
+                "{broken}"
+            );
+            assert!(
+                run(&mut sh, udp_peer("127.0.0.1:1"), broken.as_bytes()).is_empty(),
+                "{broken}"
+            );
+        }
+        assert_eq!(sh.stats().dropped, 8);
+        assert_eq!(sh.engine_stats().local_replies, 0);
+        // The control: a bad line that cannot have been a Via, below a good one,
+        // and as many bad lines as are skipped.
+        for line in ["Via-Not SIP/2.0/UDP b.example.com", "a\r\nb\r\nc\r\nd"] {
+            let req = with_bad_line(req.as_bytes(), line);
+            let (_, text) = only_transmit(&run(&mut sh, udp_peer("127.0.0.1:1"), req.as_bytes()));
+            assert!(
+                text.starts_with("SIP/2.0 400 Bad Header Line\r\n"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_malformed_header_line_over_a_stream_is_answered_on_it_in_step() {
+        // The framer reads Content-Length past the bad line (RFC 3261 §18.3), so
+        // the bad message is cut where it ends: it gets its 400 on the connection
+        // and the message behind it is handled as usual.
+        let mut sh = shard(0, 1);
+        let conn = ConnId { shard: 0, seq: 9 };
+        let from = Peer {
+            transport: Transport::Tcp,
+            addr: "198.51.100.7:40000".parse().unwrap(),
+            listener: 1,
+            conn: Some(conn),
+        };
+        let bad = with_bad_line(&options("sip:127.0.0.1", "", "z9hG4bK1"), "Foo bar baz");
+        let bad = bad.replace(
+            "Content-Length: 0\r\n\r\n",
+            "Content-Length: 5\r\n\r\nhello",
+        );
+        let mut stream = bad.into_bytes();
+        stream.extend_from_slice(&options("sip:127.0.0.1", "", "z9hG4bK2"));
+        let mut framer = crate::sip::Framer::new(sh.max_message_size);
+        let mut answers = Vec::new();
+        while !stream.is_empty() {
+            let crate::sip::Frame::Message(n) = framer.frame(&stream).unwrap() else {
+                panic!("not a message: {:?}", String::from_utf8_lossy(&stream));
+            };
+            let mut out = Outbox::new();
+            sh.on_stream_message(Instant::now(), from, &stream[..n], &mut out);
+            let (dest, text) = only_transmit(&out);
+            assert_eq!(
+                dest,
+                Dest::Conn {
+                    conn,
+                    transport: Transport::Tcp,
+                    fallback: Some("198.51.100.7:5070".parse().unwrap()),
+                }
+            );
+            answers.push(text.lines().next().unwrap().to_string());
+            stream.drain(..n);
+        }
+        assert_eq!(answers, ["SIP/2.0 400 Bad Header Line", "SIP/2.0 200 OK"]);
     }
 
     #[test]

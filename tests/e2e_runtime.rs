@@ -386,3 +386,43 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
         other => panic!("expected the server to close the connection, got {other:?}"),
     }
 }
+
+#[test]
+fn a_malformed_header_line_gets_400_and_the_connection_stays_in_step() {
+    // RFC 3261 §21.4.1 over UDP and TCP. On the stream, Content-Length is read
+    // past the bad line (§18.3), so the 400 comes back on the connection and the
+    // next message, sent in the same write, is answered as usual.
+    let server = start("badline", 1, &[]);
+    let target = format!("127.0.0.1:{}", server.port);
+    let broken = |transport: &str, call_id: &str| {
+        String::from_utf8(options(&target, transport, call_id, 1, "Foo bar baz\r\n"))
+            .unwrap()
+            .replace("Content-Length: 0\r\n\r\n", "Content-Length: 2\r\n\r\nhi")
+            .into_bytes()
+    };
+    let resp = udp_exchange(&udp_client(), server.addr(), &broken("UDP", "u1"));
+    assert!(
+        resp.starts_with("SIP/2.0 400 Bad Header Line\r\n"),
+        "{resp}"
+    );
+    assert!(resp.contains("Call-ID: u1\r\n"), "{resp}");
+
+    let mut tcp = tcp_client(server.addr());
+    let mut reader = StreamReader::new(tcp.try_clone().unwrap());
+    let mut batch = broken("TCP", "t1");
+    batch.extend(options(&target, "TCP", "t2", 1, ""));
+    tcp.write_all(&batch).unwrap();
+    let resp = reader.response();
+    assert!(
+        resp.starts_with("SIP/2.0 400 Bad Header Line\r\n"),
+        "{resp}"
+    );
+    assert!(resp.contains("Call-ID: t1\r\n"), "{resp}");
+    let resp = reader.response();
+    assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
+    assert!(resp.contains("Call-ID: t2\r\n"), "{resp}");
+    // The connection is still open for the next one.
+    tcp.write_all(&options(&target, "TCP", "t3", 1, ""))
+        .unwrap();
+    assert!(reader.response().contains("Call-ID: t3\r\n"));
+}

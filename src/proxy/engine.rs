@@ -1943,6 +1943,21 @@ impl Engine {
         self.reply_stateless(msg, to, 505, b"Version Not Supported", &[], out);
     }
 
+    /// 400 for a request that failed [`Message::parse`] with `fault` (RFC 3261
+    /// §21.4.1, the reason phrase naming it): `msg` is what could be salvaged of it
+    /// (see [`Message::parse_skipping_bad_lines`]), with a usable top Via.
+    pub fn reply_unparsable(
+        &mut self,
+        from: Peer,
+        msg: &Message<'_>,
+        fault: crate::sip::ParseError,
+        out: &mut Outbox,
+    ) {
+        let via = msg.via().ok();
+        let to = crate::shard::response_dest(from, via.as_ref());
+        self.reply_stateless(msg, to, 400, fault.reason().as_bytes(), &[], out);
+    }
+
     pub(super) fn reply_stateless(
         &mut self,
         msg: &Message<'_>,

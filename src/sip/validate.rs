@@ -16,6 +16,9 @@
 //!   (RFC 3261 §8.2.6, §18.2.2). Otherwise it is dropped silently.
 //! - A request that fails [`Message::parse`] has no parsed form to build a response
 //!   from; it is dropped (UDP) or its connection closed (stream, RFC 4475 §3.1.2.3).
+//!   Two faults are salvaged instead: another SIP-Version (505), and header lines
+//!   that are not headers, which [`Message::parse_skipping_bad_lines`] leaves out
+//!   to answer the rest `400` (see `Shard::on_message`).
 //!
 //! [`write_response`]: super::writer::write_response
 
