@@ -303,7 +303,8 @@ struct ServerCtx {
 
 impl ServerCtx {
     /// The context of a request just received; `request` is kept to answer it
-    /// ourselves (empty for a CANCEL, which is only ever answered 200).
+    /// ourselves (empty for a CANCEL, which is only ever answered 200, and for a
+    /// REGISTER our registrar answers at once).
     fn new(request: Vec<u8>, reply_to: Dest, from: Peer, now: Instant) -> ServerCtx {
         ServerCtx {
             request,
@@ -534,7 +535,16 @@ impl Engine {
         }
 
         let reliability = reliability_of(from.transport);
-        let ctx = ServerCtx::new(msg.as_bytes().to_vec(), reply_to, from, now);
+        // A REGISTER for one of our domains is answered before this call returns, so
+        // nothing would ever read a copy of it (the copy is for answering a proxied
+        // request later: its branches' outcome, a timeout, a DNS answer).
+        let local_register = method == Method::Register && self.register_is_ours(msg);
+        let request = if local_register {
+            Vec::new()
+        } else {
+            msg.as_bytes().to_vec()
+        };
+        let ctx = ServerCtx::new(request, reply_to, from, now);
         let id = match self
             .table
             .insert_server(&key, reliability, Ctx::Server(ctx))
@@ -566,7 +576,7 @@ impl Engine {
             // client stops retransmitting.
             self.respond(now, id, msg, 100, b"Trying", &[], out);
         }
-        if method == Method::Register && self.register_is_ours(msg) {
+        if local_register {
             self.on_register(now, id, from, msg, out);
             return;
         }
