@@ -91,7 +91,7 @@ impl OwnHost {
     fn matches(&self, host: &Host<'_>) -> bool {
         match (self, host) {
             (OwnHost::Name(n), Host::Domain(d)) => {
-                d.strip_suffix('.').unwrap_or(d).eq_ignore_ascii_case(n)
+                eq_ic(d.strip_suffix('.').unwrap_or(d).as_bytes(), n.as_bytes())
             }
             (OwnHost::Ip(a), h) => h.ip() == Some(*a),
             _ => false,
