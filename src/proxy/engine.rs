@@ -2276,14 +2276,15 @@ fn nat_detected(msg: &Message<'_>, from: Peer) -> bool {
         }
         Err(_) => true,
     };
-    let private_contact = !is_private(from.addr.ip())
-        && msg.contacts().filter_map(Result::ok).any(|c| {
-            c.addr()
-                .and_then(|a| a.parse_uri().ok())
-                .and_then(|u| u.as_sip().and_then(|s| s.host.ip()))
-                .is_some_and(is_private)
-        });
-    via_differs || private_contact
+    // The Contacts are decoded only when the Via has not already decided.
+    via_differs
+        || (!is_private(from.addr.ip())
+            && msg.contacts().filter_map(Result::ok).any(|c| {
+                c.addr()
+                    .and_then(|a| a.parse_uri().ok())
+                    .and_then(|u| u.as_sip().and_then(|s| s.host.ip()))
+                    .is_some_and(is_private)
+            }))
 }
 
 /// RFC 1918, RFC 6598 (CGN) and IPv6 unique-local addresses.

@@ -503,6 +503,25 @@ fn host_name_next_hop_waits_for_the_resolver() {
 }
 
 #[test]
+fn registered_user_with_private_contact_is_called_where_it_registered_from() {
+    // The Via matches the packet's source, but the Contact names a private
+    // address while the source is public: NAT all the same (nat_uac_test's
+    // Contact test), so the request goes to the REGISTER's source.
+    let mut net = Net::with(ProxyConfig::default());
+    let reg = String::from_utf8(register("sip:bob@10.0.0.7:5062", 600))
+        .unwrap()
+        .replace("203.0.113.5:5060;branch", "203.0.113.5:40000;branch");
+    let r = net.feed("203.0.113.5:40000", reg.as_bytes());
+    assert_eq!(status(&only(&r).1), 200);
+    let sent = net.feed(UAC, &invite_user("bob"));
+    let fwd = sent.iter().find(|(_, t)| t.starts_with("INVITE")).unwrap();
+    assert_eq!(fwd.0, udp("203.0.113.5:40000"));
+    assert!(fwd
+        .1
+        .starts_with("INVITE sip:bob@10.0.0.7:5062 SIP/2.0\r\n"));
+}
+
+#[test]
 fn serial_forking_tries_the_next_contact_after_a_failure() {
     // RFC 3261 §16.6 with --fork serial: highest q first; a 486 hands over to the
     // next contact, whose 200 goes upstream.
