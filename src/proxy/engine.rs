@@ -303,7 +303,8 @@ struct ServerCtx {
 
 impl ServerCtx {
     /// The context of a request just received; `request` is kept to answer it
-    /// ourselves (empty for a CANCEL, which is only ever answered 200).
+    /// ourselves (empty for a CANCEL, which is only ever answered 200, and for a
+    /// REGISTER our registrar answers at once).
     fn new(request: Vec<u8>, reply_to: Dest, from: Peer, now: Instant) -> ServerCtx {
         ServerCtx {
             request,
@@ -549,7 +550,16 @@ impl Engine {
         }
 
         let reliability = reliability_of(from.transport);
-        let ctx = ServerCtx::new(msg.as_bytes().to_vec(), reply_to, from, now);
+        // A REGISTER for one of our domains is answered before this call returns, so
+        // nothing would ever read a copy of it (the copy is for answering a proxied
+        // request later: its branches' outcome, a timeout, a DNS answer).
+        let local_register = method == Method::Register && self.register_is_ours(msg);
+        let request = if local_register {
+            Vec::new()
+        } else {
+            msg.as_bytes().to_vec()
+        };
+        let ctx = ServerCtx::new(request, reply_to, from, now);
         let id = match self
             .table
             .insert_server(&key, reliability, Ctx::Server(ctx))
@@ -581,7 +591,7 @@ impl Engine {
             // client stops retransmitting.
             self.respond(now, id, msg, 100, b"Trying", &[], out);
         }
-        if method == Method::Register && self.register_is_ours(msg) {
+        if local_register {
             self.on_register(now, id, from, msg, out);
             return;
         }
@@ -2299,14 +2309,15 @@ fn nat_detected(msg: &Message<'_>, from: Peer) -> bool {
         }
         Err(_) => true,
     };
-    let private_contact = !is_private(from.addr.ip())
-        && msg.contacts().filter_map(Result::ok).any(|c| {
-            c.addr()
-                .and_then(|a| a.parse_uri().ok())
-                .and_then(|u| u.as_sip().and_then(|s| s.host.ip()))
-                .is_some_and(is_private)
-        });
-    via_differs || private_contact
+    // The Contacts are decoded only when the Via has not already decided.
+    via_differs
+        || (!is_private(from.addr.ip())
+            && msg.contacts().filter_map(Result::ok).any(|c| {
+                c.addr()
+                    .and_then(|a| a.parse_uri().ok())
+                    .and_then(|u| u.as_sip().and_then(|s| s.host.ip()))
+                    .is_some_and(is_private)
+            }))
 }
 
 /// RFC 1918, RFC 6598 (CGN) and IPv6 unique-local addresses.

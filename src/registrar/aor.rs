@@ -15,13 +15,18 @@
 //!   OpenSIPS do, so `sip:alice@example.com:5060` is the same AOR).
 
 use std::fmt;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use crate::sip::host::Host;
 use crate::sip::uri::{SipUri, Uri};
 
-/// A canonical address-of-record, owned and compact (one boxed slice).
+/// A canonical address-of-record, owned and compact: one reference-counted slice,
+/// so that the copies a REGISTER makes (the location's record and index key, each
+/// change for the store) share it instead of each allocating one.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AorKey(Box<[u8]>);
+pub struct AorKey(Arc<[u8]>);
 
 /// Why a URI cannot be an address-of-record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -45,15 +50,21 @@ impl AorKey {
 
     /// The canonical AOR of a SIP or SIPS URI.
     pub fn from_sip_uri(u: &SipUri<'_>) -> Result<AorKey, AorError> {
-        let mut key = Vec::with_capacity(u.raw.len());
+        // Assembled on the stack, then copied into its one allocation.
+        let mut key: SmallVec<[u8; 128]> = SmallVec::new();
         key.extend_from_slice(if u.secure { b"sips:" } else { b"sip:" });
         if let Some(user) = u.user {
-            let unescaped = crate::sip::text::percent_decode(user).ok_or(AorError::BadEscape)?;
-            key.extend_from_slice(&unescaped);
+            if memchr::memchr(b'%', user).is_some() {
+                let unescaped =
+                    crate::sip::text::percent_decode(user).ok_or(AorError::BadEscape)?;
+                key.extend_from_slice(&unescaped);
+            } else {
+                key.extend_from_slice(user);
+            }
             key.push(b'@');
         }
         push_host(&mut key, &u.host);
-        Ok(AorKey(key.into_boxed_slice()))
+        Ok(AorKey(Arc::from(key.as_slice())))
     }
 
     /// A key read back from storage: the bytes are trusted to be canonical.
@@ -66,13 +77,13 @@ impl AorKey {
         &self.0
     }
 
-    /// Heap bytes held by the key.
+    /// Heap bytes held by the key: the text and its reference counts.
     pub fn heap_bytes(&self) -> usize {
-        self.0.len()
+        super::location::ARC_HEADER + self.0.len()
     }
 }
 
-fn push_host(key: &mut Vec<u8>, host: &Host<'_>) {
+fn push_host(key: &mut SmallVec<[u8; 128]>, host: &Host<'_>) {
     match host {
         Host::Domain(d) => key.extend(d.bytes().map(|b| b.to_ascii_lowercase())),
         // Display writes the standard text form (`[…]` for IPv6).

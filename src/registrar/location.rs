@@ -16,6 +16,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use smallvec::SmallVec;
 
@@ -83,17 +84,22 @@ pub struct Source {
     pub nat: bool,
 }
 
+/// What an `Arc` allocation holds besides its value: the strong and weak counts.
+pub(crate) const ARC_HEADER: usize = 2 * std::mem::size_of::<usize>();
+
 /// `q` not given: no value is echoed, and it ranks as `q=1.0` (RFC 3261 leaves the
 /// default open; a contact without a preference does not lose to explicit ones).
 const Q_UNSPECIFIED: u16 = u16::MAX;
 
 /// One contact bound to an AOR.
 ///
-/// The variable-length fields share one boxed slice:
-/// `contact URI | Call-ID | +sip.instance | Path`.
+/// The variable-length fields share one reference-counted slice,
+/// `contact URI | Call-ID | +sip.instance | Path`, never changed once written: a
+/// REGISTER's copies of a binding (its change for the store, the registrar's
+/// tentative list, the location's own) share it rather than each allocating one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
-    text: Box<[u8]>,
+    text: Arc<[u8]>,
     contact_end: u32,
     call_id_end: u32,
     instance_end: u32,
@@ -130,7 +136,8 @@ impl Binding {
         let total =
             f.contact.len() + f.call_id.len() + f.instance.map_or(0, <[u8]>::len) + f.path.len();
         u32::try_from(total).ok()?;
-        let mut text = Vec::with_capacity(total);
+        // Assembled on the stack, then copied into its one allocation.
+        let mut text: SmallVec<[u8; 256]> = SmallVec::with_capacity(total);
         text.extend_from_slice(f.contact);
         let contact_end = text.len() as u32;
         text.extend_from_slice(f.call_id);
@@ -139,7 +146,7 @@ impl Binding {
         let instance_end = text.len() as u32;
         text.extend_from_slice(f.path);
         Some(Binding {
-            text: text.into_boxed_slice(),
+            text: Arc::from(text.as_slice()),
             contact_end,
             call_id_end,
             instance_end,
@@ -213,9 +220,10 @@ impl Binding {
         self.expires_at > now
     }
 
-    /// Heap bytes held by the binding (the shared text).
+    /// Heap bytes held by the binding: the text and its reference counts (once per
+    /// binding, as if no other copy shared it).
     pub fn heap_bytes(&self) -> usize {
-        self.text.len()
+        ARC_HEADER + self.text.len()
     }
 
     /// True when the binding is keyed by instance and reg-id (RFC 5626 §6) rather
@@ -261,7 +269,7 @@ impl Binding {
     /// Rebuilds a binding from [`Binding::raw_parts`]; `None` when the offsets do
     /// not fit the text.
     pub(crate) fn from_raw_parts(
-        text: Box<[u8]>,
+        text: Arc<[u8]>,
         ends: [u32; 3],
         reg_id: u32,
         q: u16,
@@ -546,7 +554,7 @@ impl Location {
             .iter()
             .filter_map(|s| s.record.as_ref())
             .map(|r| {
-                r.aor.heap_bytes() * 2 // in the record and as the index key
+                r.aor.heap_bytes() // shared by the record and the index key
                     + r.bindings.capacity() * size_of::<Binding>()
                     + r.bindings.iter().map(Binding::heap_bytes).sum::<usize>()
             })
@@ -746,6 +754,22 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn copies_of_a_binding_share_its_text() {
+        // A REGISTER's binding is copied into its change, the registrar's
+        // tentative list and the location: one text for all of them.
+        let mut l = Location::new();
+        let a = aor("sip:alice@example.com");
+        let b = binding("sip:alice@192.0.2.10", 100, None);
+        l.apply(&Change::Put {
+            aor: a.clone(),
+            binding: b.clone(),
+        });
+        let stored = &l.bindings(&a)[0];
+        assert_eq!(stored, &b);
+        assert!(Arc::ptr_eq(&stored.text, &b.text));
+    }
+
+    #[test]
     fn memory_per_binding() {
         // The target: <= 300 bytes per binding plus the contact strings.
         let mut b = binding("sip:alice@192.0.2.10:40123;transport=tcp", 100, Some("0.5"));
@@ -770,7 +794,10 @@ pub(crate) mod tests {
             b.instance().map_or(0, <[u8]>::len),
         );
         assert!(inline <= 128, "{inline}");
-        assert_eq!(heap, b.contact().len() + b.call_id().len() + 47);
+        assert_eq!(
+            heap,
+            ARC_HEADER + b.contact().len() + b.call_id().len() + 47
+        );
 
         // Whole-structure cost: 10 000 AORs with one binding each, as phones
         // usually are.
@@ -779,7 +806,7 @@ pub(crate) mod tests {
         let mut strings = 0;
         for i in 0..n {
             let a = aor(&format!("sip:user{i:05}@example.com"));
-            strings += b.heap_bytes() + a.heap_bytes() * 2;
+            strings += b.heap_bytes() + a.heap_bytes();
             put(&mut l, &a, b.clone());
         }
         let total = l.memory_bytes();

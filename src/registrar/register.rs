@@ -91,7 +91,7 @@ impl OwnHost {
     fn matches(&self, host: &Host<'_>) -> bool {
         match (self, host) {
             (OwnHost::Name(n), Host::Domain(d)) => {
-                d.strip_suffix('.').unwrap_or(d).eq_ignore_ascii_case(n)
+                eq_ic(d.strip_suffix('.').unwrap_or(d).as_bytes(), n.as_bytes())
             }
             (OwnHost::Ip(a), h) => h.ip() == Some(*a),
             _ => false,
@@ -153,6 +153,48 @@ pub struct Registrar {
     config: RegistrarConfig,
     domains: Vec<OwnHost>,
     location: Location,
+    date: DateCache,
+}
+
+/// The length of an `rfc1123-date` with a four-digit year.
+const HTTP_DATE_LEN: usize = 29;
+
+/// The `Date` of the last 200, by second: every 200 to a REGISTER carries one
+/// (RFC 3261 §10.3 step 8), and within a second they are all the same text.
+#[derive(Debug, Clone, Copy)]
+struct DateCache {
+    /// The second `text` was written for (`u64::MAX`: none yet).
+    secs: u64,
+    text: [u8; HTTP_DATE_LEN],
+}
+
+impl DateCache {
+    fn new() -> DateCache {
+        DateCache {
+            secs: u64::MAX,
+            text: [0; HTTP_DATE_LEN],
+        }
+    }
+
+    /// Appends the date of `secs` to `out`.
+    fn write(&mut self, secs: u64, out: &mut Vec<u8>) {
+        if secs != self.secs {
+            let mut text = Vec::with_capacity(HTTP_DATE_LEN);
+            write_http_date(secs, &mut text);
+            match <[u8; HTTP_DATE_LEN]>::try_from(text.as_slice()) {
+                Ok(t) => {
+                    self.text = t;
+                    self.secs = secs;
+                }
+                // Not the length every date has: written as it is, not remembered.
+                Err(_) => {
+                    out.extend_from_slice(&text);
+                    return;
+                }
+            }
+        }
+        out.extend_from_slice(&self.text);
+    }
 }
 
 impl Registrar {
@@ -182,6 +224,7 @@ impl Registrar {
             config,
             domains,
             location,
+            date: DateCache::new(),
         })
     }
 
@@ -518,7 +561,7 @@ impl Registrar {
 
     /// Step 8: the 200 lists every current binding with its remaining expiry, a
     /// Date, the Path echoed (RFC 3327 §5.3) and our support for it.
-    fn write_ok(&self, now: u64, msg: &Message<'_>, acc: &Accepted, out: &mut Vec<u8>) {
+    fn write_ok(&mut self, now: u64, msg: &Message<'_>, acc: &Accepted, out: &mut Vec<u8>) {
         let contacts = self.location.lookup(&acc.aor, now);
         let mut text = Vec::with_capacity(contacts.len() * 96 + 64);
         let mut ranges: SmallVec<[(&str, std::ops::Range<usize>); 8]> = SmallVec::new();
@@ -528,7 +571,7 @@ impl Registrar {
             ranges.push(("Contact", start..text.len()));
         }
         let start = text.len();
-        write_http_date(now, &mut text);
+        self.date.write(now, &mut text);
         ranges.push(("Date", start..text.len()));
         if !acc.path.is_empty() {
             let start = text.len();

@@ -43,6 +43,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::aor::{shard_of_aor, AorKey};
 use super::location::{Binding, Change, ConnRef, Location, Source, TransportKind};
@@ -654,7 +655,7 @@ fn decode_change(payload: &[u8]) -> Option<Change> {
 }
 
 fn decode_binding(c: &mut Cursor<'_>) -> Option<Binding> {
-    let text: Box<[u8]> = c.bytes()?.into();
+    let text: Arc<[u8]> = c.bytes()?.into();
     let ends = [c.u32()?, c.u32()?, c.u32()?];
     let reg_id = c.u32()?;
     let q = c.u16()?;

@@ -975,6 +975,25 @@ fn http_date_is_rfc1123() {
     assert_eq!(out, b"Thu, 31 Dec 2099 23:59:59 GMT");
 }
 
+#[test]
+fn register_date_follows_the_clock_second_by_second() {
+    // RFC 3261 §10.3 step 8: each 200 carries the Date of its own second, also
+    // when the registrar reuses the text written for an earlier 200.
+    let mut r = registrar();
+    for (i, now) in [NOW, NOW, NOW + 1, NOW + 1, NOW + 86_400, NOW]
+        .into_iter()
+        .enumerate()
+    {
+        let q = req()
+            .cseq(i as u32 + 1)
+            .h("Contact: <sip:alice@192.0.2.10>");
+        let a = send(&mut r, now, &q);
+        let mut want = Vec::new();
+        register::write_http_date(now, &mut want);
+        assert_eq!(a.lines("Date"), [std::str::from_utf8(&want).unwrap()]);
+    }
+}
+
 // --- persistence ---------------------------------------------------------------------------
 
 use std::path::Path;

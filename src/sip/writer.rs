@@ -353,7 +353,38 @@ pub fn write_response(
     }
 
     let buf = req.buf();
-    out.reserve(req.as_bytes().len() / 2 + 64);
+    let to = req.find(HeaderName::To);
+    // The tag to add to To, if any.
+    let tag = match (to, to_tag) {
+        (Some(h), Some(tag)) if code != 100 && !has_tag(req.value(h)) => Some(tag),
+        _ => None,
+    };
+    // Copied as received, in this order; Timestamp only into a 100 (RFC 3261
+    // §8.2.6.1; no delay is added: we answer at once).
+    let lines = [
+        req.find(HeaderName::From),
+        to,
+        req.find(HeaderName::CallId),
+        req.find(HeaderName::CSeq),
+        req.find(HeaderName::Timestamp).filter(|_| code == 100),
+    ];
+
+    // The exact length, so that the response takes one allocation of its size: a
+    // server transaction keeps it for its retransmissions (§17.2.2).
+    let line_len = |h: &Header| h.line_range().len();
+    let len = STATUS_LINE_FIXED
+        + reason.len()
+        + req.all(HeaderName::Via).map(line_len).sum::<usize>()
+        + lines.iter().flatten().map(|h| line_len(h)).sum::<usize>()
+        + tag.map_or(0, |t| TAG_PARAM.len() + t.len())
+        + extra_headers
+            .iter()
+            .map(|(n, v)| n.len() + 2 + v.len() + 2)
+            .sum::<usize>()
+        + NO_BODY.len();
+    out.reserve(len);
+    let start = out.len();
+
     out.extend_from_slice(b"SIP/2.0 ");
     push_decimal(out, code);
     out.push(b' ');
@@ -362,33 +393,34 @@ pub fn write_response(
     for h in req.all(HeaderName::Via) {
         out.extend_from_slice(&buf[h.line_range()]);
     }
-    copy_line(req, HeaderName::From, out);
-    if let Some(h) = req.find(HeaderName::To) {
-        match to_tag {
-            Some(tag) if code != 100 && !has_tag(req.value(h)) => {
+    for h in lines.iter().flatten() {
+        match tag {
+            Some(tag) if h.name == HeaderName::To => {
                 // The tag goes right after the value, before its line end.
                 let line = h.line_range();
                 let value_end = h.value_range().end;
                 out.extend_from_slice(&buf[line.start..value_end]);
-                out.extend_from_slice(b";tag=");
+                out.extend_from_slice(TAG_PARAM);
                 out.extend_from_slice(tag);
                 out.extend_from_slice(&buf[value_end..line.end]);
             }
             _ => out.extend_from_slice(&buf[h.line_range()]),
         }
     }
-    copy_line(req, HeaderName::CallId, out);
-    copy_line(req, HeaderName::CSeq, out);
-    if code == 100 {
-        // RFC 3261 §8.2.6.1; no delay is added: we answer at once.
-        copy_line(req, HeaderName::Timestamp, out);
-    }
     for (name, value) in extra_headers {
         push_line(out, name.as_bytes(), value);
     }
-    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    out.extend_from_slice(NO_BODY);
+    debug_assert_eq!(out.len() - start, len, "response length computed exactly");
     Ok(())
 }
+
+/// `SIP/2.0 `, a three-digit status code, a space and the CRLF after the reason.
+const STATUS_LINE_FIXED: usize = 8 + 3 + 1 + 2;
+/// What [`write_response`] adds to a To without a tag, before the tag itself.
+const TAG_PARAM: &[u8] = b";tag=";
+/// The end of every response this element generates: no body.
+const NO_BODY: &[u8] = b"Content-Length: 0\r\n\r\n";
 
 /// What an [`Op`] writes in place of its range.
 #[derive(Debug, Clone, Copy, Default)]
@@ -1376,6 +1408,33 @@ Content-Length: 0\r\n\r\n"
         assert!(!got.contains("Timestamp"), "{got}");
         let got = respond(REGISTER, 408, b"Request Timeout", None, &[]);
         assert!(got.contains("t: Bob <sip:bob@biloxi.example.com>\r\n"));
+    }
+
+    #[test]
+    fn response_length_is_computed_exactly() {
+        // write_response reserves the response's exact length up front (a server
+        // transaction keeps it for retransmissions); its debug assertion compares
+        // that length with what was written, here for every optional part.
+        let with_timestamp = edited(
+            REGISTER,
+            "Max-Forwards: 70",
+            "Timestamp: 54.2\r\nMax-Forwards: 70",
+        );
+        let contact: &[u8] = b"<sip:bob@192.0.2.4>;expires=3600";
+        for (req, code, tag, extra) in [
+            (REGISTER, 200, Some(&b"t1"[..]), &[("Contact", contact)][..]),
+            (REGISTER, 100, Some(b"t1"), &[]),
+            (&with_timestamp[..], 100, None, &[]),
+            (&with_timestamp[..], 180, Some(b"t1"), &[]),
+            (REGISTER, 408, None, &[("Contact", contact), ("Date", b"x")]),
+        ] {
+            let m = Message::parse(req).unwrap();
+            let mut out = b"earlier bytes".to_vec();
+            write_response(&m, code, b"Reason", tag, extra, &mut out).unwrap();
+            let mut fresh = Vec::new();
+            write_response(&m, code, b"Reason", tag, extra, &mut fresh).unwrap();
+            assert_eq!(&out[b"earlier bytes".len()..], &fresh[..]);
+        }
     }
 
     #[test]

@@ -387,6 +387,36 @@ fn registered_user_is_called_where_it_registered_from() {
     );
 }
 
+/// The request copy kept by the server transaction of `bytes`.
+fn kept_request(net: &Net, bytes: &[u8]) -> Vec<u8> {
+    let msg = Message::parse(bytes).unwrap();
+    let via = msg.via().unwrap();
+    let key = server_key(&msg, &via, msg.method().unwrap()).unwrap();
+    let id = net.engine.table.find_server(&key).unwrap();
+    match &net.engine.table.get(id).unwrap().data {
+        Ctx::Server(s) => s.request.clone(),
+        Ctx::Client(_) => panic!("not a server transaction"),
+    }
+}
+
+#[test]
+fn register_answered_here_keeps_no_request_copy() {
+    // The registrar answers at once (RFC 3261 §10.3), so the server transaction
+    // needs only its response for retransmissions (§17.2.2), not the request.
+    let mut net = Net::with(ProxyConfig::default());
+    let reg = register("sip:bob@10.0.0.7:5062", 600);
+    let first = net.feed("203.0.113.5:40000", &reg);
+    assert_eq!(status(&only(&first).1), 200);
+    assert!(kept_request(&net, &reg).is_empty());
+    // A retransmission gets the same 200 from the transaction.
+    let again = net.feed("203.0.113.5:40000", &reg);
+    assert_eq!(only(&again).1, only(&first).1);
+    // A proxied request keeps its copy (to answer it later: 408, 5xx).
+    let inv = invite("z9hG4bKuac7");
+    net.feed(UAC, &inv);
+    assert_eq!(kept_request(&net, &inv), inv);
+}
+
 #[test]
 fn unknown_user_is_404_and_expired_binding_is_gone() {
     let mut net = Net::with(ProxyConfig::default());
@@ -470,6 +500,25 @@ fn host_name_next_hop_waits_for_the_resolver() {
         .replace("z9hG4bKuac1", "z9hG4bKuac2");
     let sent = net.feed(UAC, req.as_bytes());
     assert_eq!(status(&sent.last().unwrap().1), 503);
+}
+
+#[test]
+fn registered_user_with_private_contact_is_called_where_it_registered_from() {
+    // The Via matches the packet's source, but the Contact names a private
+    // address while the source is public: NAT all the same (nat_uac_test's
+    // Contact test), so the request goes to the REGISTER's source.
+    let mut net = Net::with(ProxyConfig::default());
+    let reg = String::from_utf8(register("sip:bob@10.0.0.7:5062", 600))
+        .unwrap()
+        .replace("203.0.113.5:5060;branch", "203.0.113.5:40000;branch");
+    let r = net.feed("203.0.113.5:40000", reg.as_bytes());
+    assert_eq!(status(&only(&r).1), 200);
+    let sent = net.feed(UAC, &invite_user("bob"));
+    let fwd = sent.iter().find(|(_, t)| t.starts_with("INVITE")).unwrap();
+    assert_eq!(fwd.0, udp("203.0.113.5:40000"));
+    assert!(fwd
+        .1
+        .starts_with("INVITE sip:bob@10.0.0.7:5062 SIP/2.0\r\n"));
 }
 
 #[test]
