@@ -16,7 +16,7 @@ const ONE_WAY: usize = 1_000_000;
 const ONE_WAY_MSGS: usize = 200_000;
 
 /// Runs `body(core, mesh)` on two pinned executors joined by a fresh mesh.
-fn on_two_cores<T, R>(body: impl Fn(usize, mesh::Mesh<T>) -> R + Clone + Send + 'static)
+fn on_two_cores<T, R>(body: impl Fn(usize, MeshEnds<T>) -> R + Clone + Send + 'static)
 where
     T: Send + 'static,
     R: std::future::Future<Output = ()> + 'static,
@@ -37,8 +37,7 @@ where
         .io_memory(1 << 20)
         .on_all_shards(move || async move {
             let id = next.fetch_add(1, Ordering::SeqCst);
-            let ends = slots.lock().unwrap()[id].take().unwrap();
-            let m = ends.connect().await;
+            let m = slots.lock().unwrap()[id].take().unwrap();
             body(id, m).await
         })
         .unwrap()

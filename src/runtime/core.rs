@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use glommio::channels::shared_channel::{ConnectedReceiver, ConnectedSender};
 use glommio::net::{TcpListener, UdpSocket};
 use glommio::{Latency, Shares, TaskQueueHandle};
 
 use super::admin::{Reporter, ShardReport, REPORT_EVERY};
+use super::mesh::{Receiver as MeshReceiver, Sender as MeshSender};
 use super::{conn, Shared};
 use crate::config::Transport;
 use crate::shard::{ConnId, Dest, MeshMsg, Outbox, Peer, Shard, ShardId};
@@ -41,7 +41,7 @@ pub(crate) struct Core {
     pub shard: RefCell<Shard>,
     /// UDP sockets by listener index.
     udp: Vec<Option<Rc<UdpSocket>>>,
-    mesh: Vec<Option<ConnectedSender<MeshMsg>>>,
+    mesh: Vec<Option<MeshSender<MeshMsg>>>,
     /// Open connections (inbound and outbound) by sequence number.
     pub conns: RefCell<ahash::AHashMap<u64, ConnEntry>>,
     /// Outbound connections by destination, for reuse.
@@ -223,7 +223,7 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
     let bg_tq = ex.create_task_queue(Shares::Static(100), Latency::NotImportant, "background");
 
     let mesh = match shared.take_mesh(id) {
-        Some(ends) => ends.connect().await,
+        Some(ends) => ends,
         None => return Err(format!("core {id}: no mesh ends")),
     };
     let sockets = shared.take_sockets(id);
@@ -442,7 +442,7 @@ async fn udp_loop(core: Rc<Core>, listener: u16, sock: Rc<UdpSocket>) {
 }
 
 /// Receives the messages core `from` sends to this one.
-async fn mesh_loop(core: Rc<Core>, from: ShardId, rx: ConnectedReceiver<MeshMsg>) {
+async fn mesh_loop(core: Rc<Core>, from: ShardId, rx: MeshReceiver<MeshMsg>) {
     let mut out = Outbox::new();
     while let Some(msg) = rx.recv().await {
         match msg {
