@@ -801,6 +801,14 @@ mod tests {
         )
     }
 
+    /// Where a datagram to `addr` goes out, from the first listener.
+    fn udp_dest(addr: &str) -> Dest {
+        Dest::Udp {
+            listener: 0,
+            to: addr.parse().unwrap(),
+        }
+    }
+
     fn udp_peer(addr: &str) -> Peer {
         Peer {
             transport: Transport::Udp,
@@ -851,13 +859,7 @@ Content-Length: 0\r\n\r\n"
         assert!(text.contains("\r\nSupported:"));
         assert!(text.contains("\r\nTo: <sip:192.0.2.10>;tag="));
         // RFC 3261 §18.2.2: no rport, so the sent-by port at the source address.
-        assert_eq!(
-            dest,
-            Dest::Udp {
-                listener: 0,
-                to: "198.51.100.7:5070".parse().unwrap()
-            }
-        );
+        assert_eq!(dest, udp_dest("198.51.100.7:5070"));
         assert_eq!(sh.engine_stats().local_replies, 1);
     }
 
@@ -871,13 +873,7 @@ Content-Length: 0\r\n\r\n"
             &options("sip:proxy.example.com", ";rport", "z9hG4bK1"),
         );
         let (dest, _) = only_transmit(&out);
-        assert_eq!(
-            dest,
-            Dest::Udp {
-                listener: 0,
-                to: "198.51.100.7:40000".parse().unwrap()
-            }
-        );
+        assert_eq!(dest, udp_dest("198.51.100.7:40000"));
     }
 
     #[test]
@@ -965,22 +961,14 @@ Content-Length: 0\r\n\r\n"
         let out = run(&mut sh, udp_peer("198.51.100.7:40000"), req.as_bytes());
         let (dest, text) = only_transmit(&out);
         assert!(text.starts_with("SIP/2.0 400 "), "{text}");
-        assert_eq!(
-            dest,
-            Dest::Udp {
-                listener: 0,
-                to: "198.51.100.7:40000".parse().unwrap()
-            }
-        );
+        assert_eq!(dest, udp_dest("198.51.100.7:40000"));
     }
 
     #[test]
     fn bad_ack_and_responses_are_dropped_silently() {
         let mut sh = shard(0, 1);
-        let ack = String::from_utf8(options("sip:127.0.0.1", "", "z9hG4bK1"))
+        let ack = String::from_utf8(request("ACK", "sip:127.0.0.1", "z9hG4bK1", None))
             .unwrap()
-            .replace("OPTIONS sip", "ACK sip")
-            .replace("CSeq: 7 OPTIONS", "CSeq: 7 ACK")
             .replace("Max-Forwards: 70", "Max-Forwards: 999");
         assert!(run(&mut sh, udp_peer("127.0.0.1:1"), ack.as_bytes()).is_empty());
         let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\nCSeq: x\r\n\r\n";
@@ -1468,13 +1456,7 @@ Content-Length: 0\r\n\r\n"
             assert!(text.contains("\r\nCall-ID: c1@client\r\n"));
             assert!(!text.contains("Foo"));
             // §18.2.2: no rport, so the sent-by port at the source address.
-            assert_eq!(
-                dest,
-                Dest::Udp {
-                    listener: 0,
-                    to: "198.51.100.7:5070".parse().unwrap()
-                }
-            );
+            assert_eq!(dest, udp_dest("198.51.100.7:5070"));
         }
         assert_eq!(sh.engine_stats().local_replies, 5);
         assert_eq!(sh.stats().dropped, 0);
@@ -1494,13 +1476,7 @@ Content-Length: 0\r\n\r\n"
             udp_peer("198.51.100.7:40000"),
             req.as_bytes(),
         ));
-        assert_eq!(
-            dest,
-            Dest::Udp {
-                listener: 0,
-                to: "198.51.100.7:40000".parse().unwrap()
-            }
-        );
+        assert_eq!(dest, udp_dest("198.51.100.7:40000"));
     }
 
     #[test]
@@ -1508,11 +1484,8 @@ Content-Length: 0\r\n\r\n"
         // RFC 3261 §17.2.1, §17.2.3: an ACK is never answered; §18.1.2: nor is a
         // response.
         let mut sh = shard(0, 1);
-        let ack = String::from_utf8(options("sip:127.0.0.1", "", "z9hG4bK1"))
-            .unwrap()
-            .replace("OPTIONS sip", "ACK sip")
-            .replace("CSeq: 7 OPTIONS", "CSeq: 7 ACK");
-        let ack = with_bad_line(ack.as_bytes(), "Foo bar baz");
+        let ack = request("ACK", "sip:127.0.0.1", "z9hG4bK1", None);
+        let ack = with_bad_line(&ack, "Foo bar baz");
         assert!(run(&mut sh, udp_peer("127.0.0.1:1"), ack.as_bytes()).is_empty());
         let resp = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bK1\r\nFoo bar baz\r\n\
 To: <sip:a@b>;tag=1\r\nFrom: <sip:c@d>;tag=2\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\

@@ -209,6 +209,17 @@ fn latency_is_timed_on_every_transport_and_after_a_hop() {
     );
 }
 
+/// SIP messages handled so far: on their arrival core or after a mesh hop.
+fn handled(e: &Exposition) -> f64 {
+    e.value("coresip_messages_local_total", &[]).unwrap_or(0.0) + hops(e)
+}
+
+/// Messages that crossed to another core so far.
+fn hops(e: &Exposition) -> f64 {
+    e.value("coresip_mesh_hops_total", &[("direction", "in")])
+        .unwrap_or(0.0)
+}
+
 /// On two cores, nothing inside a dialog crosses cores: a request with a To tag is
 /// handled on the core it arrives on, and the kernel steers every response to the
 /// core named in our branch (`runtime::steering`). Before, each request and each
@@ -217,15 +228,6 @@ fn latency_is_timed_on_every_transport_and_after_a_hop() {
 fn inside_a_dialog_nothing_crosses_cores() {
     use common::ua::Ua;
     let server = start("steering", 2, &["--domain", "example.com"]);
-    let handled = |e: &Exposition| {
-        e.value("coresip_messages_local_total", &[]).unwrap_or(0.0)
-            + e.value("coresip_mesh_hops_total", &[("direction", "in")])
-                .unwrap_or(0.0)
-    };
-    let hops = |e: &Exposition| {
-        e.value("coresip_mesh_hops_total", &[("direction", "in")])
-            .unwrap_or(0.0)
-    };
 
     let mut bob = Ua::udp("bob", server.addr());
     assert_eq!(bob.register(3600).status(), Some(200));
@@ -276,15 +278,6 @@ fn inside_a_dialog_nothing_crosses_cores() {
 fn calls_to_a_registered_user_stay_on_their_arrival_core() {
     use common::ua::Ua;
     let server = start("replica", 2, &["--domain", "example.com"]);
-    let handled = |e: &Exposition| {
-        e.value("coresip_messages_local_total", &[]).unwrap_or(0.0)
-            + e.value("coresip_mesh_hops_total", &[("direction", "in")])
-                .unwrap_or(0.0)
-    };
-    let hops = |e: &Exposition| {
-        e.value("coresip_mesh_hops_total", &[("direction", "in")])
-            .unwrap_or(0.0)
-    };
     let mut bob = Ua::udp("bob", server.addr());
     assert_eq!(bob.register(3600).status(), Some(200));
     let before = metrics_until(metrics_addr(&server), |e| handled(e) >= 1.0);

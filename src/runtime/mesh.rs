@@ -193,71 +193,78 @@ mod tests {
         }
     }
 
-    #[test]
-    fn messages_cross_between_two_executors() {
-        let slots: Arc<Mutex<Vec<Option<MeshEnds<u64>>>>> =
-            Arc::new(Mutex::new(build(2, 128).into_iter().map(Some).collect()));
+    /// Runs `body(core, its ends)` on two executors joined by a `capacity` mesh;
+    /// the results in core order.
+    fn on_two_executors<R, F>(capacity: usize, body: fn(usize, MeshEnds<u64>) -> F) -> Vec<R>
+    where
+        R: Send + 'static,
+        F: std::future::Future<Output = R> + 'static,
+    {
+        let slots: Arc<Mutex<Vec<Option<MeshEnds<u64>>>>> = Arc::new(Mutex::new(
+            build(2, capacity).into_iter().map(Some).collect(),
+        ));
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let handles = LocalExecutorPoolBuilder::new(PoolPlacement::Unbound(2))
+        let mut results: Vec<(usize, R)> = LocalExecutorPoolBuilder::new(PoolPlacement::Unbound(2))
             .io_memory(1 << 20)
             .on_all_shards(move || async move {
                 let id = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let mesh = slots.lock().unwrap()[id].take().unwrap();
-                let other = 1 - id;
-                for i in 0..100u64 {
-                    mesh.senders[other].as_ref().unwrap().send(i).await.unwrap();
-                }
-                let (from, rx) = &mesh.receivers[0];
-                assert_eq!(*from, other);
-                let mut sum = 0;
-                for _ in 0..100 {
-                    sum += rx.recv().await.unwrap();
-                }
-                sum
+                (id, body(id, mesh).await)
             })
-            .unwrap();
-        for r in handles.join_all() {
-            assert_eq!(r.unwrap(), 4950);
-        }
+            .unwrap()
+            .join_all()
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        results.sort_by_key(|(id, _)| *id);
+        results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    #[test]
+    fn messages_cross_between_two_executors() {
+        let sums = on_two_executors(128, |id, mesh| async move {
+            let other = 1 - id;
+            for i in 0..100u64 {
+                mesh.senders[other].as_ref().unwrap().send(i).await.unwrap();
+            }
+            let (from, rx) = &mesh.receivers[0];
+            assert_eq!(*from, other);
+            let mut sum = 0;
+            for _ in 0..100 {
+                sum += rx.recv().await.unwrap();
+            }
+            sum
+        });
+        assert_eq!(sums, [4950, 4950]);
     }
 
     #[test]
     fn a_full_channel_holds_the_sender_until_there_is_room() {
         // Capacity 4, 2,000 messages: the sender waits for room again and again and
         // is woken by the receiver each time; everything arrives, in order.
-        let slots: Arc<Mutex<Vec<Option<MeshEnds<u64>>>>> =
-            Arc::new(Mutex::new(build(2, 4).into_iter().map(Some).collect()));
-        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let handles = LocalExecutorPoolBuilder::new(PoolPlacement::Unbound(2))
-            .io_memory(1 << 20)
-            .on_all_shards(move || async move {
-                let id = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let mut mesh = slots.lock().unwrap()[id].take().unwrap();
-                if id == 0 {
-                    let tx = mesh.senders[1].take().unwrap();
-                    for i in 0..2000u64 {
-                        tx.send(i).await.unwrap();
-                    }
-                    // Dropping the sender ends the channel for the receiver.
-                    drop(tx);
-                    true
-                } else {
-                    let (_, rx) = mesh.receivers.pop().unwrap();
-                    let mut expected = 0;
-                    while let Some(v) = rx.recv().await {
-                        assert_eq!(v, expected);
-                        expected += 1;
-                        if expected % 100 == 0 {
-                            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
-                        }
-                    }
-                    expected == 2000
+        let done = on_two_executors(4, |id, mut mesh| async move {
+            if id == 0 {
+                let tx = mesh.senders[1].take().unwrap();
+                for i in 0..2000u64 {
+                    tx.send(i).await.unwrap();
                 }
-            })
-            .unwrap();
-        for r in handles.join_all() {
-            assert!(r.unwrap());
-        }
+                // Dropping the sender ends the channel for the receiver.
+                drop(tx);
+                true
+            } else {
+                let (_, rx) = mesh.receivers.pop().unwrap();
+                let mut expected = 0;
+                while let Some(v) = rx.recv().await {
+                    assert_eq!(v, expected);
+                    expected += 1;
+                    if expected % 100 == 0 {
+                        glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+                    }
+                }
+                expected == 2000
+            }
+        });
+        assert_eq!(done, [true, true]);
     }
 
     #[test]

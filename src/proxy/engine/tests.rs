@@ -454,18 +454,26 @@ fn two_contacts_are_forked_in_parallel() {
     assert!(s.iter().any(|(_, t)| t.starts_with("CANCEL ")), "{s:#?}");
 }
 
-#[test]
-fn registered_user_without_nat_is_called_at_its_contact() {
-    // The Via matched the packet's source: no NAT, so the Contact URI is used.
+/// Registers bob with `contact` from 203.0.113.5:40000 (its Via naming that
+/// source), then calls him: the INVITE forwarded and where it went.
+fn call_registered_from_its_source(contact: &str) -> (Dest, String) {
     let mut net = Net::with(ProxyConfig::default());
-    let reg = String::from_utf8(register("sip:bob@203.0.113.5:5070", 600))
+    let reg = String::from_utf8(register(contact, 600))
         .unwrap()
         .replace("203.0.113.5:5060;branch", "203.0.113.5:40000;branch");
     let r = net.feed("203.0.113.5:40000", reg.as_bytes());
     assert_eq!(status(&only(&r).1), 200);
     let sent = net.feed(UAC, &invite_user("bob"));
-    let fwd = sent.iter().find(|(_, t)| t.starts_with("INVITE")).unwrap();
-    assert_eq!(fwd.0, udp("203.0.113.5:5070"));
+    sent.into_iter()
+        .find(|(_, t)| t.starts_with("INVITE"))
+        .unwrap()
+}
+
+#[test]
+fn registered_user_without_nat_is_called_at_its_contact() {
+    // The Via matched the packet's source: no NAT, so the Contact URI is used.
+    let (to, _) = call_registered_from_its_source("sip:bob@203.0.113.5:5070");
+    assert_eq!(to, udp("203.0.113.5:5070"));
 }
 
 #[test]
@@ -507,18 +515,9 @@ fn registered_user_with_private_contact_is_called_where_it_registered_from() {
     // The Via matches the packet's source, but the Contact names a private
     // address while the source is public: NAT all the same (nat_uac_test's
     // Contact test), so the request goes to the REGISTER's source.
-    let mut net = Net::with(ProxyConfig::default());
-    let reg = String::from_utf8(register("sip:bob@10.0.0.7:5062", 600))
-        .unwrap()
-        .replace("203.0.113.5:5060;branch", "203.0.113.5:40000;branch");
-    let r = net.feed("203.0.113.5:40000", reg.as_bytes());
-    assert_eq!(status(&only(&r).1), 200);
-    let sent = net.feed(UAC, &invite_user("bob"));
-    let fwd = sent.iter().find(|(_, t)| t.starts_with("INVITE")).unwrap();
-    assert_eq!(fwd.0, udp("203.0.113.5:40000"));
-    assert!(fwd
-        .1
-        .starts_with("INVITE sip:bob@10.0.0.7:5062 SIP/2.0\r\n"));
+    let (to, invite) = call_registered_from_its_source("sip:bob@10.0.0.7:5062");
+    assert_eq!(to, udp("203.0.113.5:40000"));
+    assert!(invite.starts_with("INVITE sip:bob@10.0.0.7:5062 SIP/2.0\r\n"));
 }
 
 #[test]
