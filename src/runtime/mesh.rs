@@ -52,28 +52,26 @@ impl<T> Sender<T> {
         };
         let mut item = Some(item);
         poll_fn(|cx| {
-            let Some(v) = item.take() else {
-                return Poll::Ready(Ok(()));
-            };
-            match tx.try_send(v) {
-                Ok(()) => {
-                    self.waiting.receiver.wake();
-                    Poll::Ready(Ok(()))
-                }
-                Err(TrySendError::Disconnected(v)) => Poll::Ready(Err(v)),
-                Err(TrySendError::Full(v)) => {
-                    self.waiting.sender.register(cx.waker());
-                    // Room may have appeared before the registration: try again.
-                    match tx.try_send(v) {
-                        Ok(()) => {
-                            self.waiting.receiver.wake();
-                            Poll::Ready(Ok(()))
+            // Full: wait for room, registered before trying once more (room may
+            // have appeared in between).
+            let mut registered = false;
+            loop {
+                let Some(v) = item.take() else {
+                    return Poll::Ready(Ok(()));
+                };
+                match tx.try_send(v) {
+                    Ok(()) => {
+                        self.waiting.receiver.wake();
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(TrySendError::Disconnected(v)) => return Poll::Ready(Err(v)),
+                    Err(TrySendError::Full(v)) => {
+                        item = Some(v);
+                        if registered {
+                            return Poll::Pending;
                         }
-                        Err(TrySendError::Disconnected(v)) => Poll::Ready(Err(v)),
-                        Err(TrySendError::Full(v)) => {
-                            item = Some(v);
-                            Poll::Pending
-                        }
+                        self.waiting.sender.register(cx.waker());
+                        registered = true;
                     }
                 }
             }
