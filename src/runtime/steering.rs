@@ -234,13 +234,24 @@ mod tests {
     /// `n` SO_REUSEPORT sockets on one loopback port, bound in order (socket `i`
     /// is core `i`), nonblocking.
     fn group(n: usize) -> Vec<UdpSocket> {
+        group_on(n, "127.0.0.1")
+    }
+
+    /// [`group`] on loopback address `ip`.
+    fn group_on(n: usize, ip: &str) -> Vec<UdpSocket> {
         use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+        let ip: std::net::IpAddr = ip.parse().unwrap();
+        let domain = if ip.is_ipv6() {
+            Domain::IPV6
+        } else {
+            Domain::IPV4
+        };
         let mut port = 0;
         (0..n)
             .map(|_| {
-                let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+                let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).unwrap();
                 s.set_reuse_port(true).unwrap();
-                let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+                let addr = std::net::SocketAddr::new(ip, port);
                 s.bind(&SockAddr::from(addr)).unwrap();
                 port = s.local_addr().unwrap().as_socket().unwrap().port();
                 s.set_nonblocking(true).unwrap();
@@ -302,6 +313,26 @@ Call-ID: steer@test\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
                     c.send_to(other.as_bytes(), to).unwrap();
                     receiver(&g);
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn responses_over_ipv6_are_steered_too() {
+        // UDP over IPv6 selects from its reuseport group the same way (its header
+        // is the same 8 bytes). Skipped where the host has no IPv6 loopback.
+        if UdpSocket::bind("[::1]:0").is_err() {
+            eprintln!("no IPv6 loopback here: IPv6 steering not tested");
+            return;
+        }
+        let g = group_on(2, "::1");
+        attach(&g[0]).unwrap();
+        let to = g[0].local_addr().unwrap();
+        for _ in 0..8 {
+            let c = UdpSocket::bind("[::1]:0").unwrap();
+            for shard in 0..2u16 {
+                c.send_to(response(shard, "").as_bytes(), to).unwrap();
+                assert_eq!(receiver(&g), usize::from(shard));
             }
         }
     }
