@@ -642,9 +642,8 @@ impl Engine {
             {
                 AuthOutcome::Authorized { user } => {
                     let own = msg
-                        .to()
+                        .to_uri()
                         .ok()
-                        .and_then(|t| t.parse_uri().ok())
                         .and_then(|u| u.as_sip().map(|s| s.user_is(user)))
                         .unwrap_or(false);
                     if !own {
@@ -715,9 +714,8 @@ impl Engine {
         };
         let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
         let local_sender = msg
-            .from()
+            .from_uri()
             .ok()
-            .and_then(|f| f.parse_uri().ok())
             .and_then(|u| {
                 u.as_sip().map(|s| {
                     self.identity

@@ -29,9 +29,7 @@ use crate::sip::message::Message;
 /// it. `None` when the To header is unusable; any shard can then answer (the
 /// registrar's 400).
 pub fn aor_of_register(msg: &Message<'_>) -> Option<AorKey> {
-    let to = msg.to().ok()?;
-    let uri = to.parse_uri().ok()?;
-    AorKey::from_uri(&uri).ok()
+    AorKey::from_uri(&msg.to_uri().ok()?).ok()
 }
 
 #[cfg(test)]

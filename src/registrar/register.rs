@@ -328,8 +328,7 @@ impl Registrar {
         }
 
         // Step 5: the AOR.
-        let to = msg.to().map_err(|_| reject(400, "Bad To"))?;
-        let to_uri = to.parse_uri().map_err(|_| reject(400, "Bad To"))?;
+        let to_uri = msg.to_uri().map_err(|_| reject(400, "Bad To"))?;
         // §10.2: the AOR MUST be a SIP or SIPS URI.
         let to_sip = to_uri
             .as_sip()

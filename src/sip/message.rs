@@ -93,6 +93,8 @@ pub(super) struct Memo<'a> {
     pub(super) via: OnceCell<Result<Via<'a>, ParseError>>,
     pub(super) from: OnceCell<Result<NameAddr<'a>, ParseError>>,
     pub(super) to: OnceCell<Result<NameAddr<'a>, ParseError>>,
+    pub(super) from_uri: OnceCell<Result<Uri<'a>, ParseError>>,
+    pub(super) to_uri: OnceCell<Result<Uri<'a>, ParseError>>,
     pub(super) call_id: OnceCell<Result<&'a [u8], ParseError>>,
     pub(super) cseq: OnceCell<Result<CSeq<'a>, ParseError>>,
 }
@@ -692,15 +694,30 @@ v=0\n";
                 panic!("Request-URI")
             };
             assert_eq!(u.user, Some(&b"bob"[..]));
+            let to = m.to_uri().unwrap();
+            assert_eq!(to, Uri::parse(m.to().unwrap().uri).unwrap());
+            assert_eq!(to.as_sip().and_then(|s| s.user), Some(&b"bob"[..]));
+            let from = m.from_uri().unwrap();
+            assert_eq!(from.as_sip().and_then(|s| s.user), Some(&b"alice"[..]));
         }
         let bad = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nTo: <sip:a@b>\r\n\
 From: x\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
         let m = Message::parse(bad).unwrap();
         for _ in 0..2 {
             assert_eq!(m.from().err(), Some(ParseError::InvalidFrom));
+            assert_eq!(m.from_uri().err(), Some(ParseError::InvalidFrom));
             assert_eq!(m.uri(), Err(ParseError::InvalidRequestUri));
             assert!(m.to().is_ok());
+            assert!(m.to_uri().is_ok());
         }
+        // A To that is an address but whose URI does not parse; no To at all.
+        let bad_uri = b"SIP/2.0 200 OK\r\nTo: <sip:@>\r\n\r\n";
+        let m = Message::parse(bad_uri).unwrap();
+        assert!(m.to().is_ok());
+        assert_eq!(m.to_uri().err(), Some(ParseError::InvalidTo));
+        let m = Message::parse(b"SIP/2.0 200 OK\r\n\r\n").unwrap();
+        assert_eq!(m.to_uri().err(), Some(ParseError::MissingTo));
+        assert_eq!(m.from_uri().err(), Some(ParseError::MissingFrom));
     }
 
     #[test]

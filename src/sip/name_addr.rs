@@ -423,6 +423,27 @@ impl<'a> Message<'a> {
         })
     }
 
+    /// The URI of the From header, decoded once per message (the check, the
+    /// engine and the registrar all read it): the error of [`Message::from`], or
+    /// [`ParseError::InvalidFrom`] for a URI that does not parse.
+    pub fn from_uri(&self) -> Result<Uri<'a>, ParseError> {
+        *self.memo().from_uri.get_or_init(|| {
+            self.from()?
+                .parse_uri()
+                .map_err(|_| ParseError::InvalidFrom)
+        })
+    }
+
+    /// The URI of the To header, decoded once per message (for a REGISTER, the
+    /// AOR: read by ownership, the check and the registrar): the error of
+    /// [`Message::to`], or [`ParseError::InvalidTo`] for a URI that does not parse.
+    pub fn to_uri(&self) -> Result<Uri<'a>, ParseError> {
+        *self
+            .memo()
+            .to_uri
+            .get_or_init(|| self.to()?.parse_uri().map_err(|_| ParseError::InvalidTo))
+    }
+
     /// Every Contact value (`m`), across lines and comma lists, in order.
     pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'a>, ParseError>> + '_ {
         self.values(HeaderName::Contact).map(Contact::parse)

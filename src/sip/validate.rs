@@ -147,8 +147,9 @@ impl<'a> Message<'a> {
         };
 
         // 5.
-        check_address(self.from(), ParseError::InvalidFrom)?;
-        check_address(self.to(), ParseError::InvalidTo)?;
+        // Decoded once here for every later reader (Message::from_uri, to_uri).
+        self.from_uri().map_err(|_| ParseError::InvalidFrom)?;
+        self.to_uri().map_err(|_| ParseError::InvalidTo)?;
         self.call_id()?;
         let cseq = self.cseq()?;
         if let Some(method) = request_method {
