@@ -207,6 +207,7 @@ async fn serve<S>(
                 }
                 Frame::KeepAlive(_) => {}
                 Frame::Message(n) => {
+                    core.drain_mesh(&mut out).await;
                     if let Some(msg) = buf.get(..n) {
                         let now = Instant::now();
                         received = Some(now);

@@ -42,6 +42,8 @@ pub(crate) struct Core {
     /// UDP sockets by listener index.
     udp: Vec<Option<Rc<UdpSocket>>>,
     mesh: Vec<Option<MeshSender<MeshMsg>>>,
+    /// `(from, channel)` for every other core.
+    mesh_in: Vec<(ShardId, MeshReceiver<MeshMsg>)>,
     /// Open connections (inbound and outbound) by sequence number.
     pub conns: RefCell<ahash::AHashMap<u64, ConnEntry>>,
     /// Outbound connections by destination, for reuse.
@@ -204,6 +206,47 @@ impl Core {
         }
     }
 
+    /// Handles one message from another core.
+    async fn on_mesh(&self, msg: MeshMsg, out: &mut Outbox) {
+        match msg {
+            MeshMsg::Write {
+                conn,
+                transport,
+                fallback,
+                bytes,
+            } => self.write_own(conn.seq, transport, fallback, bytes),
+            other => {
+                let received = match &other {
+                    MeshMsg::Inbound { received, .. } => Some(*received),
+                    _ => None,
+                };
+                self.shard.borrow_mut().on_mesh(Instant::now(), other, out);
+                self.schedule_timers();
+                if !out.is_empty() {
+                    let sends = out.transmits().count();
+                    self.flush(out).await;
+                    if let Some(received) = received {
+                        self.observe_latency(received, sends);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles the messages other cores have already sent, before a message from
+    /// the network: they were sent first. A binding removal another core made
+    /// before answering its REGISTER then reaches this core's replica before a
+    /// call that follows that answer does, even when the network read would
+    /// otherwise run first (a read that succeeds at once never yields to the mesh
+    /// tasks). Costs a look at each channel when they are empty.
+    pub async fn drain_mesh(&self, out: &mut Outbox) {
+        for (_, rx) in &self.mesh_in {
+            while let Some(msg) = rx.try_recv() {
+                self.on_mesh(msg, out).await;
+            }
+        }
+    }
+
     /// This core's own `Rc`, for tasks it spawns.
     fn rc(self: &Rc<Self>) -> Rc<Self> {
         Rc::clone(self)
@@ -248,6 +291,7 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
         shared: Arc::clone(&shared),
         udp,
         mesh: mesh.senders,
+        mesh_in: mesh.receivers,
         conns: RefCell::new(ahash::AHashMap::new()),
         pool: RefCell::new(ahash::AHashMap::new()),
         next_conn: Cell::new(0),
@@ -256,8 +300,8 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
         timer_kick,
     });
 
-    for (from, rx) in mesh.receivers {
-        glommio::spawn_local_into(mesh_loop(core.rc(), from, rx), sip_tq)
+    for i in 0..core.mesh_in.len() {
+        glommio::spawn_local_into(mesh_loop(core.rc(), i), sip_tq)
             .map_err(|e| e.to_string())?
             .detach();
     }
@@ -427,6 +471,7 @@ async fn udp_loop(core: Rc<Core>, listener: u16, sock: Rc<UdpSocket>) {
             listener,
             conn: None,
         };
+        core.drain_mesh(&mut out).await;
         let received = Instant::now();
         core.shard
             .borrow_mut()
@@ -441,35 +486,14 @@ async fn udp_loop(core: Rc<Core>, listener: u16, sock: Rc<UdpSocket>) {
     }
 }
 
-/// Receives the messages core `from` sends to this one.
-async fn mesh_loop(core: Rc<Core>, from: ShardId, rx: MeshReceiver<MeshMsg>) {
+/// Receives the messages the core of `mesh_in[index]` sends to this one.
+async fn mesh_loop(core: Rc<Core>, index: usize) {
+    let Some((from, rx)) = core.mesh_in.get(index) else {
+        return;
+    };
     let mut out = Outbox::new();
     while let Some(msg) = rx.recv().await {
-        match msg {
-            MeshMsg::Write {
-                conn,
-                transport,
-                fallback,
-                bytes,
-            } => core.write_own(conn.seq, transport, fallback, bytes),
-            other => {
-                let received = match &other {
-                    MeshMsg::Inbound { received, .. } => Some(*received),
-                    _ => None,
-                };
-                core.shard
-                    .borrow_mut()
-                    .on_mesh(Instant::now(), other, &mut out);
-                core.schedule_timers();
-                if !out.is_empty() {
-                    let sends = out.transmits().count();
-                    core.flush(&mut out).await;
-                    if let Some(received) = received {
-                        core.observe_latency(received, sends);
-                    }
-                }
-            }
-        }
+        core.on_mesh(msg, &mut out).await;
     }
     tracing::debug!(from, "mesh channel closed");
 }

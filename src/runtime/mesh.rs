@@ -97,6 +97,11 @@ impl<T> Receiver<T> {
         .await
     }
 
+    /// A message already waiting, if any (never waits).
+    pub fn try_recv(&self) -> Option<T> {
+        self.take().flatten()
+    }
+
     /// A message or the end of the channel, or `None` when it is merely empty.
     fn take(&self) -> Option<Option<T>> {
         let rx = self.rx.as_ref()?;
