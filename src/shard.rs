@@ -1495,7 +1495,12 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(sh.engine_stats().local_replies, 0);
         // The control: the same bad line in a request that is not an ACK.
         let req = with_bad_line(&options("sip:127.0.0.1", "", "z9hG4bK1"), "Foo bar baz");
-        let (_, text) = only_transmit(&run(&mut sh, udp_peer("127.0.0.1:1"), req.as_bytes()));
+        assert_answered_bad_header_line(&mut sh, &req);
+    }
+
+    /// `req` (with a bad header line) gets `400 Bad Header Line`.
+    fn assert_answered_bad_header_line(sh: &mut Shard, req: &str) {
+        let (_, text) = only_transmit(&run(sh, udp_peer("127.0.0.1:1"), req.as_bytes()));
         assert!(
             text.starts_with("SIP/2.0 400 Bad Header Line\r\n"),
             "{text}"
@@ -1547,12 +1552,7 @@ Content-Length: 0\r\n\r\n";
         // The control: a bad line that cannot have been a Via, below a good one,
         // and as many bad lines as are skipped.
         for line in ["Via-Not SIP/2.0/UDP b.example.com", "a\r\nb\r\nc\r\nd"] {
-            let req = with_bad_line(req.as_bytes(), line);
-            let (_, text) = only_transmit(&run(&mut sh, udp_peer("127.0.0.1:1"), req.as_bytes()));
-            assert!(
-                text.starts_with("SIP/2.0 400 Bad Header Line\r\n"),
-                "{text}"
-            );
+            assert_answered_bad_header_line(&mut sh, &with_bad_line(req.as_bytes(), line));
         }
     }
 
