@@ -115,35 +115,18 @@ fn write_decimal(w: &mut &mut [u8], n: u32) -> std::io::Result<()> {
     w.write_all(crate::sip::text::decimal(n, &mut [0; 10]))
 }
 
-/// The shard owning a request's server transaction: `hash(top Via branch) % n`
-/// (DESIGN.md §3). The hash is case-folded, like branch matching, so anything that
-/// matches the transaction lands on its shard. `n == 0` yields 0.
-pub fn shard_of_branch(branch: &[u8], n: usize) -> usize {
-    if n == 0 {
-        return 0;
-    }
-    (branch_hash(branch) % n as u64) as usize
-}
-
-/// The 64-bit hash behind [`shard_of_branch`]: case-folded, so every request that
-/// matches one transaction (§17.2.3) hashes alike.
+/// The hash that places a request by its top Via branch on a shard (DESIGN.md §3,
+/// `hash % N`): case-folded, like branch matching, so every request that matches
+/// one transaction (§17.2.3) lands on its shard.
 pub fn branch_hash(branch: &[u8]) -> u64 {
     let mut h = hasher();
     write_folded(&mut h, branch);
     h.finish()
 }
 
-/// The shard of a request whose branch lacks the cookie: `hash(Call-ID, CSeq
-/// number) % n` (DESIGN.md §3). Its ACK and CANCEL share both, so they land on the
-/// INVITE's shard. `n == 0` yields 0.
-pub fn shard_of_legacy(call_id: &[u8], cseq: u32, n: usize) -> usize {
-    if n == 0 {
-        return 0;
-    }
-    (legacy_request_hash(call_id, cseq) % n as u64) as usize
-}
-
-/// The 64-bit hash behind [`shard_of_legacy`].
+/// The hash that places a request whose branch lacks the cookie: of Call-ID and
+/// CSeq number (DESIGN.md §3). Its ACK and CANCEL share both, so they land on the
+/// INVITE's shard.
 pub fn legacy_request_hash(call_id: &[u8], cseq: u32) -> u64 {
     let mut h = hasher();
     write_exact(&mut h, call_id);
@@ -882,28 +865,22 @@ mod tests {
     }
 
     #[test]
-    fn shard_of_branch_is_stable_and_in_range() {
-        for n in 1..9 {
-            let s = shard_of_branch(BR, n);
-            assert!(s < n);
-            assert_eq!(s, shard_of_branch(BR, n));
-            assert_eq!(s, shard_of_branch(b"Z9HG4BK776ASDHDS", n));
-        }
-        assert_eq!(shard_of_branch(BR, 0), 0);
+    fn branch_hash_is_stable_case_folded_and_spreads() {
+        assert_eq!(branch_hash(BR), branch_hash(BR));
+        assert_eq!(branch_hash(BR), branch_hash(b"Z9HG4BK776ASDHDS"));
         // Branches spread over shards.
         let mut seen = [0usize; 4];
         for i in 0..1000u32 {
-            seen[shard_of_branch(format!("z9hG4bK{i}").as_bytes(), 4)] += 1;
+            seen[(branch_hash(format!("z9hG4bK{i}").as_bytes()) % 4) as usize] += 1;
         }
         assert!(seen.iter().all(|&c| c > 150), "{seen:?}");
     }
 
     #[test]
-    fn shard_of_legacy_stable() {
-        let s = shard_of_legacy(b"a84b4c76e66710", 314159, 4);
-        assert!(s < 4);
-        assert_eq!(s, shard_of_legacy(b"a84b4c76e66710", 314159, 4));
-        assert_eq!(shard_of_legacy(b"x", 1, 0), 0);
+    fn legacy_request_hash_is_stable_and_tells_cseq_apart() {
+        let h = legacy_request_hash(b"a84b4c76e66710", 314159);
+        assert_eq!(h, legacy_request_hash(b"a84b4c76e66710", 314159));
+        assert_ne!(h, legacy_request_hash(b"a84b4c76e66710", 314160));
     }
 
     #[test]
