@@ -321,6 +321,7 @@ impl Shard {
         let mut s = self.engine.metrics().snapshot();
         s.transactions_live = self.engine.in_flight() as u64;
         s.bindings_live = self.engine.registrar().location().len() as u64;
+        s.bindings_replicated = self.engine.replica_len() as u64;
         s
     }
 
@@ -809,6 +810,16 @@ mod tests {
         }
     }
 
+    /// A client at 198.51.100.7:40000 over connection `conn` (TCP listener 1).
+    fn tcp_peer(conn: ConnId) -> Peer {
+        Peer {
+            transport: Transport::Tcp,
+            addr: "198.51.100.7:40000".parse().unwrap(),
+            listener: 1,
+            conn: Some(conn),
+        }
+    }
+
     fn udp_peer(addr: &str) -> Peer {
         Peer {
             transport: Transport::Udp,
@@ -982,12 +993,7 @@ Content-Length: 0\r\n\r\n"
         // RFC 3261 §18.2.2
         let mut sh = shard(0, 1);
         let conn = ConnId { shard: 0, seq: 9 };
-        let from = Peer {
-            transport: Transport::Tcp,
-            addr: "198.51.100.7:40000".parse().unwrap(),
-            listener: 1,
-            conn: Some(conn),
-        };
+        let from = tcp_peer(conn);
         let mut out = Outbox::new();
         sh.on_stream_message(
             Instant::now(),
@@ -1563,12 +1569,7 @@ Content-Length: 0\r\n\r\n";
         // and the message behind it is handled as usual.
         let mut sh = shard(0, 1);
         let conn = ConnId { shard: 0, seq: 9 };
-        let from = Peer {
-            transport: Transport::Tcp,
-            addr: "198.51.100.7:40000".parse().unwrap(),
-            listener: 1,
-            conn: Some(conn),
-        };
+        let from = tcp_peer(conn);
         let bad = with_bad_line(&options("sip:127.0.0.1", "", "z9hG4bK1"), "Foo bar baz");
         let bad = bad.replace(
             "Content-Length: 0\r\n\r\n",

@@ -280,9 +280,11 @@ fn calls_to_a_registered_user_stay_on_their_arrival_core() {
     let server = start("replica", 2, &["--domain", "example.com"]);
     let mut bob = Ua::udp("bob", server.addr());
     assert_eq!(bob.register(3600).status(), Some(200));
-    let before = metrics_until(metrics_addr(&server), |e| handled(e) >= 1.0);
-    // The replica learns the binding within a tick; the metrics, within a second.
-    std::thread::sleep(Duration::from_millis(100));
+    // The other core's replica holds a copy of bob's one binding.
+    let before = metrics_until(metrics_addr(&server), |e| {
+        handled(e) >= 1.0 && e.value("coresip_bindings_replicated", &[]) == Some(1.0)
+    });
+    assert_eq!(before.value("coresip_bindings_live", &[]), Some(1.0));
 
     // Callers on several sockets: the kernel spreads them over both cores.
     const CALLERS: usize = 8;

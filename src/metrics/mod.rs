@@ -199,6 +199,8 @@ pub struct Snapshot {
     pub registrations: u64,
     /// Location bindings held now (gauge).
     pub bindings_live: u64,
+    /// Other cores' bindings held in this core's location replica now (gauge).
+    pub bindings_replicated: u64,
     /// Bindings removed because they expired.
     pub binding_expirations: u64,
     /// 401/407 challenges sent.
@@ -239,6 +241,7 @@ impl Default for Snapshot {
             mesh_in: 0,
             registrations: 0,
             bindings_live: 0,
+            bindings_replicated: 0,
             binding_expirations: 0,
             auth_challenges: 0,
             auth_failures: 0,
@@ -286,6 +289,7 @@ impl Snapshot {
             (&mut self.mesh_in, other.mesh_in),
             (&mut self.registrations, other.registrations),
             (&mut self.bindings_live, other.bindings_live),
+            (&mut self.bindings_replicated, other.bindings_replicated),
             (&mut self.binding_expirations, other.binding_expirations),
             (&mut self.auth_challenges, other.auth_challenges),
             (&mut self.auth_failures, other.auth_failures),

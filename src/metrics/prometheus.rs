@@ -246,6 +246,13 @@ impl Collector for SnapshotCollector {
         )?;
         family(
             e,
+            "coresip_bindings_replicated",
+            "Copies of other cores' bindings held in the cores' location replicas now.",
+            Gauge,
+            &single(s.bindings_replicated),
+        )?;
+        family(
+            e,
             "coresip_binding_expirations",
             "Location bindings removed because they expired.",
             Counter,

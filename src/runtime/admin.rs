@@ -421,7 +421,7 @@ pub fn table(addr: SocketAddr, exp: &Exposition) -> String {
         );
     }
     let _ = writeln!(t);
-    let rows: [(&str, f64); 14] = [
+    let rows: [(&str, f64); 15] = [
         (
             "transactions created",
             n("coresip_transactions_created_total"),
@@ -447,6 +447,7 @@ pub fn table(addr: SocketAddr, exp: &Exposition) -> String {
         ),
         ("registrations", n("coresip_registrations_total")),
         ("bindings live", n("coresip_bindings_live")),
+        ("bindings replicated", n("coresip_bindings_replicated")),
         (
             "binding expirations",
             n("coresip_binding_expirations_total"),

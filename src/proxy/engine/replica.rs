@@ -83,6 +83,11 @@ impl Engine {
         }
     }
 
+    /// Bindings the replica holds (for the metrics: the replica's memory).
+    pub fn replica_len(&self) -> usize {
+        self.replica.len()
+    }
+
     /// Whether the replica holds bindings of `aor` (an AOR another shard owns).
     pub fn replica_knows(&self, aor: &AorKey) -> bool {
         !self.replica.bindings(aor).is_empty()
