@@ -226,21 +226,13 @@ fn hops(e: &Exposition) -> f64 {
 /// response hopped whenever its branch hashed to the other core.
 #[test]
 fn inside_a_dialog_nothing_crosses_cores() {
-    use common::ua::Ua;
+    use common::ua::{answered_call, hang_up, Ua};
     let server = start("steering", 2, &["--domain", "example.com"]);
 
     let mut bob = Ua::udp("bob", server.addr());
     assert_eq!(bob.register(3600).status(), Some(200));
     let mut alice = Ua::udp("alice", server.addr());
-    let mut call = alice.invite(&bob.aor());
-    let invite = bob.expect_request("INVITE");
-    let mut callee = bob.accept(&invite);
-    bob.respond(&invite, 180, Some(&callee.local_tag));
-    alice.expect_status(180);
-    bob.respond(&invite, 200, Some(&callee.local_tag));
-    let ok = alice.expect_status(200);
-    alice.ack(&mut call, &ok);
-    bob.expect_request("ACK");
+    let (mut call, mut callee) = answered_call(&mut alice, &mut bob, true);
     // REGISTER, INVITE, 180, 200, ACK.
     let before = metrics_until(metrics_addr(&server), |e| handled(e) >= 5.0);
     let base = handled(&before);
@@ -256,10 +248,7 @@ fn inside_a_dialog_nothing_crosses_cores() {
         alice.respond(&info, 200, None);
         bob.expect_status(200);
     }
-    alice.in_dialog(&mut call, "BYE");
-    let bye = bob.expect_request("BYE");
-    bob.respond(&bye, 200, None);
-    alice.expect_status(200);
+    hang_up(&mut alice, &mut call, &mut bob);
 
     let sent = (ROUNDS * 4 + 2) as f64;
     let after = metrics_until(metrics_addr(&server), |e| handled(e) >= base + sent);
@@ -276,7 +265,7 @@ fn inside_a_dialog_nothing_crosses_cores() {
 /// every INVITE arriving on the other core hopped to the AOR's.
 #[test]
 fn calls_to_a_registered_user_stay_on_their_arrival_core() {
-    use common::ua::Ua;
+    use common::ua::{answered_call, hang_up, Ua};
     let server = start("replica", 2, &["--domain", "example.com"]);
     let mut bob = Ua::udp("bob", server.addr());
     assert_eq!(bob.register(3600).status(), Some(200));
@@ -290,18 +279,8 @@ fn calls_to_a_registered_user_stay_on_their_arrival_core() {
     const CALLERS: usize = 8;
     for i in 0..CALLERS {
         let mut alice = Ua::udp(&format!("alice{i}"), server.addr());
-        let mut call = alice.invite(&bob.aor());
-        alice.expect_status(100);
-        let invite = bob.expect_request("INVITE");
-        let callee = bob.accept(&invite);
-        bob.respond(&invite, 200, Some(&callee.local_tag));
-        let ok = alice.expect_status(200);
-        alice.ack(&mut call, &ok);
-        bob.expect_request("ACK");
-        alice.in_dialog(&mut call, "BYE");
-        let bye = bob.expect_request("BYE");
-        bob.respond(&bye, 200, None);
-        alice.expect_status(200);
+        let (mut call, _) = answered_call(&mut alice, &mut bob, false);
+        hang_up(&mut alice, &mut call, &mut bob);
     }
     // INVITE, 200, ACK, BYE, 200 per call.
     let after = metrics_until(metrics_addr(&server), |e| {

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::ua::{Msg, Ua};
+use common::ua::{answered_call, hang_up, Msg, Ua};
 use common::{data_dir, Server};
 use coresip::sip::HeaderName;
 
@@ -312,19 +312,9 @@ fn calls_complete_when_responses_land_on_the_other_core() {
     for i in 0..16 {
         let mut bob = registered_udp(&server, &format!("bob{i}"));
         let mut alice = Ua::udp(&format!("alice{i}"), server.addr());
-        let mut call = alice.invite(&bob.aor());
-        let invite = bob.expect_request("INVITE");
-        let callee = bob.accept(&invite);
-        bob.respond(&invite, 180, Some(&callee.local_tag));
-        alice.expect_status(180);
-        bob.respond(&invite, 200, Some(&callee.local_tag));
-        let ok = alice.expect_status(200);
-        alice.ack(&mut call, &ok);
-        bob.expect_request("ACK");
-        alice.in_dialog(&mut call, "BYE");
-        let bye = bob.expect_request("BYE");
-        bob.respond(&bye, 200, None);
-        assert_eq!(alice.expect_status(200).cseq_method(), "BYE", "call {i}");
+        let (mut call, _) = answered_call(&mut alice, &mut bob, true);
+        let ok = hang_up(&mut alice, &mut call, &mut bob);
+        assert_eq!(ok.cseq_method(), "BYE", "call {i}");
     }
     let (log, status) = server.terminate();
     assert!(status.success(), "exit status {status}");

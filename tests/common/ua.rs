@@ -873,6 +873,33 @@ fn spawn_stream_reader(
     writer
 }
 
+/// A call from `caller` to `callee`'s AOR through the proxy: the proxy's 100, the
+/// callee's 180 (when `ringing`) and 200, and the caller's ACK. Returns the dialog
+/// from both sides: (caller's, callee's).
+pub fn answered_call(caller: &mut Ua, callee: &mut Ua, ringing: bool) -> (Call, Call) {
+    let mut call = caller.invite(&callee.aor());
+    caller.expect_status(100);
+    let invite = callee.expect_request("INVITE");
+    let answer = callee.accept(&invite);
+    if ringing {
+        callee.respond(&invite, 180, Some(&answer.local_tag));
+        caller.expect_status(180);
+    }
+    callee.respond(&invite, 200, Some(&answer.local_tag));
+    let ok = caller.expect_status(200);
+    caller.ack(&mut call, &ok);
+    callee.expect_request("ACK");
+    (call, answer)
+}
+
+/// `caller` hangs `call` up and `callee` answers the BYE; returns the caller's 200.
+pub fn hang_up(caller: &mut Ua, call: &mut Call, callee: &mut Ua) -> Msg {
+    caller.in_dialog(call, "BYE");
+    let bye = callee.expect_request("BYE");
+    callee.respond(&bye, 200, None);
+    caller.expect_status(200)
+}
+
 /// The reason phrase the test UA writes for `code`.
 pub fn reason(code: u16) -> &'static str {
     match code {
