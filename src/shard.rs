@@ -454,7 +454,7 @@ impl Shard {
             return Some(aor_of_register(msg).map_or(self.id, |a| shard_of_aor(&a, self.shards)));
         }
         if method == Method::Ack {
-            let hop = affinity_of(msg).and_then(|a| self.invite_hops.get(a));
+            let hop = self.invite_hops.get(msg);
             return Some(hop.map_or(self.id, usize::from));
         }
         if msg.to().ok().and_then(|t| t.tag()).is_some() {
@@ -692,10 +692,13 @@ impl InviteHops {
         }
     }
 
-    fn get(&self, affinity: u64) -> Option<u16> {
+    /// Where the INVITE `msg` (its ACK) hashes like went. The hash is taken only
+    /// when something is recorded: on a core whose INVITEs stay local, never.
+    fn get(&self, msg: &Message<'_>) -> Option<u16> {
         if self.current.is_empty() && self.previous.is_empty() {
             return None;
         }
+        let affinity = affinity_of(msg)?;
         self.current
             .get(&affinity)
             .or_else(|| self.previous.get(&affinity))
@@ -1179,6 +1182,12 @@ Content-Length: 0\r\n\r\n"
         .into_bytes()
     }
 
+    /// The AOR `register()` binds.
+    fn bob_aor() -> AorKey {
+        let uri = Uri::parse(b"sip:bob@proxy.example.com").unwrap();
+        AorKey::from_sip_uri(uri.as_sip().unwrap()).unwrap()
+    }
+
     /// Ticks `from` and delivers its mesh messages to `to`.
     fn replicate(from: &mut Shard, to: &mut Shard, now: Instant) -> usize {
         let mut out = Outbox::new();
@@ -1202,13 +1211,7 @@ Content-Length: 0\r\n\r\n"
         // The AOR's shard owns its bindings; the other shard learns them from its
         // replica, one tick later, and then routes INVITEs to the user itself.
         let now = Instant::now();
-        let aor = AorKey::from_sip_uri(
-            Uri::parse(b"sip:bob@proxy.example.com")
-                .unwrap()
-                .as_sip()
-                .unwrap(),
-        )
-        .unwrap();
+        let aor = bob_aor();
         let owner = shard_of_aor(&aor, 2);
         let mut sh = [shard(0, 2), shard(1, 2)];
         let [a, b] = &mut sh;
@@ -1318,13 +1321,7 @@ Content-Length: 0\r\n\r\n"
         let mut first = Shard::with_seed(0, &cfg(2), ips.clone(), services, 1, now, 0);
         let mut second = Shard::in_memory(1, &cfg(2), ips);
         assert_eq!(replicate(&mut first, &mut second, now), 1);
-        let aor = AorKey::from_sip_uri(
-            Uri::parse(b"sip:bob@proxy.example.com")
-                .unwrap()
-                .as_sip()
-                .unwrap(),
-        )
-        .unwrap();
+        let aor = bob_aor();
         assert!(second.engine().replica_knows(&aor));
     }
 

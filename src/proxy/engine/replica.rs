@@ -96,9 +96,10 @@ impl Engine {
     /// The live bindings of `aor` at `unix`, best first: from this shard's own
     /// location part when it owns the AOR, else from the replica.
     pub(super) fn lookup(&self, aor: &AorKey, unix: u64) -> SmallVec<[&Binding; 4]> {
-        let own = self.registrar.location();
-        if !own.bindings(aor).is_empty() {
-            return own.lookup(aor, unix);
+        // An AOR is in one of the two: ours, or another shard's in the replica.
+        let own = self.registrar.location().lookup(aor, unix);
+        if !own.is_empty() {
+            return own;
         }
         self.replica.lookup(aor, unix)
     }
