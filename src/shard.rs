@@ -823,6 +823,16 @@ mod tests {
         }
     }
 
+    /// Where a response to [`tcp_peer`] goes: back on `conn`, or to the sent-by of
+    /// `options()` should it have closed (RFC 3261 §18.2.2).
+    fn tcp_dest(conn: ConnId) -> Dest {
+        Dest::Conn {
+            conn,
+            transport: Transport::Tcp,
+            fallback: Some("198.51.100.7:5070".parse().unwrap()),
+        }
+    }
+
     fn udp_peer(addr: &str) -> Peer {
         Peer {
             transport: Transport::Udp,
@@ -1005,14 +1015,7 @@ Content-Length: 0\r\n\r\n"
             &mut out,
         );
         let (dest, _) = only_transmit(&out);
-        assert_eq!(
-            dest,
-            Dest::Conn {
-                conn,
-                transport: Transport::Tcp,
-                fallback: Some("198.51.100.7:5070".parse().unwrap()),
-            }
-        );
+        assert_eq!(dest, tcp_dest(conn));
     }
 
     #[test]
@@ -1583,14 +1586,7 @@ Content-Length: 0\r\n\r\n";
             let mut out = Outbox::new();
             sh.on_stream_message(Instant::now(), from, &stream[..n], &mut out);
             let (dest, text) = only_transmit(&out);
-            assert_eq!(
-                dest,
-                Dest::Conn {
-                    conn,
-                    transport: Transport::Tcp,
-                    fallback: Some("198.51.100.7:5070".parse().unwrap()),
-                }
-            );
+            assert_eq!(dest, tcp_dest(conn));
             answers.push(text.lines().next().unwrap().to_string());
             stream.drain(..n);
         }
