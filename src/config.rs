@@ -199,6 +199,8 @@ pub struct UdpConfig {
     pub sndbuf: usize,
     /// Largest request sent over UDP; larger ones go over TCP (RFC 3261 §18.1.1).
     pub mtu: usize,
+    /// Datagrams taken per recvmmsg, whose sends go out in one sendmmsg.
+    pub batch: usize,
 }
 
 /// Limits on stream (TCP and TLS) connections.
@@ -270,6 +272,7 @@ impl Config {
                 rcvbuf: 4 << 20,
                 sndbuf: 4 << 20,
                 mtu: 1300,
+                batch: 4,
             },
             max_message_size: 65535,
             tcp: TcpLimits {

@@ -143,6 +143,11 @@ impl Outbox {
         self.resolve.drain(..)
     }
 
+    /// How many transmits there are.
+    pub fn transmit_count(&self) -> usize {
+        self.transmits.len()
+    }
+
     /// The transmits, in order.
     pub fn transmits(&self) -> impl Iterator<Item = (Dest, &[u8])> + '_ {
         self.transmits

@@ -104,6 +104,55 @@ fn tcp_client(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// A burst from several sources, sent before any answer is read, is answered in full,
+/// each answer to its own source: the UDP loop takes queued datagrams `--udp-batch` at
+/// a time (recvmmsg) and sends what a batch caused together (sendmmsg), so sources and
+/// answers must not get mixed up across a batch. Also with batching off.
+#[test]
+fn a_burst_of_datagrams_from_several_sources_is_answered_each_to_its_own() {
+    for extra in [
+        &[][..],
+        &["--udp-batch", "1"][..],
+        &["--udp-batch", "3"][..],
+    ] {
+        let server = start("udp-burst", 1, extra);
+        let target = format!("127.0.0.1:{}", server.port);
+        let clients: Vec<UdpSocket> = (0..3).map(|_| udp_client()).collect();
+        const EACH: u32 = 12;
+        for cseq in 1..=EACH {
+            for (i, c) in clients.iter().enumerate() {
+                c.send_to(
+                    &options(&target, "UDP", &format!("burst{i}"), cseq, ""),
+                    server.addr(),
+                )
+                .unwrap();
+            }
+        }
+        for (i, c) in clients.iter().enumerate() {
+            let mut seen = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            for _ in 0..EACH {
+                let (n, _) = c.recv_from(&mut buf).expect("an answer missing");
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                assert!(text.starts_with("SIP/2.0 200 OK\r\n"), "{extra:?}: {text}");
+                assert!(
+                    text.contains(&format!("\r\nCall-ID: burst{i}\r\n")),
+                    "{extra:?}: client {i} got {text}"
+                );
+                let cseq = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("CSeq: "))
+                    .and_then(|v| v.split(' ').next())
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .expect("a CSeq");
+                seen.push(cseq);
+            }
+            seen.sort_unstable();
+            assert_eq!(seen, (1..=EACH).collect::<Vec<_>>(), "{extra:?}");
+        }
+    }
+}
+
 #[test]
 fn options_over_udp_tcp_and_tls_get_200() {
     let server = start("transports", 1, &[]);

@@ -3,6 +3,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::os::unix::io::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -11,9 +12,11 @@ use std::time::{Duration, Instant};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, UdpSocket};
 use glommio::{Latency, Shares, TaskQueueHandle};
+use smallvec::SmallVec;
 
 use super::admin::{Reporter, ShardReport, REPORT_EVERY};
 use super::mesh::{Receiver as MeshReceiver, Sender as MeshSender};
+use super::udp_batch::{self, RecvBatch};
 use super::{conn, Shared};
 use crate::config::Transport;
 use crate::shard::{ConnId, Dest, MeshMsg, Outbox, Peer, Shard, ShardId};
@@ -98,9 +101,32 @@ impl Core {
     /// before the REGISTER's response reaches the phone (and its next call).
     pub async fn flush(&self, out: &mut Outbox) {
         self.flush_mesh(out).await;
+        // Consecutive datagrams from one socket go to the kernel in one sendmmsg.
+        let mut datagrams: SmallVec<[(SocketAddr, &[u8]); 8]> = SmallVec::new();
+        let mut from = 0u16;
         for (dest, bytes) in out.transmits() {
-            self.transmit(dest, bytes).await;
+            match dest {
+                Dest::Udp { listener, to } => {
+                    if listener != from && !datagrams.is_empty() {
+                        self.send_datagrams(from, &datagrams).await;
+                        datagrams.clear();
+                    }
+                    from = listener;
+                    datagrams.push((to, bytes));
+                }
+                other => {
+                    if !datagrams.is_empty() {
+                        self.send_datagrams(from, &datagrams).await;
+                        datagrams.clear();
+                    }
+                    self.transmit(other, bytes).await;
+                }
+            }
         }
+        if !datagrams.is_empty() {
+            self.send_datagrams(from, &datagrams).await;
+        }
+        drop(datagrams);
         for name in out.drain_resolve() {
             if let Some(me) = self.me.upgrade() {
                 // Boxed to a trait object: the task flushes in turn, and a named
@@ -130,6 +156,38 @@ impl Core {
                 }
             }
             None => tracing::debug!(to, "no mesh channel; message dropped"),
+        }
+    }
+
+    /// Sends `datagrams` from the UDP socket of `listener`, as many per system call as
+    /// the kernel takes; waits (through glommio) only when the socket's buffer is full.
+    /// A response larger than --udp-mtu still goes over UDP: RFC 3261 §18.2.1 moves
+    /// only requests to a congestion-controlled transport.
+    async fn send_datagrams(&self, listener: u16, datagrams: &[(SocketAddr, &[u8])]) {
+        let Some(sock) = self.udp.get(listener as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        let mut rest = datagrams;
+        while let Some(&(to, bytes)) = rest.first() {
+            let sent = match udp_batch::send_batch(sock.as_raw_fd(), rest) {
+                Ok(n) if n > 0 => n,
+                Ok(_) => 0,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+                Err(e) => {
+                    // This datagram failed (no route, say); the next ones may not.
+                    tracing::debug!(%to, error = %e, "UDP send failed");
+                    1
+                }
+            };
+            if sent == 0 {
+                // The send buffer is full: wait for room for this one.
+                if let Err(e) = sock.send_to(bytes, to).await {
+                    tracing::debug!(%to, error = %e, "UDP send failed");
+                }
+                rest = rest.get(1..).unwrap_or_default();
+            } else {
+                rest = rest.get(sent..).unwrap_or_default();
+            }
         }
     }
 
@@ -447,12 +505,27 @@ fn into_listener(s: socket2::Socket) -> TcpListener {
     unsafe { TcpListener::from_raw_fd(fd) }
 }
 
+/// Inline room for the timings of a batch (`--udp-batch`, 4 by default).
+const BATCH_INLINE: usize = 16;
+
 /// Receives datagrams on one UDP socket and feeds them to the shard.
+///
+/// It waits for a datagram through glommio, then takes what else is queued
+/// `--udp-batch` at a time with `recvmmsg`, and sends what each batch produced with
+/// `sendmmsg` ([`Core::flush`]) before taking the next: one system call each way per
+/// batch instead of per datagram when a burst arrives, the same as before for a
+/// datagram that arrives alone.
 async fn udp_loop(core: Rc<Core>, listener: u16, sock: Rc<UdpSocket>) {
     let max = core.shared.cfg.max_message_size;
     // One byte more than the limit tells a datagram over the limit from one at it.
     let mut buf = vec![0u8; max + 1];
+    // What a batch adds to a datagram's proxy-added latency is the handling of the
+    // others: some 3 × 4 µs at the default of 4.
+    let mut batch = RecvBatch::new(core.shared.cfg.udp.batch, max + 1);
     let mut out = Outbox::new();
+    let mut mesh_out = Outbox::new();
+    // When each datagram of the batch arrived, and whether it caused any send.
+    let mut timings: SmallVec<[(Instant, bool); BATCH_INLINE]> = SmallVec::new();
     loop {
         let (n, from) = match sock.recv_from(&mut buf).await {
             Ok(r) => r,
@@ -461,29 +534,82 @@ async fn udp_loop(core: Rc<Core>, listener: u16, sock: Rc<UdpSocket>) {
                 continue;
             }
         };
-        let Some(bytes) = buf.get(..n).filter(|_| n <= max) else {
-            tracing::debug!(%from, "datagram over --max-message-size dropped");
-            continue;
-        };
-        let peer = Peer {
-            transport: Transport::Udp,
-            addr: from,
-            listener,
-            conn: None,
-        };
-        core.drain_mesh(&mut out).await;
-        let received = Instant::now();
-        core.shard
-            .borrow_mut()
-            .on_datagram(received, peer, bytes, &mut out);
-        core.schedule_timers();
-        if !out.is_empty() {
-            let sends = out.transmits().count();
+        if let Some(bytes) = buf.get(..n) {
+            on_datagram(
+                &core,
+                listener,
+                bytes,
+                from,
+                &mut out,
+                &mut mesh_out,
+                &mut timings,
+            )
+            .await;
+        }
+        loop {
             core.flush(&mut out).await;
-            // Proxy-added latency: datagram in, its consequences handed to the kernel.
-            core.observe_latency(received, sends);
+            for (received, sent) in timings.drain(..) {
+                core.observe_latency(received, usize::from(sent));
+            }
+            glommio::yield_if_needed().await;
+            let taken = match batch.recv(sock.as_raw_fd()) {
+                Ok(k) => k,
+                Err(e) => {
+                    tracing::debug!(error = %e, "UDP receive failed");
+                    0
+                }
+            };
+            if taken == 0 {
+                break;
+            }
+            for i in 0..taken {
+                if let Some((bytes, from)) = batch.get(i) {
+                    on_datagram(
+                        &core,
+                        listener,
+                        bytes,
+                        from,
+                        &mut out,
+                        &mut mesh_out,
+                        &mut timings,
+                    )
+                    .await;
+                }
+            }
         }
     }
+}
+
+/// Hands one datagram to the shard; what it causes waits in `out` for the batch's
+/// flush. Mesh messages that arrived first are handled first (with `mesh_out`, which
+/// they flush themselves).
+async fn on_datagram(
+    core: &Core,
+    listener: u16,
+    bytes: &[u8],
+    from: SocketAddr,
+    out: &mut Outbox,
+    mesh_out: &mut Outbox,
+    timings: &mut SmallVec<[(Instant, bool); BATCH_INLINE]>,
+) {
+    if bytes.len() > core.shared.cfg.max_message_size {
+        tracing::debug!(%from, "datagram over --max-message-size dropped");
+        return;
+    }
+    let peer = Peer {
+        transport: Transport::Udp,
+        addr: from,
+        listener,
+        conn: None,
+    };
+    core.drain_mesh(mesh_out).await;
+    let received = Instant::now();
+    let before = out.transmit_count();
+    core.shard
+        .borrow_mut()
+        .on_datagram(received, peer, bytes, out);
+    core.schedule_timers();
+    timings.push((received, out.transmit_count() > before));
 }
 
 /// Receives the messages the core of `mesh_in[index]` sends to this one.

@@ -11,6 +11,7 @@ mod services;
 pub mod sockets;
 mod steering;
 pub mod tls;
+mod udp_batch;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -122,6 +122,7 @@ mod tests {
             rcvbuf: 1 << 16,
             sndbuf: 1 << 16,
             mtu: 1300,
+            batch: 1,
         };
         let first = bind_udp(&spec("udp:127.0.0.1:0"), &udp).unwrap();
         let port = first.local_addr().unwrap().as_socket().unwrap().port();
