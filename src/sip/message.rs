@@ -18,7 +18,7 @@ use super::uri::Uri;
 use super::via::Via;
 
 /// Headers held without allocating.
-pub const INLINE_HEADERS: usize = 64;
+pub const INLINE_HEADERS: usize = 24;
 /// More header lines than this make the message invalid ([`ParseError::TooManyHeaders`]).
 pub const MAX_HEADERS: usize = 1024;
 
