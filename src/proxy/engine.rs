@@ -2310,9 +2310,9 @@ fn nat_detected(msg: &Message<'_>, from: Peer) -> bool {
     // The Contacts are decoded only when the Via has not already decided.
     via_differs
         || (!is_private(from.addr.ip())
-            && msg.contacts().filter_map(Result::ok).any(|c| {
-                c.addr()
-                    .and_then(|a| a.parse_uri().ok())
+            && msg.contact_uris().any(|u| {
+                u.ok()
+                    .flatten()
                     .and_then(|u| u.as_sip().and_then(|s| s.host.ip()))
                     .is_some_and(is_private)
             }))

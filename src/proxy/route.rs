@@ -40,30 +40,41 @@ impl RoutePlan<'_> {
 pub fn preprocess<'a>(msg: &Message<'a>, ident: &Identity) -> Result<RoutePlan<'a>, ParseError> {
     let mut request_uri = msg.request_uri().ok_or(ParseError::InvalidStartLine)?;
     let mut routes = msg.routes();
-    let first = routes.next().transpose()?;
+    let Some(first) = routes.next().transpose()? else {
+        return Ok(RoutePlan {
+            request_uri,
+            strict_fixed: false,
+            ours: 0,
+            ours_user: None,
+            next: None,
+        });
+    };
     let mut strict_fixed = false;
-    if let Some(first) = first {
-        // A Request-URI of ours without a user part is a Record-Route value we
-        // placed (ours never carry a user): the sender was a strict router.
-        if let Ok(Uri::Sip(u)) = msg.uri() {
-            if u.user.is_none() && ident.is_me(&u) {
-                let mut l = first;
-                for r in msg.routes() {
-                    l = r?;
-                }
-                request_uri = l.uri;
-                strict_fixed = true;
+    // A Request-URI of ours without a user part is a Record-Route value we placed
+    // (ours never carry a user): the sender was a strict router, and the last Route
+    // value is the Request-URI it replaced.
+    if let Ok(Uri::Sip(u)) = msg.uri() {
+        if u.user.is_none() && ident.is_me(&u) {
+            let mut last = first;
+            for r in msg.routes().skip(1) {
+                last = r?;
             }
+            request_uri = last.uri;
+            strict_fixed = true;
         }
     }
 
-    let total = msg.values(crate::sip::HeaderName::Route).count();
-    let usable = if strict_fixed { total - 1 } else { total };
+    // One pass over the Route values (each decoded once), leaving out the last one
+    // when it was the strict router's Request-URI.
+    let mut usable = std::iter::once(Ok(first)).chain(routes).peekable();
     let mut ours = 0u8;
     let mut ours_user = None;
     let mut next = None;
-    for r in msg.routes().take(usable) {
+    while let Some(r) = usable.next() {
         let r = r?;
+        if strict_fixed && usable.peek().is_none() {
+            break;
+        }
         let (mine, user) = match r.parse_uri()? {
             Uri::Sip(u) => (ident.is_me(&u), u.user),
             _ => (false, None),
@@ -144,6 +155,30 @@ mod tests {
         assert!(p.strict_fixed);
         assert_eq!(p.request_uri, b"sip:bob@203.0.113.5");
         assert_eq!(p.ours, 0);
+        assert_eq!(p.next.unwrap().uri, b"sip:198.51.100.9;lr");
+    }
+
+    #[test]
+    fn strict_router_with_only_the_request_uri_left_and_with_our_own_values() {
+        // The last Route value is the replaced Request-URI and never a hop, even
+        // when it is the only one left.
+        let b = msg("sip:192.0.2.10;lr", "Route: <sip:bob@203.0.113.5>\r\n");
+        let m = Message::parse(&b).unwrap();
+        let p = preprocess(&m, &ident()).unwrap();
+        assert!(p.strict_fixed);
+        assert_eq!(p.request_uri, b"sip:bob@203.0.113.5");
+        assert_eq!((p.ours, p.next), (0, None));
+
+        // Our own values ahead of the next hop are still ours to remove.
+        let b = msg(
+            "sip:192.0.2.10;lr",
+            "Route: <sip:192.0.2.10;lr>\r\nRoute: <sip:198.51.100.9;lr>, <sip:bob@203.0.113.5>\r\n",
+        );
+        let m = Message::parse(&b).unwrap();
+        let p = preprocess(&m, &ident()).unwrap();
+        assert!(p.strict_fixed);
+        assert_eq!(p.request_uri, b"sip:bob@203.0.113.5");
+        assert_eq!(p.ours, 1);
         assert_eq!(p.next.unwrap().uri, b"sip:198.51.100.9;lr");
     }
 

@@ -427,13 +427,17 @@ impl Registrar {
         let first_hop = msg.values(HeaderName::Via).nth(1).is_none();
         let outbound_ok = first_hop || first_path_has_ob;
 
-        // Step 7, first half: each contact's expiry (and its validity).
+        // Every contact's URI is valid (the first one's decoding is shared with
+        // the message check and the NAT test).
+        for uri in msg.contact_uris() {
+            uri.map_err(|_| reject(400, "Bad Contact"))?;
+        }
+        // Step 7, first half: each contact's expiry.
         let mut items: SmallVec<[Item<'_>; 4]> = SmallVec::new();
         for c in &contacts {
             let Contact::Addr(addr) = c else {
                 continue;
             };
-            addr.parse_uri().map_err(|_| reject(400, "Bad Contact"))?;
             let requested = c
                 .expires()
                 .map_err(|_| reject(400, "Bad Contact Expires"))?

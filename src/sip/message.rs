@@ -83,7 +83,8 @@ pub struct Message<'a> {
 }
 
 /// The decodings of the headers that the message check, the transaction layer and
-/// the proxy core each read (Request-URI, top Via, From, To, Call-ID, CSeq): the first reader
+/// the proxy core each read (Request-URI, top Via, From, To, Call-ID, CSeq, the first
+/// Contact's URI): the first reader
 /// decodes, the others get a copy. Each decoder is a pure function of bytes the
 /// message never changes, so a remembered answer is the answer.
 #[derive(Debug, Clone, Default)]
@@ -97,6 +98,8 @@ pub(super) struct Memo<'a> {
     pub(super) to_uri: OnceCell<Result<Uri<'a>, ParseError>>,
     pub(super) call_id: OnceCell<Result<&'a [u8], ParseError>>,
     pub(super) cseq: OnceCell<Result<CSeq<'a>, ParseError>>,
+    /// The first Contact value's URI (`None` for `*`).
+    pub(super) contact_uri: OnceCell<Result<Option<Uri<'a>>, ParseError>>,
 }
 
 /// The names whose first occurrence is remembered during the scan: the ones a proxy

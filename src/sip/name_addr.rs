@@ -449,6 +449,28 @@ impl<'a> Message<'a> {
         self.values(HeaderName::Contact).map(Contact::parse)
     }
 
+    /// The URI of every Contact value in order, `None` for `*`; any fault is
+    /// [`ParseError::InvalidContact`]. The first value's is decoded once per
+    /// message: the check, the NAT test and the registrar each read it, and most
+    /// messages carry one Contact.
+    pub fn contact_uris(&self) -> impl Iterator<Item = Result<Option<Uri<'a>>, ParseError>> + '_ {
+        fn decode(value: &[u8]) -> Result<Option<Uri<'_>>, ParseError> {
+            match Contact::parse(value)? {
+                Contact::Star => Ok(None),
+                Contact::Addr(a) => a
+                    .parse_uri()
+                    .map(Some)
+                    .map_err(|_| ParseError::InvalidContact),
+            }
+        }
+        self.values(HeaderName::Contact)
+            .enumerate()
+            .map(|(i, v)| match i {
+                0 => *self.memo().contact_uri.get_or_init(|| decode(v)),
+                _ => decode(v),
+            })
+    }
+
     /// Every Route value in order (name-addr form required).
     pub fn routes(&self) -> impl Iterator<Item = Result<NameAddr<'a>, ParseError>> + '_ {
         self.values(HeaderName::Route)
@@ -958,6 +980,41 @@ Route: sip:p.example.com;lr\r\nm: *\r\n\r\n",
         assert_eq!(m.to().unwrap().tag(), None);
         assert_eq!(m.routes().next(), Some(Err(ParseError::InvalidNameAddr)));
         assert_eq!(m.contacts().next(), Some(Ok(Contact::Star)));
+    }
+
+    #[test]
+    fn contact_uris_in_order_star_as_none_faults_as_invalid_contact() {
+        let m = Message::parse(
+            b"REGISTER sip:x SIP/2.0\r\n\
+Contact: <sip:a@192.168.1.2:5062>;expires=60, <mailto:x@y>\r\n\
+m: <sip:b@h>, <sip:c@[::1\r\n\r\n",
+        )
+        .unwrap();
+        let uris: Vec<_> = m.contact_uris().collect();
+        assert_eq!(uris.len(), 4);
+        let Ok(Some(Uri::Sip(first))) = uris[0] else {
+            panic!("{:?}", uris[0])
+        };
+        assert_eq!(first.host, Host::V4("192.168.1.2".parse().unwrap()));
+        assert!(
+            matches!(uris[1], Ok(Some(Uri::Other { .. }))),
+            "{:?}",
+            uris[1]
+        );
+        assert!(matches!(uris[2], Ok(Some(Uri::Sip(_)))));
+        assert_eq!(uris[3], Err(ParseError::InvalidContact));
+        // The first one again comes from the memo, equal to a fresh decoding.
+        assert_eq!(m.contact_uris().next(), Some(uris[0]));
+
+        let star = Message::parse(b"REGISTER sip:x SIP/2.0\r\nContact: *\r\n\r\n").unwrap();
+        assert_eq!(star.contact_uris().collect::<Vec<_>>(), vec![Ok(None)]);
+        let bad = Message::parse(b"REGISTER sip:x SIP/2.0\r\nContact: <sip:@>\r\n\r\n").unwrap();
+        assert_eq!(
+            bad.contact_uris().next(),
+            Some(Err(ParseError::InvalidContact))
+        );
+        let none = Message::parse(b"REGISTER sip:x SIP/2.0\r\n\r\n").unwrap();
+        assert_eq!(none.contact_uris().count(), 0);
     }
 
     #[test]

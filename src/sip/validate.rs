@@ -25,7 +25,7 @@
 use super::error::ParseError;
 use super::header::HeaderName;
 use super::message::{Message, StartLine};
-use super::name_addr::{Contact, NameAddr};
+use super::name_addr::NameAddr;
 use super::text::trim;
 use super::uri::Uri;
 use super::via::Via;
@@ -165,10 +165,8 @@ impl<'a> Message<'a> {
         }
 
         // 7.
-        for contact in self.contacts() {
-            if let Contact::Addr(addr) = contact? {
-                addr.parse_uri().map_err(|_| ParseError::InvalidContact)?;
-            }
+        for uri in self.contact_uris() {
+            uri?;
         }
         self.expires()?;
         self.content_type()?;
