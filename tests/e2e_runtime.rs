@@ -417,6 +417,44 @@ fn connections_over_the_per_address_limit_are_refused() {
     }
 }
 
+/// Many requests in one segment are answered in order (their answers go out in one
+/// write), and requests ahead of a framing error in that segment are answered
+/// before the connection closes (RFC 4475 §3.1.2.3: a stream that cannot be
+/// framed is closed).
+#[test]
+fn requests_in_one_segment_are_answered_in_order_even_ahead_of_a_framing_error() {
+    let server = start("segment", 1, &[]);
+    let target = format!("127.0.0.1:{}", server.port);
+    let mut tcp = tcp_client(server.addr());
+    let mut segment = Vec::new();
+    for cseq in 1..=20 {
+        segment.extend_from_slice(&options(&target, "TCP", "seg", cseq, ""));
+    }
+    // No Content-Length on a stream: the message cannot be framed (RFC 3261 §18.3).
+    segment.extend_from_slice(
+        format!(
+            "OPTIONS sip:{target} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKx\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    tcp.write_all(&segment).unwrap();
+    let mut reader = StreamReader::new(tcp.try_clone().unwrap());
+    for cseq in 1..=20 {
+        let resp = reader.response();
+        assert!(resp.starts_with("SIP/2.0 200 OK\r\n"), "{resp}");
+        assert!(
+            resp.contains(&format!("\r\nCSeq: {cseq} OPTIONS\r\n")),
+            "{resp}"
+        );
+    }
+    let mut buf = [0u8; 16];
+    match tcp.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the server to close the connection, got {other:?}"),
+    }
+}
+
 #[test]
 fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let server = start("idle", 1, &["--tcp-idle-timeout", "1s"]);

@@ -16,6 +16,7 @@ use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::{TcpListener, TcpStream};
 use rustls::pki_types::ServerName;
+use smallvec::SmallVec;
 
 use super::core::{ConnEntry, Core};
 use crate::config::Transport;
@@ -176,21 +177,29 @@ async fn serve<S>(
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut out = Outbox::new();
+    // For mesh messages handled between two of ours (they flush themselves).
+    let mut mesh_out = Outbox::new();
     let mut last_activity = Instant::now();
     // When the message now being received started (its header timer).
     let mut started: Option<Instant> = inbound.then(Instant::now);
     let mut seen_bytes = false;
     let own = peer.conn;
-    // When the message whose consequences are being flushed was cut from the stream.
-    let mut received: Option<Instant> = None;
+    // When each message handled since the last flush was cut from the stream, and
+    // whether it caused any send.
+    let mut timings: SmallVec<[(Instant, bool); STREAM_BATCH]> = SmallVec::new();
     loop {
-        // Cut and handle every complete message in the buffer.
+        // Cut and handle every complete message in the buffer; what they cause goes
+        // out together once the buffer holds no complete message (for this
+        // connection, in one write: a peer that sends many messages in one segment,
+        // such as a trunk or SIPp multiplexing its calls, gets its answers in one).
         loop {
             let frame = match framer.frame(&buf) {
                 Ok(f) => f,
                 Err(e) => {
-                    // The stream cannot be resynchronised (sip::framing): close it.
+                    // The stream cannot be resynchronised (sip::framing): answer
+                    // what came before, then close it.
                     tracing::debug!(addr = %peer.addr, error = %e, "bad stream framing; closing");
+                    flush_with_own(core, &mut stream, own, &mut out, limits.header_timeout).await;
                     return;
                 }
             };
@@ -207,27 +216,29 @@ async fn serve<S>(
                 }
                 Frame::KeepAlive(_) => {}
                 Frame::Message(n) => {
-                    core.drain_mesh(&mut out).await;
+                    core.drain_mesh(&mut mesh_out).await;
                     if let Some(msg) = buf.get(..n) {
                         let now = Instant::now();
-                        received = Some(now);
+                        let before = out.transmit_count();
                         core.shard
                             .borrow_mut()
                             .on_stream_message(now, peer, msg, &mut out);
                         core.schedule_timers();
+                        timings.push((now, out.transmit_count() > before));
                     }
                 }
             }
             buf.drain(..frame.len().min(buf.len()));
-            if !out.is_empty() {
-                let sends = out.transmits().count();
-                if !flush_with_own(core, &mut stream, own, &mut out, limits.header_timeout).await {
-                    return;
-                }
-                if let Some(at) = received.take() {
-                    core.observe_latency(at, sends);
-                }
+            // A long run of messages is answered in slices, which bounds what
+            // waiting for the rest of the run adds to a message's latency.
+            if timings.len() >= STREAM_BATCH
+                && !flush_batch(core, &mut stream, own, &mut out, &mut timings).await
+            {
+                return;
             }
+        }
+        if !flush_batch(core, &mut stream, own, &mut out, &mut timings).await {
+            return;
         }
         if buf.is_empty() && seen_bytes {
             // Between messages: only the idle timer runs.
@@ -260,7 +271,11 @@ async fn serve<S>(
                 }
                 buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
             }
-            Event::Write(Some(bytes)) => {
+            Event::Write(Some(mut bytes)) => {
+                // Whatever else is queued for this connection goes in the same write.
+                while let Some(Some(more)) = future::poll_once(rx.recv()).await {
+                    bytes.extend_from_slice(&more);
+                }
                 if write_all(&mut stream, &bytes, limits.header_timeout)
                     .await
                     .is_err()
@@ -278,6 +293,31 @@ async fn serve<S>(
     }
 }
 
+/// Messages of one read handled before their answers go out.
+const STREAM_BATCH: usize = 8;
+
+/// Flushes what the messages in `timings` caused and records their latency. False
+/// when the stream failed.
+async fn flush_batch<S>(
+    core: &Rc<Core>,
+    stream: &mut S,
+    own: Option<ConnId>,
+    out: &mut Outbox,
+    timings: &mut SmallVec<[(Instant, bool); STREAM_BATCH]>,
+) -> bool
+where
+    S: AsyncWrite + Unpin,
+{
+    let limit = core.shared.cfg.tcp.header_timeout;
+    if !out.is_empty() && !flush_with_own(core, stream, own, out, limit).await {
+        return false;
+    }
+    for (at, sent) in timings.drain(..) {
+        core.observe_latency(at, usize::from(sent));
+    }
+    true
+}
+
 /// Writes transmits for this very connection straight onto the stream, and hands the
 /// rest to the core. False when the stream failed.
 async fn flush_with_own<S>(
@@ -290,20 +330,17 @@ async fn flush_with_own<S>(
 where
     S: AsyncWrite + Unpin,
 {
-    let mut ok = true;
+    // Mesh messages first, as Core::flush does.
+    core.flush_mesh(out).await;
+    let mut mine: Vec<u8> = Vec::new();
     for (dest, bytes) in out.transmits() {
         match dest {
-            Dest::Conn { conn, .. } if Some(conn) == own => {
-                if ok && write_all(stream, bytes, limit).await.is_err() {
-                    ok = false;
-                }
-            }
+            Dest::Conn { conn, .. } if Some(conn) == own => mine.extend_from_slice(bytes),
             other => core.transmit(other, bytes).await,
         }
     }
-    core.flush_mesh(out).await;
     out.clear();
-    ok
+    mine.is_empty() || write_all(stream, &mine, limit).await.is_ok()
 }
 
 /// Writes and flushes `bytes`, giving up after `limit` (a peer that does not read).
