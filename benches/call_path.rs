@@ -61,7 +61,7 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use coresip::config::{Config, Transport};
+use coresip::config::Config;
 use coresip::shard::{Dest, Outbox, Peer, Shard};
 use criterion::{criterion_group, Criterion, Throughput};
 
@@ -154,12 +154,7 @@ step_fns! {
 }
 
 fn udp_peer(addr: &str) -> Peer {
-    Peer {
-        transport: Transport::Udp,
-        addr: addr.parse().unwrap(),
-        listener: 0,
-        conn: None,
-    }
+    Peer::udp(addr.parse().unwrap(), 0)
 }
 
 /// The proxy's configuration as `loadtest/run` starts it (TLS left out: no

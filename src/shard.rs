@@ -49,6 +49,16 @@ pub struct Peer {
 impl Peer {
     /// The `listener` of a connection this proxy opened.
     pub const OUTBOUND: u16 = u16::MAX;
+
+    /// A datagram's source `addr`, received on UDP listener `listener`.
+    pub fn udp(addr: SocketAddr, listener: u16) -> Peer {
+        Peer {
+            transport: Transport::Udp,
+            addr,
+            listener,
+            conn: None,
+        }
+    }
 }
 
 /// Where a transmit goes.
@@ -839,12 +849,7 @@ mod tests {
     }
 
     fn udp_peer(addr: &str) -> Peer {
-        Peer {
-            transport: Transport::Udp,
-            addr: addr.parse().unwrap(),
-            listener: 0,
-            conn: None,
-        }
+        Peer::udp(addr.parse().unwrap(), 0)
     }
 
     fn options(uri: &str, via_params: &str, branch: &str) -> Vec<u8> {

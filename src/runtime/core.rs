@@ -522,10 +522,7 @@ async fn udp_loop(core: Rc<Core>, listener: u16, sock: Rc<UdpSocket>) {
     // What a batch adds to a datagram's proxy-added latency is the handling of the
     // others: some 3 × 4 µs at the default of 4.
     let mut batch = RecvBatch::new(core.shared.cfg.udp.batch, max + 1);
-    let mut out = Outbox::new();
-    let mut mesh_out = Outbox::new();
-    // When each datagram of the batch arrived, and whether it caused any send.
-    let mut timings: SmallVec<[(Instant, bool); BATCH_INLINE]> = SmallVec::new();
+    let mut pending = Pending::default();
     loop {
         let (n, from) = match sock.recv_from(&mut buf).await {
             Ok(r) => r,
@@ -535,22 +532,10 @@ async fn udp_loop(core: Rc<Core>, listener: u16, sock: Rc<UdpSocket>) {
             }
         };
         if let Some(bytes) = buf.get(..n) {
-            on_datagram(
-                &core,
-                listener,
-                bytes,
-                from,
-                &mut out,
-                &mut mesh_out,
-                &mut timings,
-            )
-            .await;
+            pending.take(&core, listener, bytes, from).await;
         }
         loop {
-            core.flush(&mut out).await;
-            for (received, sent) in timings.drain(..) {
-                core.observe_latency(received, usize::from(sent));
-            }
+            pending.flush(&core).await;
             glommio::yield_if_needed().await;
             let taken = match batch.recv(sock.as_raw_fd()) {
                 Ok(k) => k,
@@ -564,52 +549,52 @@ async fn udp_loop(core: Rc<Core>, listener: u16, sock: Rc<UdpSocket>) {
             }
             for i in 0..taken {
                 if let Some((bytes, from)) = batch.get(i) {
-                    on_datagram(
-                        &core,
-                        listener,
-                        bytes,
-                        from,
-                        &mut out,
-                        &mut mesh_out,
-                        &mut timings,
-                    )
-                    .await;
+                    pending.take(&core, listener, bytes, from).await;
                 }
             }
         }
     }
 }
 
-/// Hands one datagram to the shard; what it causes waits in `out` for the batch's
-/// flush. Mesh messages that arrived first are handled first (with `mesh_out`, which
-/// they flush themselves).
-async fn on_datagram(
-    core: &Core,
-    listener: u16,
-    bytes: &[u8],
-    from: SocketAddr,
-    out: &mut Outbox,
-    mesh_out: &mut Outbox,
-    timings: &mut SmallVec<[(Instant, bool); BATCH_INLINE]>,
-) {
-    if bytes.len() > core.shared.cfg.max_message_size {
-        tracing::debug!(%from, "datagram over --max-message-size dropped");
-        return;
+/// What the datagrams of a UDP batch caused, waiting for the batch's flush.
+#[derive(Default)]
+struct Pending {
+    out: Outbox,
+    /// For the mesh messages handled between two datagrams (they flush themselves).
+    mesh_out: Outbox,
+    /// When each datagram arrived, and whether it caused any send.
+    timings: SmallVec<[(Instant, bool); BATCH_INLINE]>,
+}
+
+impl Pending {
+    /// Hands one datagram to the shard. Mesh messages that arrived first are
+    /// handled first.
+    async fn take(&mut self, core: &Core, listener: u16, bytes: &[u8], from: SocketAddr) {
+        if bytes.len() > core.shared.cfg.max_message_size {
+            tracing::debug!(%from, "datagram over --max-message-size dropped");
+            return;
+        }
+        core.drain_mesh(&mut self.mesh_out).await;
+        let received = Instant::now();
+        let before = self.out.transmit_count();
+        core.shard.borrow_mut().on_datagram(
+            received,
+            Peer::udp(from, listener),
+            bytes,
+            &mut self.out,
+        );
+        core.schedule_timers();
+        self.timings
+            .push((received, self.out.transmit_count() > before));
     }
-    let peer = Peer {
-        transport: Transport::Udp,
-        addr: from,
-        listener,
-        conn: None,
-    };
-    core.drain_mesh(mesh_out).await;
-    let received = Instant::now();
-    let before = out.transmit_count();
-    core.shard
-        .borrow_mut()
-        .on_datagram(received, peer, bytes, out);
-    core.schedule_timers();
-    timings.push((received, out.transmit_count() > before));
+
+    /// Sends what the batch caused and records each datagram's latency.
+    async fn flush(&mut self, core: &Core) {
+        core.flush(&mut self.out).await;
+        for (received, sent) in self.timings.drain(..) {
+            core.observe_latency(received, usize::from(sent));
+        }
+    }
 }
 
 /// Receives the messages the core of `mesh_in[index]` sends to this one.
