@@ -240,6 +240,27 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_datagram_stops_the_batch_and_is_reported_when_first() {
+        // What Core::send_datagrams relies on: sendmmsg stops at a datagram that
+        // fails, reports the ones before it as sent, and the failure itself when it
+        // is the first. Port 0 is refused locally (EINVAL): nothing leaves the host.
+        let (a, b) = pair();
+        let good = b.local_addr().unwrap();
+        let bad: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let msgs: Vec<(SocketAddr, &[u8])> = vec![(good, b"1"), (bad, b"2"), (good, b"3")];
+        assert_eq!(send_batch(a.as_raw_fd(), &msgs).unwrap(), 1);
+        assert!(send_batch(a.as_raw_fd(), &msgs[1..]).is_err());
+        assert_eq!(send_batch(a.as_raw_fd(), &msgs[2..]).unwrap(), 1);
+        let mut buf = [0u8; 4];
+        b.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(b.recv(&mut buf).unwrap(), 1);
+        assert_eq!(buf[0], b'1');
+        assert_eq!(b.recv(&mut buf).unwrap(), 1);
+        assert_eq!(buf[0], b'3');
+    }
+
+    #[test]
     fn an_empty_send_is_nothing() {
         let (a, _) = pair();
         assert_eq!(send_batch(a.as_raw_fd(), &[]).unwrap(), 0);
