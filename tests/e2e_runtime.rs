@@ -455,6 +455,34 @@ fn requests_in_one_segment_are_answered_in_order_even_ahead_of_a_framing_error()
     }
 }
 
+/// A request that arrives over a stream and goes to a host name is forwarded once the
+/// system resolver answers (RFC 3263 §4.2: A/AAAA of the name). `localhost` resolves
+/// from /etc/hosts to the loopback, where the next hop listens.
+#[test]
+fn a_request_received_over_tcp_reaches_a_next_hop_named_by_host_name() {
+    let server = start("tcp-resolve", 1, &["--relay", "127.0.0.0/8"]);
+    let hop = udp_client();
+    let hop_port = hop.local_addr().unwrap().port();
+    let mut tcp = tcp_client(server.addr());
+    tcp.write_all(&options(
+        &format!("hop@localhost:{hop_port}"),
+        "TCP",
+        "resolve",
+        1,
+        "",
+    ))
+    .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = hop
+        .recv_from(&mut buf)
+        .expect("the OPTIONS never reached the host-named next hop");
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(
+        text.starts_with(&format!("OPTIONS sip:hop@localhost:{hop_port} SIP/2.0\r\n")),
+        "{text}"
+    );
+}
+
 #[test]
 fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let server = start("idle", 1, &["--tcp-idle-timeout", "1s"]);

@@ -20,7 +20,7 @@ use smallvec::SmallVec;
 
 use super::core::{ConnEntry, Core};
 use crate::config::Transport;
-use crate::shard::{ConnId, Dest, Outbox, Peer};
+use crate::shard::{ConnId, Outbox, Peer};
 use crate::sip::framing::{Frame, Framer, PONG};
 
 /// Messages queued for one connection before further ones are dropped.
@@ -318,8 +318,9 @@ where
     true
 }
 
-/// Writes transmits for this very connection straight onto the stream, and hands the
-/// rest to the core. False when the stream failed.
+/// Writes what is for this very connection onto the stream in one write, and hands
+/// the rest (mesh messages, other destinations, host names to resolve) to
+/// [`Core::flush_keeping`]. False when the stream failed.
 async fn flush_with_own<S>(
     core: &Rc<Core>,
     stream: &mut S,
@@ -330,16 +331,8 @@ async fn flush_with_own<S>(
 where
     S: AsyncWrite + Unpin,
 {
-    // Mesh messages first, as Core::flush does.
-    core.flush_mesh(out).await;
     let mut mine: Vec<u8> = Vec::new();
-    for (dest, bytes) in out.transmits() {
-        match dest {
-            Dest::Conn { conn, .. } if Some(conn) == own => mine.extend_from_slice(bytes),
-            other => core.transmit(other, bytes).await,
-        }
-    }
-    out.clear();
+    core.flush_keeping(out, own, &mut mine).await;
     mine.is_empty() || write_all(stream, &mine, limit).await.is_ok()
 }
 

@@ -96,11 +96,19 @@ impl Core {
         }
     }
 
-    /// Sends everything in `out` (except what the caller took care of) and clears it.
+    /// Sends everything in `out` and clears it.
     /// Mesh messages go first: a binding change reaches the other cores' replicas
     /// before the REGISTER's response reaches the phone (and its next call).
     pub async fn flush(&self, out: &mut Outbox) {
-        self.flush_mesh(out).await;
+        self.flush_keeping(out, None, &mut Vec::new()).await;
+    }
+
+    /// [`Core::flush`], except that the bytes for connection `keep` are appended to
+    /// `kept`: a connection's task writes those on the stream it holds itself.
+    pub async fn flush_keeping(&self, out: &mut Outbox, keep: Option<ConnId>, kept: &mut Vec<u8>) {
+        for (to, msg) in out.drain_mesh() {
+            self.send_mesh(to, msg).await;
+        }
         // Consecutive datagrams from one socket go to the kernel in one sendmmsg.
         let mut datagrams: SmallVec<[(SocketAddr, &[u8]); 8]> = SmallVec::new();
         let mut from = 0u16;
@@ -114,6 +122,7 @@ impl Core {
                     from = listener;
                     datagrams.push((to, bytes));
                 }
+                Dest::Conn { conn, .. } if Some(conn) == keep => kept.extend_from_slice(bytes),
                 other => {
                     if !datagrams.is_empty() {
                         self.send_datagrams(from, &datagrams).await;
@@ -137,13 +146,6 @@ impl Core {
             }
         }
         out.clear();
-    }
-
-    /// Sends the mesh messages in `out`.
-    pub async fn flush_mesh(&self, out: &mut Outbox) {
-        for (to, msg) in out.drain_mesh() {
-            self.send_mesh(to, msg).await;
-        }
     }
 
     /// Sends one message to core `to`. Waits while its channel is full (back-pressure
@@ -194,15 +196,7 @@ impl Core {
     /// Sends `bytes` to `dest`.
     pub async fn transmit(&self, dest: Dest, bytes: &[u8]) {
         match dest {
-            Dest::Udp { listener, to } => {
-                // A response larger than --udp-mtu still goes over UDP: RFC 3261
-                // §18.2.1 moves only requests to a congestion-controlled transport.
-                if let Some(sock) = self.udp.get(listener as usize).and_then(Option::as_ref) {
-                    if let Err(e) = sock.send_to(bytes, to).await {
-                        tracing::debug!(%to, error = %e, "UDP send failed");
-                    }
-                }
-            }
+            Dest::Udp { listener, to } => self.send_datagrams(listener, &[(to, bytes)]).await,
             Dest::Conn {
                 conn,
                 transport,
@@ -281,7 +275,7 @@ impl Core {
                 self.shard.borrow_mut().on_mesh(Instant::now(), other, out);
                 self.schedule_timers();
                 if !out.is_empty() {
-                    let sends = out.transmits().count();
+                    let sends = out.transmit_count();
                     self.flush(out).await;
                     if let Some(received) = received {
                         self.observe_latency(received, sends);
