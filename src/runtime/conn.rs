@@ -199,7 +199,7 @@ async fn serve<S>(
                     // The stream cannot be resynchronised (sip::framing): answer
                     // what came before, then close it.
                     tracing::debug!(addr = %peer.addr, error = %e, "bad stream framing; closing");
-                    flush_with_own(core, &mut stream, own, &mut out, limits.header_timeout).await;
+                    flush_batch(core, &mut stream, own, &mut out, &mut timings).await;
                     return;
                 }
             };
@@ -296,8 +296,10 @@ async fn serve<S>(
 /// Messages of one read handled before their answers go out.
 const STREAM_BATCH: usize = 8;
 
-/// Flushes what the messages in `timings` caused and records their latency. False
-/// when the stream failed.
+/// Flushes what the messages in `timings` caused, and records their latency: what is
+/// for this very connection goes onto the stream in one write, the rest (mesh
+/// messages, other destinations, host names to resolve) to [`Core::flush_keeping`].
+/// False when the stream failed.
 async fn flush_batch<S>(
     core: &Rc<Core>,
     stream: &mut S,
@@ -308,32 +310,19 @@ async fn flush_batch<S>(
 where
     S: AsyncWrite + Unpin,
 {
-    let limit = core.shared.cfg.tcp.header_timeout;
-    if !out.is_empty() && !flush_with_own(core, stream, own, out, limit).await {
+    let mut mine: Vec<u8> = Vec::new();
+    core.flush_keeping(out, own, &mut mine).await;
+    if !mine.is_empty()
+        && write_all(stream, &mine, core.shared.cfg.tcp.header_timeout)
+            .await
+            .is_err()
+    {
         return false;
     }
     for (at, sent) in timings.drain(..) {
         core.observe_latency(at, usize::from(sent));
     }
     true
-}
-
-/// Writes what is for this very connection onto the stream in one write, and hands
-/// the rest (mesh messages, other destinations, host names to resolve) to
-/// [`Core::flush_keeping`]. False when the stream failed.
-async fn flush_with_own<S>(
-    core: &Rc<Core>,
-    stream: &mut S,
-    own: Option<ConnId>,
-    out: &mut Outbox,
-    limit: Duration,
-) -> bool
-where
-    S: AsyncWrite + Unpin,
-{
-    let mut mine: Vec<u8> = Vec::new();
-    core.flush_keeping(out, own, &mut mine).await;
-    mine.is_empty() || write_all(stream, &mine, limit).await.is_ok()
 }
 
 /// Writes and flushes `bytes`, giving up after `limit` (a peer that does not read).
