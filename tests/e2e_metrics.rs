@@ -94,6 +94,19 @@ fn answered_2xx(exp: &Exposition) -> f64 {
     .unwrap_or(0.0)
 }
 
+/// A datagram over --max-message-size is dropped and counted under "limits".
+#[test]
+fn an_oversized_datagram_is_counted_as_dropped_for_limits() {
+    let server = start("oversized", 1, &["--max-message-size", "1k"]);
+    let mut big = options(server.addr(), "big");
+    big.resize(2000, b'\n');
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(&big, server.addr()).unwrap();
+    metrics_until(metrics_addr(&server), |e| {
+        e.value("coresip_dropped_total", &[("reason", "limits")]) == Some(1.0)
+    });
+}
+
 #[test]
 fn metrics_health_and_stats_show_the_traffic() {
     let mut server = start("traffic", 2, &["--stats-interval", "1s"]);

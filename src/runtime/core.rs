@@ -563,11 +563,10 @@ struct Pending {
 impl Pending {
     /// Hands one datagram to the shard. Mesh messages that arrived first are
     /// handled first.
+    ///
+    /// A datagram over --max-message-size (its buffer holds one byte more, so it
+    /// shows) is the shard's to drop and count.
     async fn take(&mut self, core: &Core, listener: u16, bytes: &[u8], from: SocketAddr) {
-        if bytes.len() > core.shared.cfg.max_message_size {
-            tracing::debug!(%from, "datagram over --max-message-size dropped");
-            return;
-        }
         core.drain_mesh(&mut self.mesh_out).await;
         let received = Instant::now();
         let before = self.out.transmit_count();
