@@ -64,8 +64,8 @@ pub fn preprocess<'a>(msg: &Message<'a>, ident: &Identity) -> Result<RoutePlan<'
         }
     }
 
-    // One pass over the Route values (each decoded once), leaving out the last one
-    // when it was the strict router's Request-URI.
+    // One pass over the Route values, leaving out the last one when it was the
+    // strict router's Request-URI (only then were they walked before, to find it).
     let mut usable = std::iter::once(Ok(first)).chain(routes).peekable();
     let mut ours = 0u8;
     let mut ours_user = None;
