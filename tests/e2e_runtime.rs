@@ -97,6 +97,16 @@ impl<S: Read> StreamReader<S> {
     }
 }
 
+/// The server closed `tcp`: EOF (or a reset) rather than our read timeout.
+fn assert_closed_by_server(tcp: &mut TcpStream) {
+    let mut buf = [0u8; 16];
+    match tcp.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the server to close the connection, got {other:?}"),
+    }
+}
+
 fn tcp_client(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
@@ -328,13 +338,7 @@ fn malformed_requests_get_400_over_udp() {
 fn a_silent_connection_is_closed_after_the_header_timeout() {
     let server = start("silent", 1, &["--tcp-header-timeout", "1s"]);
     let mut tcp = tcp_client(server.addr());
-    let mut buf = [0u8; 16];
-    // EOF (0) rather than our read timeout: the server closed it.
-    match tcp.read(&mut buf) {
-        Ok(0) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-        other => panic!("expected the server to close the connection, got {other:?}"),
-    }
+    assert_closed_by_server(&mut tcp);
 }
 
 #[test]
@@ -447,12 +451,7 @@ fn requests_in_one_segment_are_answered_in_order_even_ahead_of_a_framing_error()
             "{resp}"
         );
     }
-    let mut buf = [0u8; 16];
-    match tcp.read(&mut buf) {
-        Ok(0) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-        other => panic!("expected the server to close the connection, got {other:?}"),
-    }
+    assert_closed_by_server(&mut tcp);
 }
 
 /// A request that arrives over a stream and goes to a host name is forwarded once the
@@ -493,13 +492,8 @@ fn an_idle_connection_is_closed_after_the_idle_timeout() {
     let mut reader = StreamReader::new(tcp.try_clone().unwrap());
     assert!(reader.response().starts_with("SIP/2.0 200 OK"));
     assert!(reader.buf.is_empty());
-    // Nothing more is sent: the server closes the connection (EOF, not our timeout).
-    let mut buf = [0u8; 16];
-    match tcp.read(&mut buf) {
-        Ok(0) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-        other => panic!("expected the server to close the connection, got {other:?}"),
-    }
+    // Nothing more is sent: the server closes the connection.
+    assert_closed_by_server(&mut tcp);
 }
 
 #[test]
