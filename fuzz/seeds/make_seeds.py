@@ -136,6 +136,79 @@ def main():
     for name, data in rfc.items():
         write("framing", name, bytes([3 | (2 << 2), 5, 31]) + data)
 
+    # shard: a mode byte, then steps split at SEP, each a control byte and a
+    # message; "@..." answers the last request the proxy sent (see shard.rs).
+    for name, (mode, steps) in SHARD_FLOWS.items():
+        write("shard", name, bytes([mode]) + SEP.join(bytes([c]) + m for c, m in steps))
+    for name, data in rfc.items():
+        write("shard", name, bytes([0x02]) + bytes([0]) + data)
+
+
+SEP = b"\n~~~\n"
+# Control byte: bits 0-1 the peer (0 caller 127.0.0.1:5070, 1 127.0.0.2:5060,
+# 2 TCP from 127.0.0.3, 3 the callee 127.0.0.1:5090), bit 2 the core, bits 3-7
+# the clock's step (x 256 ms).
+CALLER, OTHER, TCP, CALLEE = 0, 1, 2, 3
+LATER = 8 * 4  # 1 s
+
+
+def req(method, uri, branch, cseq, extra=b"", call_id=b"fz-1", to_tag=b"", via_host=b"127.0.0.1:5070"):
+    return (
+        method + b" " + uri + b" SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP " + via_host + b";branch=z9hG4bK" + branch + b";rport\r\n"
+        b"Max-Forwards: 70\r\n"
+        b"From: <sip:alice@example.test>;tag=a1\r\n"
+        b"To: <sip:bob@example.test>" + (b";tag=" + to_tag if to_tag else b"") + b"\r\n"
+        b"Call-ID: " + call_id + b"\r\n"
+        b"CSeq: " + cseq + b" " + method + b"\r\n"
+        + extra +
+        b"Content-Length: 0\r\n\r\n"
+    )
+
+
+REGISTER_BOB = (
+    b"REGISTER sip:example.test SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:5090;branch=z9hG4bKreg1\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"From: <sip:bob@example.test>;tag=r1\r\n"
+    b"To: <sip:bob@example.test>\r\n"
+    b"Call-ID: reg-bob\r\n"
+    b"CSeq: 1 REGISTER\r\n"
+    b"Contact: <sip:bob@127.0.0.1:5090>;expires=60\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+INVITE = req(b"INVITE", b"sip:bob@example.test", b"inv1", b"1",
+             b"Contact: <sip:alice@127.0.0.1:5070>\r\n")
+EMPTY = b"Content-Length: 0\r\n\r\n"
+OK = b"@200 OK\r\nContact: <sip:bob@127.0.0.1:5090>\r\n" + EMPTY
+ROUTE = b"Route: <sip:127.0.0.1:5060;lr>\r\n"
+ACK = req(b"ACK", b"sip:bob@127.0.0.1:5090", b"ack1", b"1", ROUTE, to_tag=b"fz")
+BYE = req(b"BYE", b"sip:bob@127.0.0.1:5090", b"bye1", b"2", ROUTE, to_tag=b"fz")
+CANCEL = req(b"CANCEL", b"sip:bob@example.test", b"inv1", b"1")
+
+SHARD_FLOWS = {
+    "call": (0x02, [(CALLEE, REGISTER_BOB), (CALLER, INVITE), (CALLEE, b"@180 Ringing\r\n" + EMPTY),
+                    (CALLEE, OK), (CALLER, ACK), (CALLER | LATER, BYE), (CALLEE, b"@200 OK\r\n" + EMPTY)]),
+    "call_two_cores": (0x06, [(CALLEE, REGISTER_BOB), (CALLER | 4, INVITE), (CALLEE, b"@180 Ringing\r\n" + EMPTY),
+                              (CALLEE | 4, OK), (CALLER, ACK), (CALLER | 4, BYE), (CALLEE, b"@200 OK\r\n" + EMPTY)]),
+    "call_tcp_serial": (0x12, [(CALLEE, REGISTER_BOB), (TCP, INVITE.replace(b"SIP/2.0/UDP 127.0.0.1:5070", b"SIP/2.0/TCP 127.0.0.3:40000")),
+                               (CALLEE, b"@486 Busy Here\r\n" + EMPTY)]),
+    "cancel": (0x02, [(CALLEE, REGISTER_BOB), (CALLER, INVITE), (CALLEE, b"@180 Ringing\r\n" + EMPTY),
+                      (CALLER, CANCEL), (CALLEE, b"@200 OK\r\n" + EMPTY), (CALLER | 0xF8, ACK)]),
+    "no_answer": (0x02, [(CALLEE, REGISTER_BOB), (CALLER, INVITE), (CALLER | 0xF8, INVITE), (CALLER | 0xF8, INVITE)]),
+    "stateless": (0x01, [(CALLEE, REGISTER_BOB), (CALLER, INVITE), (CALLEE, OK), (CALLER, ACK)]),
+    "register_auth": (0x40, [(CALLEE, REGISTER_BOB),
+                             (CALLEE, REGISTER_BOB.replace(b"CSeq: 1", b"CSeq: 2").replace(
+                                 b"Max-Forwards: 70\r\n",
+                                 b"Max-Forwards: 70\r\nAuthorization: Digest username=\"bob\", realm=\"example.test\", "
+                                 b"nonce=\"abc\", uri=\"sip:example.test\", response=\"00000000000000000000000000000000\", "
+                                 b"algorithm=MD5, qop=auth, nc=00000001, cnonce=\"x\"\r\n"))]),
+    "invite_auth_all": (0x80, [(CALLER, INVITE), (CALLER, ACK)]),
+    "options_and_junk": (0x02, [(OTHER, req(b"OPTIONS", b"sip:127.0.0.1:5060", b"o1", b"1")),
+                                (OTHER, b"\r\n\r\n"), (OTHER, b"SIP/2.0 200 OK\r\n\r\n"),
+                                (CALLER, req(b"MESSAGE", b"sip:carol@127.0.0.9", b"m1", b"1")), (OTHER, b"@408 Request Timeout\r\n" + EMPTY)]),
+}
+
 
 if __name__ == "__main__":
     main()
