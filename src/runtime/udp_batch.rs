@@ -46,6 +46,11 @@ impl RecvBatch {
         }
     }
 
+    /// How many datagrams one [`RecvBatch::recv`] can take.
+    pub fn capacity(&self) -> usize {
+        self.hdrs.len()
+    }
+
     /// Takes up to the batch's room of queued datagrams from `fd` without waiting.
     /// Returns how many arrived: 0 when none is queued.
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
