@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::auth::Algorithms;
 use crate::config::{
     AuthMode, Config, ForkMode, ListenSpec, ProxyOptions, RegistrarOptions, TcpLimits, Timers,
     TlsFiles, UdpConfig,
@@ -287,6 +288,14 @@ pub struct RegistrarArgs {
     #[arg(long, env = "CORESIP_USERS", value_name = "FILE")]
     pub users: Option<PathBuf>,
 
+    /// Digest algorithms offered in a 401/407, preferred first, and accepted: md5,
+    /// sha-256 or both, comma-separated. Phones answer the first challenge only, and
+    /// some (baresip 1.0) refuse a 401 that offers anything but MD5; add sha-256 for
+    /// fleets that know it.
+    #[arg(long, env = "CORESIP_DIGEST_ALGORITHMS", default_value = "md5",
+          value_name = "LIST", value_parser = parse_algorithms)]
+    pub digest_algorithms: Algorithms,
+
     /// Nonces older than this are answered with stale=true.
     #[arg(long, env = "CORESIP_NONCE_TTL", default_value = "300s", value_name = "DURATION",
           value_parser = parse_duration)]
@@ -537,6 +546,7 @@ impl Cli {
                 realm: r.realm.unwrap_or_default(),
                 users: r.users,
                 nonce_ttl: r.nonce_ttl,
+                digest_algorithms: r.digest_algorithms,
                 sync_interval: r.sync_interval,
             },
             shutdown_grace: g.shutdown_grace,
@@ -545,6 +555,12 @@ impl Cli {
             stats_interval: self.monitoring.stats_interval,
         })
     }
+}
+
+/// A `--digest-algorithms` list.
+fn parse_algorithms(s: &str) -> Result<Algorithms, String> {
+    s.parse()
+        .map_err(|e: crate::auth::AlgorithmsError| e.to_string())
 }
 
 /// What [`parse`] decided.
@@ -788,12 +804,27 @@ mod tests {
             (&["--domain", "a b"][..], "--domain"),
             (&["--no-such-flag"][..], "--no-such-flag"),
             (&["--tls-cert", "c.pem"][..], "--tls-key"),
+            (
+                &["--digest-algorithms", "md5,sha-1"][..],
+                "--digest-algorithms",
+            ),
+            (&["--digest-algorithms", ""][..], "--digest-algorithms"),
         ] {
             let line = failure(args);
             assert!(!line.contains('\n'), "{line}");
             assert!(line.contains(flag), "{args:?} → {line}");
             assert!(line.starts_with("error:"), "{line}");
         }
+    }
+
+    #[test]
+    fn digest_algorithms_default_to_md5() {
+        use crate::auth::Algorithms;
+        let c = config(&[]);
+        assert_eq!(c.registrar.digest_algorithms, Algorithms::DEFAULT);
+        assert_eq!(c.registrar.digest_algorithms.to_string(), "md5");
+        let c = config(&["--digest-algorithms", "sha-256,md5"]);
+        assert_eq!(c.registrar.digest_algorithms.to_string(), "sha-256,md5");
     }
 
     #[test]

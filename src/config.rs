@@ -130,6 +130,8 @@ pub struct RegistrarOptions {
     /// `user:password` / `user:realm:HA1` lines; without it nobody is challenged.
     pub users: Option<PathBuf>,
     pub nonce_ttl: Duration,
+    /// Digest algorithms offered, in order, and accepted (`--digest-algorithms`).
+    pub digest_algorithms: crate::auth::Algorithms,
     /// How often each shard fsyncs its binding log.
     pub sync_interval: Duration,
 }
@@ -146,6 +148,7 @@ impl Default for RegistrarOptions {
             realm: String::new(),
             users: None,
             nonce_ttl: Duration::from_secs(300),
+            digest_algorithms: crate::auth::Algorithms::DEFAULT,
             sync_interval: Duration::from_secs(1),
         }
     }

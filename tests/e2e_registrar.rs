@@ -99,7 +99,8 @@ fn register_is_challenged_with_401_when_auth_is_register() {
         .with_password("bob-secret")
         .with_algorithm("MD5");
 
-    // §22.2 / RFC 8760: a 401 offering SHA-256 and MD5 with qop=auth, then 200.
+    // §22.2: a 401 offering MD5 alone (the default, what stock phones answer)
+    // with qop=auth, then 200.
     let contact = format!("<{}>", alice.contact_uri());
     let challenge = alice.register_raw(Some(&contact), Some(3600), &[]);
     assert_eq!(challenge.status(), Some(401), "{challenge:?}");
@@ -113,13 +114,12 @@ fn register_is_challenged_with_401_when_auth_is_register() {
             String::from_utf8_lossy(c.algorithm().unwrap_or(b"MD5")).into_owned()
         })
         .collect();
-    assert!(algorithms.iter().any(|a| a == "SHA-256"), "{offered:?}");
-    assert!(algorithms.iter().any(|a| a == "MD5"), "{offered:?}");
+    assert_eq!(algorithms, ["MD5"], "{offered:?}");
     let auth = alice.authorization(&challenge, "REGISTER", &format!("sip:{DOMAIN}"));
     let ok = alice.register_raw(Some(&contact), Some(3600), &[auth]);
     assert_eq!(ok.status(), Some(200), "{ok:?}");
 
-    // Over TCP, with the other algorithm.
+    // Over TCP.
     register_ok(&mut bob, 3600);
 
     // A wrong password is not accepted.
@@ -130,6 +130,37 @@ fn register_is_challenged_with_401_when_auth_is_register() {
     // Calls need no credentials with --auth register.
     call_and_hang_up(&mut alice, &mut bob, false, true);
     call_and_hang_up(&mut bob, &mut alice, false, false);
+}
+
+#[test]
+fn sha256_is_offered_first_when_configured() {
+    // RFC 8760 §2.4: several challenges, the preferred first.
+    let (dir, users) = dir_with_users("authsha");
+    let server = Server::start(
+        2,
+        &dir,
+        &["--users", &users, "--digest-algorithms", "sha-256,md5"],
+    );
+    let mut alice = Ua::udp("alice", server.addr()).with_password("alice-secret");
+    let mut carol = Ua::tcp("carol", server.addr())
+        .with_password("carol-secret")
+        .with_algorithm("MD5");
+    let contact = format!("<{}>", alice.contact_uri());
+    let challenge = alice.register_raw(Some(&contact), Some(3600), &[]);
+    let algorithms: Vec<String> = challenge
+        .values(HeaderName::WwwAuthenticate)
+        .iter()
+        .map(|v| {
+            let c = Challenge::parse(v.as_bytes()).unwrap();
+            String::from_utf8_lossy(c.algorithm().unwrap_or(b"MD5")).into_owned()
+        })
+        .collect();
+    assert_eq!(algorithms, ["SHA-256", "MD5"], "{challenge:?}");
+    let auth = alice.authorization(&challenge, "REGISTER", &format!("sip:{DOMAIN}"));
+    let ok = alice.register_raw(Some(&contact), Some(3600), &[auth]);
+    assert_eq!(ok.status(), Some(200), "{ok:?}");
+    // An MD5-only user (an MD5 HA1) answers with the other algorithm.
+    register_ok(&mut carol, 3600);
 }
 
 #[test]

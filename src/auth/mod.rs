@@ -43,6 +43,7 @@ use crate::sip::{Credentials, Message, Method, ParseError, Uri};
 
 use self::digest::{Algorithm, QopAuth};
 use self::nonce::{NcTracker, NonceCheck, NonceInfo, NonceIssuer, NonceSecret};
+pub use self::users::{Algorithms, AlgorithmsError};
 use self::users::{Hashes, UserStore};
 
 /// Which pair of headers an authentication uses (RFC 3261 §22.2, §22.3).
@@ -113,8 +114,9 @@ pub struct AuthConfig {
     /// allows them to differ after forwarding by a proxy in front of us; turn
     /// this off behind such a proxy. Default true.
     pub check_uri: bool,
-    /// The algorithms offered and accepted. Default SHA-256 and MD5.
-    pub hashes: Hashes,
+    /// The algorithms offered, in this order, and accepted
+    /// (`--digest-algorithms`). Default MD5 alone.
+    pub algorithms: Algorithms,
     /// Nonces whose count is remembered at once (per shard).
     pub max_tracked_nonces: usize,
 }
@@ -126,7 +128,7 @@ impl Default for AuthConfig {
             max_rechallenges: 2,
             allow_rfc2069: true,
             check_uri: true,
-            hashes: Hashes::ALL,
+            algorithms: Algorithms::DEFAULT,
             max_tracked_nonces: 65_536,
         }
     }
@@ -280,7 +282,7 @@ impl Authenticator {
         // Only what we offer: a `-sess` or unknown algorithm gets a new challenge
         // so the client can pick one of ours.
         let algorithm = match Algorithm::from_param(c.algorithm()) {
-            Some(a) if !a.session && self.config.hashes.contains(a.hash) => a,
+            Some(a) if !a.session && self.config.algorithms.set().contains(a.hash) => a,
             _ => return Err(Challenge(ChallengeState::default())),
         };
 
@@ -306,7 +308,7 @@ impl Authenticator {
             return Err(self.failed(info));
         }
         if !hashes.contains(algorithm.hash) {
-            let offer = hashes.intersect(self.config.hashes);
+            let offer = hashes.intersect(self.config.algorithms.set());
             if offer.is_empty() {
                 return Err(self.failed(info));
             }
@@ -367,7 +369,7 @@ impl Authenticator {
     }
 
     /// The challenge header values for a 401 / 407 at `now`: one per algorithm,
-    /// SHA-256 first, then MD5 (RFC 8760 §2.4, RFC 7616 §3.7: preferred first),
+    /// in the configured order (RFC 8760 §2.4, RFC 7616 §3.7: preferred first),
     /// all with the same new nonce and `qop="auth"` (RFC 3261 §22.4 item 8:
     /// servers MUST always send qop).
     pub fn challenge(
@@ -378,17 +380,21 @@ impl Authenticator {
         state: ChallengeState,
     ) -> Challenges {
         let nonce = self.nonces.issue(now, realm, state.failures);
-        let mut hashes = state.only.unwrap_or(self.config.hashes);
-        if hashes.is_empty() {
-            hashes = Hashes::ALL;
-        }
+        let offer = self.config.algorithms;
+        // A user verifiable with fewer algorithms is offered just those, in the
+        // configured order (`only` is always within the offer).
+        let only = state.only.filter(|o| !o.is_empty()).unwrap_or(offer.set());
         let mut out = Challenges {
             kind,
             buf: SmallVec::new(),
             ends: [0; 2],
             count: 0,
         };
-        for (slot, hash) in out.ends.iter_mut().zip(hashes.iter()) {
+        for (slot, hash) in out
+            .ends
+            .iter_mut()
+            .zip(offer.iter().filter(|&h| only.contains(h)))
+        {
             let b = &mut out.buf;
             b.extend_from_slice(b"Digest realm=\"");
             for &c in realm {

@@ -20,8 +20,17 @@ fn auth_with(config: AuthConfig) -> Authenticator {
     Authenticator::new(users(), &NonceSecret::from_bytes([42; 32]), config)
 }
 
+/// SHA-256 offered first, then MD5: most tests here exercise both algorithms;
+/// the default (MD5 alone) has tests of its own.
+fn test_config() -> AuthConfig {
+    AuthConfig {
+        algorithms: "sha-256,md5".parse().unwrap(),
+        ..AuthConfig::default()
+    }
+}
+
 fn auth() -> Authenticator {
-    auth_with(AuthConfig::default())
+    auth_with(test_config())
 }
 
 /// What a phone takes from one challenge header.
@@ -191,6 +200,108 @@ fn challenge_offers_sha256_then_md5_with_one_nonce() {
 }
 
 #[test]
+fn default_challenge_offers_md5_alone() {
+    // Stock phones answer the first challenge, and libre 1.x (baresip 1.0) fails
+    // on a 401 with any non-MD5 challenge in it: MD5 alone by default, as Kamailio.
+    let a = auth_with(AuthConfig::default());
+    let ch = a.challenge(
+        T0,
+        REALM.as_bytes(),
+        AuthKind::Www,
+        ChallengeState::default(),
+    );
+    let o = offers(&ch);
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].algorithm, "MD5");
+    let alice = Answer::new("alice", "alice-pw");
+    assert_eq!(answer(&a, T0 + 1, &o[0], &alice), authorized("alice"));
+    // SHA-256 is not accepted unless configured: a new challenge.
+    let sha = Offer {
+        algorithm: "SHA-256".into(),
+        ..o[0].clone()
+    };
+    assert_eq!(
+        answer(&a, T0 + 1, &sha, &Answer { nc: 2, ..alice }),
+        challenge(false, 0)
+    );
+}
+
+#[test]
+fn md5_first_then_sha256_when_configured() {
+    let a = auth_with(AuthConfig {
+        algorithms: "md5,sha-256".parse().unwrap(),
+        ..test_config()
+    });
+    let o = offers(&a.challenge(
+        T0,
+        REALM.as_bytes(),
+        AuthKind::Www,
+        ChallengeState::default(),
+    ));
+    assert_eq!(o.len(), 2);
+    assert_eq!(o[0].algorithm, "MD5");
+    assert_eq!(o[1].algorithm, "SHA-256");
+    // One nonce for both: the second answer takes the next nonce-count.
+    for (nc, offer) in (1..).zip(&o) {
+        let ans = Answer {
+            nc,
+            ..Answer::new("alice", "alice-pw")
+        };
+        assert_eq!(
+            answer(&a, T0 + 1, offer, &ans),
+            authorized("alice"),
+            "{}",
+            offer.algorithm
+        );
+    }
+}
+
+#[test]
+fn configured_order_and_set_are_the_offer() {
+    let sha_only = auth_with(AuthConfig {
+        algorithms: "SHA-256".parse().unwrap(),
+        ..test_config()
+    });
+    let o = offers(&sha_only.challenge(
+        T0,
+        REALM.as_bytes(),
+        AuthKind::Www,
+        ChallengeState::default(),
+    ));
+    assert_eq!(o.len(), 1);
+    assert_eq!(o[0].algorithm, "SHA-256");
+    // carol's MD5 HA1 cannot be verified with the one algorithm offered.
+    let carol = Answer::new("carol", "carol-pw");
+    assert_eq!(
+        answer(&sha_only, T0, &o[0], &carol),
+        AuthOutcome::Challenge(ChallengeState {
+            failures: 1,
+            ..ChallengeState::default()
+        })
+    );
+}
+
+#[test]
+fn algorithms_list_parses_in_order() {
+    let a: Algorithms = "md5, SHA-256".parse().unwrap();
+    assert_eq!(a.iter().collect::<Vec<_>>(), [Hash::Md5, Hash::Sha256]);
+    assert_eq!(a.to_string(), "md5,sha-256");
+    let b: Algorithms = "sha256".parse().unwrap();
+    assert_eq!(b.iter().collect::<Vec<_>>(), [Hash::Sha256]);
+    assert_eq!(b.set(), Hashes::NONE.with(Hash::Sha256));
+    assert_eq!("".parse::<Algorithms>(), Err(AlgorithmsError::Empty));
+    assert!(matches!(
+        "md5,sha-512".parse::<Algorithms>(),
+        Err(AlgorithmsError::Unknown(n)) if n == "sha-512"
+    ));
+    assert!(matches!(
+        "md5,MD5".parse::<Algorithms>(),
+        Err(AlgorithmsError::Duplicate(_))
+    ));
+    assert_eq!(Algorithms::default(), "md5".parse().unwrap());
+}
+
+#[test]
 fn proxy_challenge_uses_407_and_proxy_authenticate() {
     let ch = auth().challenge(
         T0,
@@ -229,8 +340,8 @@ fn challenge_escapes_the_realm() {
 #[test]
 fn challenge_config_limits_the_algorithms() {
     let a = auth_with(AuthConfig {
-        hashes: Hashes::NONE.with(Hash::Md5),
-        ..AuthConfig::default()
+        algorithms: Algorithms::only(Hash::Md5),
+        ..test_config()
     });
     let ch = a.challenge(
         T0,
@@ -328,7 +439,7 @@ fn rfc2069_credentials_without_qop() {
     assert_eq!(answer(&auth(), T0, &offer, &ans), authorized("alice"));
     let strict = auth_with(AuthConfig {
         allow_rfc2069: false,
-        ..AuthConfig::default()
+        ..test_config()
     });
     assert_eq!(
         answer(&strict, T0, &offer, &ans),
@@ -469,7 +580,7 @@ fn wrong_password_is_rechallenged_then_forbidden() {
 fn no_rechallenges_means_forbidden_at_once() {
     let a = auth_with(AuthConfig {
         max_rechallenges: 0,
-        ..AuthConfig::default()
+        ..test_config()
     });
     let offer = first_offer(&a, T0, ChallengeState::default());
     assert_eq!(
@@ -541,8 +652,8 @@ fn algorithm_not_offered_gets_a_challenge() {
         );
     }
     let md5_only = auth_with(AuthConfig {
-        hashes: Hashes::NONE.with(Hash::Md5),
-        ..AuthConfig::default()
+        algorithms: Algorithms::only(Hash::Md5),
+        ..test_config()
     });
     let offer = Offer {
         algorithm: "SHA-256".into(),
@@ -589,7 +700,7 @@ fn uri_must_designate_the_request_uri() {
     );
     let lax = auth_with(AuthConfig {
         check_uri: false,
-        ..AuthConfig::default()
+        ..test_config()
     });
     assert_eq!(answer(&lax, T0, &offer, &ans), authorized("alice"));
 }

@@ -258,6 +258,111 @@ impl Hashes {
     }
 }
 
+/// The digest algorithms a challenge offers, in the order they are written
+/// (`--digest-algorithms`), and the ones credentials are accepted with. RFC 7616
+/// §3.7 has the server list its preferred one first. The default is MD5 alone,
+/// as in Kamailio: stock phones answer the first challenge only, many know only
+/// MD5, and some reject the whole response when any challenge in it names
+/// another algorithm (libre 1.x, under baresip 1.0: "Function not implemented").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Algorithms {
+    order: [Hash; 2],
+    len: u8,
+}
+
+/// Why a `--digest-algorithms` list was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlgorithmsError {
+    /// No algorithm named.
+    #[error("names no algorithm (use md5, sha-256 or both)")]
+    Empty,
+    /// A name other than `md5` or `sha-256`.
+    #[error("unknown algorithm {0:?} (use md5 or sha-256)")]
+    Unknown(String),
+    /// The same algorithm twice.
+    #[error("names {0:?} twice")]
+    Duplicate(String),
+}
+
+impl Algorithms {
+    /// MD5 alone.
+    pub const DEFAULT: Algorithms = Algorithms::only(Hash::Md5);
+
+    /// Only `h`.
+    pub const fn only(h: Hash) -> Algorithms {
+        Algorithms {
+            order: [h, h],
+            len: 1,
+        }
+    }
+
+    /// The algorithms in offer order.
+    pub fn iter(self) -> impl Iterator<Item = Hash> {
+        self.order.into_iter().take(usize::from(self.len))
+    }
+
+    /// The algorithms as a set.
+    pub fn set(self) -> Hashes {
+        self.iter().fold(Hashes::NONE, Hashes::with)
+    }
+}
+
+impl Default for Algorithms {
+    fn default() -> Self {
+        Algorithms::DEFAULT
+    }
+}
+
+impl std::str::FromStr for Algorithms {
+    type Err = AlgorithmsError;
+
+    /// A comma-separated list of `md5` and `sha-256` (any case), preferred first.
+    fn from_str(s: &str) -> Result<Algorithms, AlgorithmsError> {
+        let mut order = [Hash::Md5; 2];
+        let mut len = 0usize;
+        for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let h = if name.eq_ignore_ascii_case("md5") {
+                Hash::Md5
+            } else if name.eq_ignore_ascii_case("sha-256") || name.eq_ignore_ascii_case("sha256") {
+                Hash::Sha256
+            } else {
+                return Err(AlgorithmsError::Unknown(name.to_string()));
+            };
+            if order[..len].contains(&h) {
+                return Err(AlgorithmsError::Duplicate(name.to_string()));
+            }
+            // Two distinct hashes exist, so a third name is a duplicate above.
+            order[len] = h;
+            len += 1;
+        }
+        if len == 0 {
+            return Err(AlgorithmsError::Empty);
+        }
+        if len == 1 {
+            order[1] = order[0];
+        }
+        Ok(Algorithms {
+            order,
+            len: len as u8,
+        })
+    }
+}
+
+impl fmt::Display for Algorithms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, h) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(match h {
+                Hash::Md5 => "md5",
+                Hash::Sha256 => "sha-256",
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// A user or realm that every client can put in a quoted-string unescaped.
 fn is_name(s: &[u8]) -> bool {
     s.iter().all(|&b| b > b' ' && b != b'"' && b != 0x7f)

@@ -66,6 +66,7 @@ pub(crate) fn load(cfg: &Config) -> Result<(Vec<Services>, Option<AuthParts>), R
                 realm,
                 config: AuthConfig {
                     nonce_ttl: cfg.registrar.nonce_ttl.as_secs().max(1),
+                    algorithms: cfg.registrar.digest_algorithms,
                     ..AuthConfig::default()
                 },
             })
