@@ -387,3 +387,36 @@ fn a_tcp_phone_behind_nat_calls_and_is_hung_up_on() {
     let (_server, mut phone, mut carol) = nat_setup("reg-nattcp-out", Ua::tcp);
     call_and_hang_up(&mut phone, &mut carol, false, false);
 }
+
+/// `--domain 127.0.0.1`, proxy and phones on one host, auth on, the default core
+/// count: a phone's Contact `sip:bob@127.0.0.1:PORT` shares the domain's IP, and a
+/// BYE or re-INVITE to it is the peer's, not a user to look up (RFC 3261 §16.4,
+/// §16.5). It used to be answered 404.
+#[test]
+fn in_dialog_requests_reach_the_phone_when_the_domain_is_an_ip_literal() {
+    let (dir, users) = dir_with_users("ipdomain");
+    let server = Server::start_in_domain(0, &dir, "127.0.0.1", &["--users", &users]);
+    let mut alice = Ua::udp("alice", server.addr())
+        .in_domain("127.0.0.1")
+        .with_contact_user("alice-0x5d1e")
+        .with_password("alice-secret");
+    let mut bob = Ua::udp("bob", server.addr())
+        .in_domain("127.0.0.1")
+        .with_contact_user("bob-0x7f3a")
+        .with_password("bob-secret");
+    register_ok(&mut alice, 3600);
+    register_ok(&mut bob, 3600);
+    assert!(alice
+        .contact_uri()
+        .starts_with("sip:alice-0x5d1e@127.0.0.1:"));
+
+    // Hung up by the caller, then by the callee, then a re-INVITE in the dialog.
+    call_and_hang_up(&mut alice, &mut bob, false, true);
+    call_and_hang_up(&mut alice, &mut bob, false, false);
+    let (mut call, _answered) = common::ua::answered_call(&mut alice, &mut bob, false);
+    alice.in_dialog(&mut call, "INVITE");
+    let reinvite = bob.expect_request("INVITE");
+    assert_eq!(reinvite.request_uri(), bob.contact_uri());
+    bob.respond(&reinvite, 200, None);
+    assert_eq!(alice.expect_status(200).cseq_method(), "INVITE");
+}

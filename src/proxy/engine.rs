@@ -814,11 +814,7 @@ impl Engine {
             self.respond(now, id, msg, 404, b"Not Found", &[], out);
             return;
         };
-        if plan.next.is_none()
-            && self
-                .identity
-                .is_our_domain(&hop_sip.host, hop_sip.port, hop_sip.port_or_default())
-        {
+        if self.targets_our_user(msg, &plan, &hop_sip) {
             // A user of ours: the location service names the targets (§16.5).
             self.route_to_user(now, id, from, msg, &plan, &hop_sip, 0, out);
             return;
@@ -950,6 +946,28 @@ impl Engine {
             return;
         }
         self.fork(now, id, from, msg, plan, &targets, out);
+    }
+
+    /// True when target determination goes to the location service (§16.5): no
+    /// Route value is left and the Request-URI names one of our domains. A
+    /// request in a dialog we record-routed (our Route and a To tag) is routed by
+    /// its Request-URI, the peer's Contact (§16.4, §12.2.1.1), unless that URI
+    /// names this proxy itself and the location service is the only way on.
+    pub(super) fn targets_our_user(
+        &self,
+        msg: &Message<'_>,
+        plan: &RoutePlan<'_>,
+        uri: &crate::sip::SipUri<'_>,
+    ) -> bool {
+        if plan.next.is_some()
+            || !self
+                .identity
+                .is_our_domain(&uri.host, uri.port, uri.port_or_default())
+        {
+            return false;
+        }
+        let in_our_dialog = plan.ours > 0 && msg.to().ok().and_then(|t| t.tag()).is_some();
+        !in_our_dialog || self.identity.is_me(uri)
     }
 
     /// True when `uri`'s user is in the users file: an unregistered user of ours is

@@ -73,14 +73,16 @@ impl Identity {
 
     /// True when a URI's host and port name a domain this proxy serves (target
     /// determination, §16.5: its users are found in the location service): one of
-    /// the `--domain` names (any port), an IP given as a `--domain`, or one of our
-    /// own addresses at one of our ports (operators often serve a bare IP as their
-    /// domain; the same IP at another port is somebody else).
+    /// the `--domain` names (any port), or an IP given as a `--domain` or one of
+    /// our own addresses, with no port or one of our ports. Operators and
+    /// benchmarks serve a bare IP as their domain with the phones on the same
+    /// host: `sip:bob@127.0.0.1:54790` is then a phone's Contact, somebody else.
     pub fn is_our_domain(&self, host: &Host<'_>, port: Option<u16>, default_port: u16) -> bool {
         match host {
             Host::Domain(d) => self.is_our_domain_name(d),
             h => h.ip().is_some_and(|ip| {
-                self.domains.iter().any(|d| d.parse::<IpAddr>() == Ok(ip))
+                let our_port = port.map_or(true, |p| self.ports.contains(&p));
+                (our_port && self.domains.iter().any(|d| d.parse::<IpAddr>() == Ok(ip)))
                     || self.is_me_at(host, port, default_port)
             }),
         }
@@ -143,5 +145,26 @@ mod tests {
         // Our address at a port we do not listen on is another element.
         assert!(!id.is_our_domain(&ours, Some(5099), 5060));
         assert!(!id.is_our_domain(&Host::Domain("other.test"), None, 5060));
+    }
+
+    #[test]
+    fn ip_domain_at_a_port_not_ours_is_somebody_else() {
+        // `--domain 127.0.0.1` with the phones on the same host: their Contacts
+        // share the IP at ports of their own.
+        let id = Identity::new(
+            &[("0.0.0.0".parse().unwrap(), 5060)],
+            &["127.0.0.1".parse().unwrap()],
+            &["127.0.0.1".to_string(), "203.0.113.9".to_string()],
+        );
+        let lo = Host::V4("127.0.0.1".parse().unwrap());
+        assert!(id.is_our_domain(&lo, None, 5060));
+        assert!(id.is_our_domain(&lo, Some(5060), 5060));
+        assert!(!id.is_our_domain(&lo, Some(54790), 5060));
+        // An IP domain that is not a local address (a public IP in front of a NAT):
+        // ours with no port or one of our ports.
+        let public = Host::V4("203.0.113.9".parse().unwrap());
+        assert!(id.is_our_domain(&public, None, 5060));
+        assert!(id.is_our_domain(&public, Some(5060), 5060));
+        assert!(!id.is_our_domain(&public, Some(5062), 5060));
     }
 }

@@ -203,11 +203,7 @@ impl Engine {
             self.answer(msg, method, reply_to, 404, b"Not Found", out);
             return;
         };
-        if plan.next.is_none()
-            && self
-                .identity
-                .is_our_domain(&hop_sip.host, hop_sip.port, hop_sip.port_or_default())
-        {
+        if self.targets_our_user(msg, &plan, &hop_sip) {
             self.stateless_to_user(now, from, msg, method, &plan, &via, &hop_sip, out);
             return;
         }

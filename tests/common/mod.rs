@@ -102,10 +102,15 @@ impl Server {
     /// Starts coresip with `--domain example.com` and `extra` flags on a free port,
     /// keeping its state in `data_dir`, and waits until it says it is ready.
     pub fn start(cores: usize, data_dir: &Path, extra: &[&str]) -> Server {
-        Server::start_on(free_port(), cores, data_dir, extra)
+        Server::start_on(free_port(), cores, data_dir, DOMAIN, extra)
     }
 
-    fn start_on(port: u16, cores: usize, data_dir: &Path, extra: &[&str]) -> Server {
+    /// [`Server::start`] serving `domain` instead (e.g. an IP literal).
+    pub fn start_in_domain(cores: usize, data_dir: &Path, domain: &str, extra: &[&str]) -> Server {
+        Server::start_on(free_port(), cores, data_dir, domain, extra)
+    }
+
+    fn start_on(port: u16, cores: usize, data_dir: &Path, domain: &str, extra: &[&str]) -> Server {
         let mut args: Vec<String> = vec![
             "--cores".into(),
             cores.to_string(),
@@ -114,7 +119,7 @@ impl Server {
             "--listen".into(),
             format!("tcp:127.0.0.1:{port}"),
             "--domain".into(),
-            DOMAIN.into(),
+            domain.into(),
             "--data-dir".into(),
             data_dir.display().to_string(),
             "--stats-interval".into(),

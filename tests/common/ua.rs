@@ -182,6 +182,11 @@ pub struct Call {
 /// A small SIP UA bound to 127.0.0.1.
 pub struct Ua {
     pub user: String,
+    /// The domain of its address of record (default [`DOMAIN`]).
+    pub domain: String,
+    /// The user part of its Contact when not `user` (baresip writes
+    /// `alice-0x55d1…`, Linphone a random suffix).
+    pub contact_user: Option<String>,
     pub password: Option<String>,
     /// The digest algorithm picked when a challenge offers several.
     pub algorithm: &'static str,
@@ -273,6 +278,8 @@ impl Ua {
         let (tx, rx) = mpsc::channel();
         Ua {
             user: user.to_string(),
+            domain: DOMAIN.to_string(),
+            contact_user: None,
             password: None,
             algorithm: "SHA-256",
             transport,
@@ -289,6 +296,19 @@ impl Ua {
             reg_call_id: format!("reg-{user}-{}", local.port()),
             reg_cseq: 0,
         }
+    }
+
+    /// The same UA with its address of record in `domain` (an IP literal such as
+    /// `127.0.0.1`, as people set up a proxy and phones on one host).
+    pub fn in_domain(mut self, domain: &str) -> Ua {
+        self.domain = domain.to_string();
+        self
+    }
+
+    /// The same UA writing `user` in its Contact instead of its AOR's user.
+    pub fn with_contact_user(mut self, user: &str) -> Ua {
+        self.contact_user = Some(user.to_string());
+        self
     }
 
     /// The same UA with digest credentials.
@@ -320,16 +340,17 @@ impl Ua {
         }
     }
 
-    /// `sip:USER@example.com`, this UA's address of record.
+    /// `sip:USER@DOMAIN`, this UA's address of record.
     pub fn aor(&self) -> String {
-        format!("sip:{}@{DOMAIN}", self.user)
+        format!("sip:{}@{}", self.user, self.domain)
     }
 
     /// The URI this UA registers and writes as its Contact.
     pub fn contact_uri(&self) -> String {
+        let user = self.contact_user.as_deref().unwrap_or(&self.user);
         match self.transport {
-            Transport::Udp => format!("sip:{}@{}", self.user, self.local),
-            Transport::Tcp => format!("sip:{}@{};transport=tcp", self.user, self.local),
+            Transport::Udp => format!("sip:{user}@{}", self.local),
+            Transport::Tcp => format!("sip:{user}@{};transport=tcp", self.local),
         }
     }
 
@@ -707,7 +728,7 @@ impl Ua {
     ) -> Msg {
         self.reg_cseq += 1;
         let branch = self.branch();
-        let mut m = format!("REGISTER sip:{DOMAIN} SIP/2.0\r\n");
+        let mut m = format!("REGISTER sip:{} SIP/2.0\r\n", self.domain);
         m += &format!(
             "Via: SIP/2.0/{} {};branch={branch};rport\r\n",
             self.transport.via_token(),
@@ -752,7 +773,7 @@ impl Ua {
         if r.status() != Some(401) || self.password.is_none() {
             return r;
         }
-        let auth = self.authorization(&r, "REGISTER", &format!("sip:{DOMAIN}"));
+        let auth = self.authorization(&r, "REGISTER", &format!("sip:{}", self.domain));
         self.register_raw(Some(&contact), Some(expires), &[auth])
     }
 
