@@ -201,7 +201,8 @@ pub struct UdpConfig {
     /// SO_SNDBUF in bytes.
     pub sndbuf: usize,
     /// Largest request sent over UDP; larger ones go over TCP (RFC 3261 §18.1.1).
-    pub mtu: usize,
+    /// None (the default): every request for a UDP target stays on UDP.
+    pub mtu: Option<usize>,
     /// Datagrams taken per recvmmsg, whose sends go out in one sendmmsg.
     pub batch: usize,
 }
@@ -274,7 +275,7 @@ impl Config {
             udp: UdpConfig {
                 rcvbuf: 4 << 20,
                 sndbuf: 4 << 20,
-                mtu: 1300,
+                mtu: None,
                 batch: 4,
             },
             max_message_size: 65535,

@@ -420,3 +420,31 @@ fn in_dialog_requests_reach_the_phone_when_the_domain_is_an_ip_literal() {
     bob.respond(&reinvite, 200, None);
     assert_eq!(alice.expect_status(200).cseq_method(), "INVITE");
 }
+
+/// Phones over TCP do not listen where their Contact points (Linphone, baresip
+/// over TLS): every request to them, the INVITE and the rest of the dialog, must
+/// take the connection they registered over (RFC 3261 §18.1.1, RFC 5626 §5.3).
+/// coresip used to open a new connection to the Contact, and the call never
+/// reached the callee.
+#[test]
+fn tcp_phones_without_a_listener_are_reached_on_their_connection() {
+    let (dir, users) = dir_with_users("tcpflow");
+    let server = Server::start(0, &dir, &["--users", &users]);
+    let mut alice = Ua::tcp_client("alice", server.addr()).with_password("alice-secret");
+    let mut bob = Ua::tcp_client("bob", server.addr()).with_password("bob-secret");
+    register_ok(&mut alice, 3600);
+    register_ok(&mut bob, 3600);
+
+    call_and_hang_up(&mut alice, &mut bob, false, true);
+    call_and_hang_up(&mut alice, &mut bob, false, false);
+    call_and_hang_up(&mut bob, &mut alice, false, false);
+    // A re-INVITE (hold) from the callee, then the caller hangs up.
+    let (mut call, mut answered) = common::ua::answered_call(&mut alice, &mut bob, true);
+    bob.in_dialog(&mut answered, "INVITE");
+    let hold = alice.expect_request("INVITE");
+    assert!(alice.on_own_connection(&hold));
+    alice.respond(&hold, 200, None);
+    assert_eq!(bob.expect_status(200).cseq_method(), "INVITE");
+    let ok = common::ua::hang_up(&mut alice, &mut call, &mut bob);
+    assert_eq!(ok.cseq_method(), "BYE");
+}

@@ -68,8 +68,9 @@ pub struct ProxyConfig {
     /// Live transactions per shard before new requests get 503.
     pub max_transactions: usize,
     pub timers: Timers,
-    /// Requests larger than this go over TCP instead of UDP (§18.1.1).
-    pub udp_mtu: usize,
+    /// Requests larger than this go over TCP instead of UDP (§18.1.1); None
+    /// keeps every UDP target on UDP.
+    pub udp_mtu: Option<usize>,
     /// How the contacts of a user are tried (§16.6).
     pub fork: ForkMode,
     /// Authenticates the flow tokens in our Record-Route; the same on every shard.
@@ -85,7 +86,7 @@ impl Default for ProxyConfig {
             relay: Vec::new(),
             max_transactions: 1_000_000,
             timers: Timers::default(),
-            udp_mtu: 1300,
+            udp_mtu: None,
             fork: ForkMode::Parallel,
             flow_key: FlowKey([0x666c_6f77, 0x006b_6579, 0x636f_7265, 0x0073_6970]),
         }
@@ -1141,11 +1142,14 @@ impl Engine {
             }
             None => {
                 let to = target.resolved.or_else(|| target.hop.addr())?;
-                // §18.1.1: a request that would not fit a UDP datagram goes over TCP.
+                // §18.1.1: a request that would not fit a UDP datagram goes over
+                // TCP, when --udp-mtu asks for it. Off by default, as Kamailio's
+                // `udp_mtu`: a phone that listens on UDP only (most, behind NAT
+                // all) would never get a large INVITE.
                 let estimate = msg.as_bytes().len() + 300;
-                let transport = match target.hop.transport {
-                    Transport::Udp if estimate > self.cfg.udp_mtu => Transport::Tcp,
-                    t => t,
+                let transport = match (target.hop.transport, self.cfg.udp_mtu) {
+                    (Transport::Udp, Some(mtu)) if estimate > mtu => Transport::Tcp,
+                    (t, _) => t,
                 };
                 let (idx, l) = self.outbound_listener(from, transport, to)?;
                 let dest = match transport {
@@ -1255,7 +1259,10 @@ impl Engine {
             max_forwards: next_max_forwards(msg),
             via_received,
             record,
-            caller: (record && nat_detected(msg, from)).then(|| Flow::of_peer(&from)),
+            // A NATed caller, or one on a TCP or TLS connection (reached on that
+            // connection for the rest of the dialog, as its callee is).
+            caller: (record && (from.transport.is_reliable() || nat_detected(msg, from)))
+                .then(|| Flow::of_peer(&from)),
         }
     }
 
@@ -2262,10 +2269,17 @@ pub(super) fn binding_target<'a>(
         None => contact,
     };
     let hop = super::next_hop::next_hop_of(hop_uri).ok()?;
-    // A NATed contact is reached where it registered from; any other at
-    // its Contact URI.
+    // A NATed contact is reached where it registered from. So is a contact
+    // registered over a TCP or TLS connection, on that connection while it is
+    // open (RFC 3261 §18.1.1 reuse, RFC 5626 §5.3's flow): phones do not listen
+    // where they connect from, and many (Linphone, baresip over TLS) accept
+    // requests only on the connection they opened. Any other contact is reached
+    // at its Contact URI.
     let fixed = match route {
-        None if source.nat => registered_dest(source),
+        None if source.nat => registered_dest(source, None),
+        None if registered_over(source) == Some(hop.transport) && hop.transport.is_reliable() => {
+            registered_dest(source, hop.addr())
+        }
         _ => None,
     };
     Some(Target {
@@ -2277,16 +2291,23 @@ pub(super) fn binding_target<'a>(
     })
 }
 
+/// The transport a binding's REGISTER came over, when it is one of ours.
+fn registered_over(s: &Source) -> Option<Transport> {
+    match s.transport {
+        TransportKind::Udp => Some(Transport::Udp),
+        TransportKind::Tcp => Some(Transport::Tcp),
+        TransportKind::Tls => Some(Transport::Tls),
+        _ => None,
+    }
+}
+
 /// Where a registered contact is reached: back where its REGISTER came from, over
 /// the same connection for TCP and TLS (RFC 5626 §5.2's flow; RFC 3261 §10.3 keeps
-/// the source for NAT).
-fn registered_dest(s: &Source) -> Option<Fixed> {
-    let transport = match s.transport {
-        TransportKind::Udp => Transport::Udp,
-        TransportKind::Tcp => Transport::Tcp,
-        TransportKind::Tls => Transport::Tls,
-        _ => return None,
-    };
+/// the source for NAT). When the connection has closed, a new one goes to
+/// `fallback` (the Contact's address, where a phone not behind a NAT listens), or
+/// else to the source address.
+fn registered_dest(s: &Source, fallback: Option<SocketAddr>) -> Option<Fixed> {
+    let transport = registered_over(s)?;
     let dest = match (transport, s.conn) {
         (Transport::Udp, _) => Dest::Udp {
             listener: s.listener,
@@ -2298,11 +2319,12 @@ fn registered_dest(s: &Source) -> Option<Fixed> {
                 seq: c.id,
             },
             transport: t,
-            fallback: Some(s.addr),
+            fallback: Some(fallback.unwrap_or(s.addr)),
         },
+        // No connection (a binding reloaded after a restart).
         (t, None) => Dest::Stream {
             transport: t,
-            to: s.addr,
+            to: fallback.unwrap_or(s.addr),
         },
     };
     Some(Fixed {

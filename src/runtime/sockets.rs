@@ -121,7 +121,7 @@ mod tests {
         let udp = UdpConfig {
             rcvbuf: 1 << 16,
             sndbuf: 1 << 16,
-            mtu: 1300,
+            mtu: None,
             batch: 1,
         };
         let first = bind_udp(&spec("udp:127.0.0.1:0"), &udp).unwrap();

@@ -274,6 +274,19 @@ impl Ua {
         ua
     }
 
+    /// A UA over TCP the way phones are (Linphone, baresip over TLS): one
+    /// connection to `proxy` and no listener. Its Contact names the connection's
+    /// own address, where nothing accepts a connection: requests reach it only on
+    /// that connection.
+    pub fn tcp_client(user: &str, proxy: SocketAddr) -> Ua {
+        let conn = TcpStream::connect(proxy).unwrap();
+        conn.set_nodelay(true).unwrap();
+        let local = conn.local_addr().unwrap();
+        let mut ua = Ua::new(user, Transport::Tcp, proxy, local);
+        ua.to_proxy = Some(spawn_stream_reader(conn, ua.tx.clone(), ua.closed.clone()));
+        ua
+    }
+
     fn new(user: &str, transport: Transport, proxy: SocketAddr, local: SocketAddr) -> Ua {
         let (tx, rx) = mpsc::channel();
         Ua {

@@ -704,12 +704,29 @@ fn cancel_racing_a_200_leaves_the_call_up() {
 }
 
 #[test]
+fn a_large_request_stays_on_udp_by_default() {
+    // A phone registered over UDP may have no TCP listener (RFC 3261 §18.1.1's
+    // switch is off unless --udp-mtu is given, as Kamailio's udp_mtu).
+    let mut net = Net::new();
+    let big = String::from_utf8(invite("z9hG4bKuac1")).unwrap().replace(
+        "Content-Length: 4\r\n\r\nv=0\n",
+        &format!("Content-Length: 1501\r\n\r\n{}\n", "x".repeat(1500)),
+    );
+    let sent = net.feed(UAC, big.as_bytes());
+    let fwd = sent.iter().find(|(_, t)| t.starts_with("INVITE")).unwrap();
+    assert_eq!(fwd.0, udp(UAS));
+    assert!(fwd
+        .1
+        .contains("\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch="));
+}
+
+#[test]
 fn a_request_too_large_for_udp_goes_over_tcp() {
     // RFC 3261 §18.1.1: over --udp-mtu, the request is sent over TCP (with a Via
     // saying so), to the same address.
     let mut net = Net::with(ProxyConfig {
         relay: vec!["203.0.113.0/24".parse().unwrap()],
-        udp_mtu: 800,
+        udp_mtu: Some(800),
         ..ProxyConfig::default()
     });
     let big = String::from_utf8(invite("z9hG4bKuac1")).unwrap().replace(
