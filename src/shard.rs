@@ -18,7 +18,7 @@ use crate::metrics::{DropReason, ShardMetrics, Snapshot};
 use crate::proxy::{Engine, EngineStats, Identity, Listener, ProxyConfig, Services};
 use crate::registrar::{aor_of_register, shard_of_aor, AorKey, Change};
 use crate::sip::header::HeaderName;
-use crate::sip::{Message, Method, ParseError, Uri, Via};
+use crate::sip::{salvage, Message, Method, ParseError, Uri, Via};
 use crate::txn::key::{branch_hash, is_rfc3261_branch, legacy_request_hash, parse_shard};
 
 /// Index of a shard (= executor = core), `0..N`.
@@ -526,31 +526,42 @@ impl Shard {
     }
 
     /// A request with another SIP-Version gets `505 Version Not Supported` (RFC 3261
-    /// §21.5.7, RFC 4475 §3.1.2.16): on this error path only, a copy with the
-    /// version rewritten is parsed to answer from. False when it is not a request
-    /// that can be answered (a response, an ACK, no usable Via).
-    fn answer_bad_version(&mut self, from: Peer, bytes: &[u8], out: &mut Outbox) -> bool {
-        let Some(nl) = memchr::memchr(b'\n', bytes) else {
+    /// §21.5.7, RFC 4475 §3.1.2.16), one whose request line or Content-Length does
+    /// not parse `400` naming the fault (RFC 4475 §3.1.2.2, .3, .8–.10), answered
+    /// from a repaired copy (`sip::salvage`). False when it is not a request that
+    /// can be answered (a response, an ACK, no usable Via), and the message is
+    /// dropped. A Content-Length fault is repaired for datagrams only: on a stream
+    /// it is a framing error, and the connection is closed.
+    fn answer_unparsable(
+        &mut self,
+        from: Peer,
+        bytes: &[u8],
+        fault: ParseError,
+        out: &mut Outbox,
+    ) -> bool {
+        let copy = match fault {
+            ParseError::BadVersion
+            | ParseError::InvalidRequestUri
+            | ParseError::InvalidStartLine => salvage::with_request_line_repaired(bytes),
+            ParseError::BadContentLength if !from.transport.is_reliable() => {
+                salvage::without_content_length(bytes)
+            }
+            _ => None,
+        };
+        let Some(copy) = copy else {
             return false;
         };
-        let line = bytes[..nl].strip_suffix(b"\r").unwrap_or(&bytes[..nl]);
-        let Some(sp) = memchr::memrchr(b' ', line) else {
-            return false;
-        };
-        if line.starts_with(b"SIP/") {
-            return false;
-        }
-        let mut copy = Vec::with_capacity(bytes.len() + 8);
-        copy.extend_from_slice(&line[..sp]);
-        copy.extend_from_slice(b" SIP/2.0");
-        copy.extend_from_slice(&bytes[line.len()..]);
         let Ok(msg) = Message::parse(&copy) else {
             return false;
         };
-        if msg.method() == Some(Method::Ack) || msg.via().is_err() {
+        if !msg.is_request() || msg.method() == Some(Method::Ack) || msg.via().is_err() {
             return false;
         }
-        self.engine.reply_version_not_supported(from, &msg, out);
+        if fault == ParseError::BadVersion {
+            self.engine.reply_version_not_supported(from, &msg, out);
+        } else {
+            self.engine.reply_unparsable(from, &msg, fault, out);
+        }
         true
     }
 
@@ -569,7 +580,12 @@ impl Shard {
         }
         let msg = match Message::parse(bytes) {
             Ok(m) => m,
-            Err(ParseError::BadVersion) if self.answer_bad_version(from, bytes, out) => {
+            Err(
+                e @ (ParseError::BadVersion
+                | ParseError::InvalidRequestUri
+                | ParseError::InvalidStartLine
+                | ParseError::BadContentLength),
+            ) if self.answer_unparsable(from, bytes, e, out) => {
                 return;
             }
             Err(ParseError::InvalidHeaderLine) if self.answer_bad_header_line(from, bytes, out) => {

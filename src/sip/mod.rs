@@ -12,6 +12,7 @@ pub mod message;
 pub mod method;
 pub mod name_addr;
 pub mod params;
+pub mod salvage;
 pub mod text;
 pub mod uri;
 pub mod validate;
