@@ -425,7 +425,17 @@ impl Cli {
             }
             seen
         };
-        for d in &g.domain {
+        // An IPv6 domain is written in brackets in a SIP URI (RFC 3261 §25.1);
+        // `--domain ::1` means the same as `--domain [::1]`.
+        let domains: Vec<String> = g
+            .domain
+            .iter()
+            .map(|d| match d.parse::<std::net::Ipv6Addr>() {
+                Ok(a) => format!("[{a}]"),
+                Err(_) => d.clone(),
+            })
+            .collect();
+        for d in &domains {
             if crate::sip::Host::parse(d.as_bytes()).is_err() {
                 return Err(bad("--domain", format!("{d:?} is not a host name")));
             }
@@ -503,7 +513,7 @@ impl Cli {
         Ok(Config {
             cores,
             listen,
-            domains: g.domain,
+            domains,
             data_dir: g.data_dir,
             tls: TlsFiles {
                 cert: self.tls.tls_cert,
@@ -818,6 +828,13 @@ mod tests {
             assert!(line.contains(flag), "{args:?} → {line}");
             assert!(line.starts_with("error:"), "{line}");
         }
+    }
+
+    #[test]
+    fn an_ipv6_domain_may_be_given_without_brackets() {
+        assert_eq!(config(&["--domain", "::1"]).domains, ["[::1]"]);
+        assert_eq!(config(&["--domain", "[::1]"]).domains, ["[::1]"]);
+        assert_eq!(config(&["--domain", "127.0.0.1"]).domains, ["127.0.0.1"]);
     }
 
     #[test]

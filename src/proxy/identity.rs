@@ -17,6 +17,8 @@ pub struct Identity {
     ports: Vec<u16>,
     /// Served domains, lowercased (`--domain`).
     domains: Vec<String>,
+    /// The served domains that are IP literals (`127.0.0.1`, `[::1]`).
+    domain_ips: Vec<IpAddr>,
 }
 
 impl Identity {
@@ -41,10 +43,15 @@ impl Identity {
         addrs.dedup();
         ports.sort();
         ports.dedup();
+        let domain_ips = domains
+            .iter()
+            .filter_map(|d| Host::parse(d.as_bytes()).ok().and_then(|h| h.ip()))
+            .collect();
         Identity {
             addrs,
             ports,
             domains: domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            domain_ips,
         }
     }
 
@@ -82,7 +89,7 @@ impl Identity {
             Host::Domain(d) => self.is_our_domain_name(d),
             h => h.ip().is_some_and(|ip| {
                 let our_port = port.map_or(true, |p| self.ports.contains(&p));
-                (our_port && self.domains.iter().any(|d| d.parse::<IpAddr>() == Ok(ip)))
+                (our_port && self.domain_ips.contains(&ip))
                     || self.is_me_at(host, port, default_port)
             }),
         }
@@ -166,5 +173,20 @@ mod tests {
         assert!(id.is_our_domain(&public, None, 5060));
         assert!(id.is_our_domain(&public, Some(5060), 5060));
         assert!(!id.is_our_domain(&public, Some(5062), 5060));
+    }
+
+    #[test]
+    fn ipv6_domain_is_written_in_brackets() {
+        let id = Identity::new(
+            &[(
+                "[::]:5060".parse::<std::net::SocketAddr>().unwrap().ip(),
+                5060,
+            )],
+            &[],
+            &["[::1]".to_string()],
+        );
+        let v6 = Host::V6("::1".parse().unwrap());
+        assert!(id.is_our_domain(&v6, None, 5060));
+        assert!(!id.is_our_domain(&v6, Some(40000), 5060));
     }
 }
