@@ -355,19 +355,14 @@ impl Shard {
         &self.engine
     }
 
-    /// Writes and fsyncs the binding changes of this shard (every
-    /// `--sync-interval`, and at shutdown).
-    pub fn sync_store(&mut self) -> Result<(), crate::registrar::StoreError> {
-        self.engine.sync_store()
+    /// The binding changes made since the last call, for the runtime's store.
+    pub fn take_journal(&mut self) -> Vec<Change> {
+        self.engine.take_journal()
     }
 
-    /// Compacts the binding log into a snapshot once it is larger than `max_log`.
-    pub fn compact_store(
-        &mut self,
-        now: Instant,
-        max_log: u64,
-    ) -> Result<(), crate::registrar::StoreError> {
-        self.engine.compact_store(now, max_log)
+    /// Seconds since the UNIX epoch at `now`, on the clock bindings live by.
+    pub fn unix(&self, now: Instant) -> u64 {
+        self.engine.unix(now)
     }
 
     /// A datagram arrived.

@@ -448,3 +448,42 @@ fn tcp_phones_without_a_listener_are_reached_on_their_connection() {
     let ok = common::ua::hang_up(&mut alice, &mut call, &mut bob);
     assert_eq!(ok.cseq_method(), "BYE");
 }
+
+/// A slow disk never delays a SIP message: the binding log is written and synced
+/// on the blocking pool, not on the core that answers REGISTERs (the store's
+/// writes are made to take 4 s each here, a test hook). The bindings still reach
+/// the disk: a clean stop waits for the write, and a restart finds them.
+#[test]
+fn registrations_are_answered_while_the_store_is_stalled() {
+    const STALL: Duration = Duration::from_secs(4);
+    let dir = data_dir("reg-stall");
+    let server = Server::start_with_env(
+        1,
+        &dir,
+        &["--auth", "none", "--sync-interval", "100ms"],
+        &[("CORESIP_TEST_STORE_STALL_MS", "4000")],
+    );
+    let mut bob = Ua::udp("bob", server.addr());
+    register_ok(&mut bob, 3600);
+    // The next sync round takes bob's binding and stalls on it.
+    std::thread::sleep(Duration::from_millis(400));
+    let stalled_until = std::time::Instant::now() + STALL - Duration::from_millis(500);
+    let mut alice = Ua::udp("alice", server.addr());
+    for _ in 0..5 {
+        register_ok(&mut alice, 3600);
+    }
+    call_and_hang_up(&mut alice, &mut bob, false, true);
+    assert!(
+        std::time::Instant::now() < stalled_until,
+        "REGISTERs and a call waited for the store"
+    );
+    let server = server.restart(1);
+    assert!(
+        server
+            .log()
+            .iter()
+            .any(|l| l.contains("registrar store loaded") && l.contains("bindings=2")),
+        "{:?}",
+        server.log()
+    );
+}

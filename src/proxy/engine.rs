@@ -19,8 +19,8 @@ use crate::auth::{AuthKind, AuthOutcome, Authenticator};
 use crate::config::{AuthMode, Transport};
 use crate::metrics::{DropReason, ShardMetrics};
 use crate::registrar::{
-    AorKey, Change, ConnRef, Location, RegisterOutcome, Registrar, RegistrarConfig, ShardStore,
-    Source, StoreError, TransportKind,
+    AorKey, Change, ConnRef, Location, RegisterOutcome, Registrar, RegistrarConfig, Source,
+    TransportKind,
 };
 use crate::shard::{ConnId, Dest, Outbox, Peer};
 use crate::sip::header::HeaderName;
@@ -140,8 +140,9 @@ pub struct AuthSetup {
 #[derive(Debug)]
 pub struct Services {
     pub registrar: Registrar,
-    /// The shard's binding log; `None` keeps bindings in memory only (tests).
-    pub store: Option<ShardStore>,
+    /// Keep a journal of binding changes for the runtime to persist; false keeps
+    /// bindings in memory only (tests). The engine never writes a file itself.
+    pub journal: bool,
     /// `None` when nobody is challenged (`--auth none`, or no `--users`).
     pub auth: Option<AuthSetup>,
 }
@@ -155,7 +156,7 @@ impl Services {
                 // `--domain` values are checked as hosts by the CLI.
                 Registrar::new(RegistrarConfig::default()).expect("no domains is valid")
             }),
-            store: None,
+            journal: false,
             auth: None,
         }
     }
@@ -363,7 +364,9 @@ pub struct Engine {
     pub(super) stats: Counters,
     pub(super) metrics: ShardMetrics,
     pub(super) registrar: Registrar,
-    store: Option<ShardStore>,
+    /// Binding changes the runtime has not yet taken to persist
+    /// ([`Engine::take_journal`]); `None` when nothing is persisted.
+    journal: Option<Vec<Change>>,
     pub(super) auth: Option<AuthSetup>,
     pub(super) resolver: Resolver,
     /// Wall-clock seconds at `origin`: bindings and nonces live in UNIX time.
@@ -406,7 +409,7 @@ impl Engine {
     ) -> Engine {
         Engine {
             registrar: services.registrar,
-            store: services.store,
+            journal: services.journal.then(Vec::new),
             auth: services.auth,
             resolver: Resolver::default(),
             unix_origin: unix_now,
@@ -476,26 +479,17 @@ impl Engine {
         &self.registrar
     }
 
-    /// Writes and fsyncs the binding changes queued since the last call.
-    pub fn sync_store(&mut self) -> Result<(), StoreError> {
-        match &mut self.store {
-            Some(s) => s.sync(),
-            None => Ok(()),
-        }
-    }
-
-    /// Replaces the binding log with a snapshot when the log has grown past
-    /// `max_log` bytes.
-    pub fn compact_store(&mut self, now: Instant, max_log: u64) -> Result<(), StoreError> {
-        let unix = self.unix(now);
-        match &mut self.store {
-            Some(s) if s.log_len() > max_log => s.compact(unix, self.registrar.location()),
-            _ => Ok(()),
-        }
+    /// The binding changes made since the last call, in order, for the runtime to
+    /// write and sync off the SIP task queue: a slow disk never delays a message.
+    pub fn take_journal(&mut self) -> Vec<Change> {
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Seconds since the UNIX epoch at `now`.
-    pub(super) fn unix(&self, now: Instant) -> u64 {
+    pub(crate) fn unix(&self, now: Instant) -> u64 {
         self.unix_origin + now.saturating_duration_since(self.origin).as_secs()
     }
 
@@ -680,8 +674,8 @@ impl Engine {
         resp.clear();
         match self.registrar.on_register(unix, msg, source, &mut resp) {
             RegisterOutcome::Answered { status, changes } => {
-                if let Some(store) = &mut self.store {
-                    store.record(&changes);
+                if let Some(journal) = &mut self.journal {
+                    journal.extend_from_slice(&changes);
                 }
                 if self.replicating {
                     self.queue_replication(now, changes);

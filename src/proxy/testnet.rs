@@ -28,7 +28,7 @@ pub fn engine(now: Instant, cfg: ProxyConfig) -> Engine {
             ..RegistrarConfig::default()
         })
         .unwrap(),
-        store: None,
+        journal: false,
         auth: None,
     };
     Engine::new(0, 7, now, 1_800_000_000, cfg, identity, listeners, services)

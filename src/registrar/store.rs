@@ -294,9 +294,21 @@ impl ShardStore {
     /// Replaces the snapshot with `location` (minus what expired at `now`) and
     /// empties the log. Queued records are dropped: the snapshot includes them.
     pub fn compact(&mut self, now: u64, location: &Location) -> Result<(), StoreError> {
+        let bytes = self.snapshot(now, location);
+        self.compact_to(&bytes)
+    }
+
+    /// The snapshot [`ShardStore::compact_to`] writes: `location` minus what
+    /// expired at `now`, encoded (no system call, for the thread that owns the
+    /// location part; the writing can go elsewhere).
+    pub fn snapshot(&self, now: u64, location: &Location) -> Vec<u8> {
+        encode_snapshot(self.epoch, self.shard, self.log_gen, now, location)
+    }
+
+    /// [`ShardStore::compact`] with the snapshot already encoded.
+    pub fn compact_to(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
         let snap = self.dir.join(file_name(self.epoch, self.shard, "snap"));
-        let bytes = encode_snapshot(self.epoch, self.shard, self.log_gen, now, location);
-        write_atomically(&self.dir, &snap, &bytes)?;
+        write_atomically(&self.dir, &snap, snapshot)?;
         // Crash here: the snapshot names this log's generation, so the loader
         // skips the log.
         let gen = self.log_gen + 1;

@@ -16,6 +16,7 @@ use smallvec::SmallVec;
 
 use super::admin::{Reporter, ShardReport, REPORT_EVERY};
 use super::mesh::{Receiver as MeshReceiver, Sender as MeshSender};
+use super::persist::Persister;
 use super::udp_batch::{self, RecvBatch};
 use super::{conn, Shared};
 use crate::config::Transport;
@@ -57,6 +58,8 @@ pub(crate) struct Core {
     timer_due: Cell<Instant>,
     /// Wakes the timer task before `timer_due` (room for one: a pending wake is enough).
     timer_kick: LocalSender<()>,
+    /// The binding store, written off the SIP task queue.
+    persister: Persister,
 }
 
 impl Core {
@@ -350,6 +353,7 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
         sip_tq,
         timer_due: Cell::new(Instant::now()),
         timer_kick,
+        persister: Persister::new(shared.take_store(id)),
     });
 
     for i in 0..core.mesh_in.len() {
@@ -404,9 +408,7 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
         core.flush(&mut out).await;
     }
     // Nothing registered is lost on a clean stop.
-    if let Err(e) = core.shard.borrow_mut().sync_store() {
-        tracing::error!(core = id, error = %e, "registrar store not synced at shutdown");
-    }
+    core.persister.persist(&core.shard, false, true).await;
     let s = core.shard.borrow().stats();
     tracing::info!(
         core = id,
@@ -466,29 +468,19 @@ async fn resolve_task(core: Rc<Core>, name: String) {
     core.flush(&mut out).await;
 }
 
-/// Log size past which a shard's binding log is folded into a snapshot.
-const COMPACT_AFTER: u64 = 8 << 20;
-
-/// Background (NotImportant queue): fsyncs the binding log every `interval`, so a
-/// crash loses at most that much, and compacts it now and then.
+/// Background (NotImportant queue): writes and fsyncs the binding changes every
+/// `interval` on the blocking pool, so a crash loses at most that much, and
+/// compacts the log now and then.
 async fn persist_loop(core: Rc<Core>, interval: Duration) {
     let mut since_compact = Duration::ZERO;
     loop {
         glommio::timer::sleep(interval).await;
-        if let Err(e) = core.shard.borrow_mut().sync_store() {
-            tracing::error!(error = %e, "registrar store sync failed");
-        }
         since_compact += interval;
-        if since_compact >= Duration::from_secs(60) {
+        let compact = since_compact >= Duration::from_secs(60);
+        if compact {
             since_compact = Duration::ZERO;
-            if let Err(e) = core
-                .shard
-                .borrow_mut()
-                .compact_store(Instant::now(), COMPACT_AFTER)
-            {
-                tracing::error!(error = %e, "registrar store compaction failed");
-            }
         }
+        core.persister.persist(&core.shard, compact, false).await;
     }
 }
 

@@ -7,6 +7,7 @@ pub mod admin;
 mod conn;
 mod core;
 pub mod mesh;
+mod persist;
 mod services;
 pub mod sockets;
 mod steering;
@@ -73,8 +74,9 @@ pub(crate) struct Shared {
     /// Set by SIGTERM/SIGINT.
     pub shutdown: Arc<AtomicBool>,
     mesh: Mutex<Vec<Option<mesh::MeshEnds<MeshMsg>>>>,
-    /// Each core's registrar and store, taken when it starts.
+    /// Each core's registrar and its binding store, taken when it starts.
     services: Mutex<Vec<Option<crate::proxy::Services>>>,
+    stores: Mutex<Vec<Option<crate::registrar::ShardStore>>>,
     auth: Option<services::AuthParts>,
     /// Hands out core indices as executors start.
     next_core: AtomicUsize,
@@ -98,7 +100,15 @@ impl Shared {
             .and_then(|mut v| v.get_mut(core).and_then(Option::take))
     }
 
-    /// The registrar, store and authentication of `core`.
+    /// The binding store of `core` (`None` when it keeps bindings in memory).
+    pub(crate) fn take_store(&self, core: usize) -> Option<crate::registrar::ShardStore> {
+        self.stores
+            .lock()
+            .ok()
+            .and_then(|mut v| v.get_mut(core).and_then(Option::take))
+    }
+
+    /// The registrar, journal and authentication of `core`.
     pub(crate) fn take_services(&self, core: usize) -> crate::proxy::Services {
         let mut s = self
             .services
@@ -175,7 +185,7 @@ pub fn run_until(cfg: Config, shutdown: Arc<AtomicBool>) -> Result<(), RunError>
         }
     }
 
-    let (core_services, auth) = services::load(&cfg)?;
+    let loaded = services::load(&cfg)?;
     // Started before the executors so that a taken metrics port stops startup; dropped
     // (stopped and joined) when this function returns, after the executors.
     let admin = if cfg.metrics.is_some() || !cfg.stats_interval.is_zero() {
@@ -191,8 +201,9 @@ pub fn run_until(cfg: Config, shutdown: Arc<AtomicBool>) -> Result<(), RunError>
 
     let cores = cfg.cores;
     let shared = Arc::new(Shared {
-        services: Mutex::new(core_services.into_iter().map(Some).collect()),
-        auth,
+        services: Mutex::new(loaded.services.into_iter().map(Some).collect()),
+        stores: Mutex::new(loaded.stores.into_iter().map(Some).collect()),
+        auth: loaded.auth,
         cfg,
         sockets: Mutex::new(per_core),
         tls_server,

@@ -30,8 +30,17 @@ pub(crate) struct AuthParts {
     config: AuthConfig,
 }
 
+/// What startup loaded: per core its services and its binding store (the store
+/// stays with the runtime, which writes it off the SIP task queue), and the
+/// authentication every core builds its own from.
+pub(crate) struct Loaded {
+    pub services: Vec<Services>,
+    pub stores: Vec<store::ShardStore>,
+    pub auth: Option<AuthParts>,
+}
+
 /// Loads the bindings of every shard and the users file.
-pub(crate) fn load(cfg: &Config) -> Result<(Vec<Services>, Option<AuthParts>), RunError> {
+pub(crate) fn load(cfg: &Config) -> Result<Loaded, RunError> {
     let dir = cfg.data_dir.join("registrar");
     let loaded = store::open(&dir, cfg.cores, unix_now()).map_err(RunError::Store)?;
     for w in &loaded.warnings {
@@ -75,16 +84,20 @@ pub(crate) fn load(cfg: &Config) -> Result<(Vec<Services>, Option<AuthParts>), R
 
     let rc = registrar_config(cfg);
     let mut services = Vec::with_capacity(cfg.cores);
-    for (location, store) in loaded.locations.into_iter().zip(loaded.stores) {
+    for location in loaded.locations {
         let registrar = Registrar::with_location(rc.clone(), location)
             .map_err(|e| RunError::Executor(e.to_string()))?;
         services.push(Services {
             registrar,
-            store: Some(store),
+            journal: true,
             auth: None,
         });
     }
-    Ok((services, auth))
+    Ok(Loaded {
+        services,
+        stores: loaded.stores,
+        auth,
+    })
 }
 
 impl AuthParts {

@@ -105,13 +105,33 @@ impl Server {
         Server::start_on(free_port(), cores, data_dir, DOMAIN, extra)
     }
 
+    /// [`Server::start`] with `env` set for the child (test hooks).
+    pub fn start_with_env(
+        cores: usize,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        let port = free_port();
+        let mut args = Server::args(port, cores, data_dir, DOMAIN);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Server::spawn_with_env(port, data_dir.to_path_buf(), args, env)
+    }
+
     /// [`Server::start`] serving `domain` instead (e.g. an IP literal).
     pub fn start_in_domain(cores: usize, data_dir: &Path, domain: &str, extra: &[&str]) -> Server {
         Server::start_on(free_port(), cores, data_dir, domain, extra)
     }
 
     fn start_on(port: u16, cores: usize, data_dir: &Path, domain: &str, extra: &[&str]) -> Server {
-        let mut args: Vec<String> = vec![
+        let mut args = Server::args(port, cores, data_dir, domain);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Server::spawn(port, data_dir.to_path_buf(), args)
+    }
+
+    /// The flags every test server runs with.
+    fn args(port: u16, cores: usize, data_dir: &Path, domain: &str) -> Vec<String> {
+        vec![
             "--cores".into(),
             cores.to_string(),
             "--listen".into(),
@@ -124,15 +144,27 @@ impl Server {
             data_dir.display().to_string(),
             "--stats-interval".into(),
             "0s".into(),
-        ];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        Server::spawn(port, data_dir.to_path_buf(), args)
+        ]
     }
 
     /// Starts coresip with exactly `args` (which name `port` and `data_dir`) and
     /// waits until it says it is ready.
     pub fn spawn(port: u16, data_dir: PathBuf, args: Vec<String>) -> Server {
-        let mut child = command(&args)
+        Server::spawn_with_env(port, data_dir, args, &[])
+    }
+
+    /// [`Server::spawn`] with `env` set in the child's environment (test hooks).
+    pub fn spawn_with_env(
+        port: u16,
+        data_dir: PathBuf,
+        args: Vec<String>,
+        env: &[(&str, &str)],
+    ) -> Server {
+        let mut cmd = command(&args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
