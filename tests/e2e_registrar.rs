@@ -449,6 +449,40 @@ fn tcp_phones_without_a_listener_are_reached_on_their_connection() {
     assert_eq!(ok.cseq_method(), "BYE");
 }
 
+/// A phone on TCP sends the rest of the dialog (the ACK for the 2xx, a BYE) over
+/// a new connection when our Record-Route names another of our addresses than the
+/// one it connected to (a wildcard listener advertises one interface address):
+/// baresip over TCP and TLS. Which end such a request goes to is told by its From
+/// tag; coresip used to tell it by the connection it came on, matched neither end
+/// and sent the ACK to the callee's Contact, where nothing listens.
+#[test]
+fn in_dialog_requests_on_a_new_connection_reach_the_other_end() {
+    let (dir, users) = dir_with_users("tcpnewconn");
+    let server = Server::start(0, &dir, &["--users", &users]);
+    let mut alice = Ua::tcp_client("alice", server.addr()).with_password("alice-secret");
+    let mut bob = Ua::tcp_client("bob", server.addr()).with_password("bob-secret");
+    register_ok(&mut alice, 3600);
+    register_ok(&mut bob, 3600);
+
+    let mut call = alice.invite(&bob.aor());
+    let invite = bob.expect_request("INVITE");
+    let mut answered = bob.accept(&invite);
+    bob.respond(&invite, 200, Some(&answered.local_tag));
+    let ok = alice.expect_status(200);
+    alice.new_connection();
+    alice.ack(&mut call, &ok);
+    let ack = bob.expect_request("ACK");
+    assert!(bob.on_own_connection(&ack));
+    // The callee's re-INVITE, sent on a new connection too, reaches the caller.
+    bob.new_connection();
+    bob.in_dialog(&mut answered, "INVITE");
+    let hold = alice.expect_request("INVITE");
+    alice.respond(&hold, 200, None);
+    assert_eq!(bob.expect_status(200).cseq_method(), "INVITE");
+    let ok = common::ua::hang_up(&mut alice, &mut call, &mut bob);
+    assert_eq!(ok.cseq_method(), "BYE");
+}
+
 /// A slow disk never delays a SIP message: the binding log is written and synced
 /// on the blocking pool, not on the core that answers REGISTERs (the store's
 /// writes are made to take 4 s each here, a test hook). The bindings still reach

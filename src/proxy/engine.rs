@@ -853,7 +853,7 @@ impl Engine {
         let target = Target {
             request_uri: plan.strict_fixed.then_some(plan.request_uri),
             hop,
-            fixed: self.flow_of_route(&plan, &from).map(|f| Fixed::of_flow(&f)),
+            fixed: self.flow_of_route(msg, &plan).map(|f| Fixed::of_flow(&f)),
             route: None,
             resolved: Some(addr),
         };
@@ -975,14 +975,17 @@ impl Engine {
     }
 
     /// The flow a request routed through our Record-Route must go to: the end of
-    /// the dialog it did not come from, when that end sits behind a NAT and the
-    /// Request-URI (its private Contact) would not reach it.
-    pub(super) fn flow_of_route(&self, plan: &RoutePlan<'_>, from: &Peer) -> Option<Flow> {
+    /// the dialog it did not come from (told by its From tag), when that end sits
+    /// behind a NAT or on a connection and the Request-URI (its Contact) would not
+    /// reach it.
+    pub(super) fn flow_of_route(&self, msg: &Message<'_>, plan: &RoutePlan<'_>) -> Option<Flow> {
         if plan.next.is_some() {
             return None;
         }
-        let (a, b) = flows::decode(&self.cfg.flow_key, plan.ours_user?)?;
-        flows::other_end(a, b, from)
+        let key = &self.cfg.flow_key;
+        let token = flows::Token::decode(key, plan.ours_user?)?;
+        let from = msg.from().ok()?;
+        token.next_flow(key, from.tag())
     }
 
     /// The relay policy: coresip is never an open relay. A request may go to a
@@ -1195,12 +1198,9 @@ impl Engine {
             let callee = target.fixed.and_then(|f| f.flow());
             let mut token = SmallVec::<[u8; 96]>::new();
             if caller.is_some() || callee.is_some() {
-                flows::encode(
-                    &self.cfg.flow_key,
-                    caller.as_ref(),
-                    callee.as_ref(),
-                    &mut token,
-                );
+                let key = &self.cfg.flow_key;
+                let tag = msg.from().ok().and_then(|f| f.tag());
+                flows::Token::new(key, caller, callee, tag).encode(key, &mut token);
             }
             rr_value(&mut rr_out, out_listener, &token);
             if let Some(inb) = inbound {
@@ -1312,7 +1312,7 @@ impl Engine {
         };
         let branch = self.branches.next_branch();
         // Through our Record-Route to a NATed end: its flow; else the next hop.
-        let (transport, dest, l) = match self.flow_of_route(&plan, &from) {
+        let (transport, dest, l) = match self.flow_of_route(msg, &plan) {
             Some(f) => {
                 let Some(l) = self.listeners.get(f.listener as usize) else {
                     self.dropped(DropReason::Unroutable);

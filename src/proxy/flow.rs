@@ -36,15 +36,6 @@ impl Flow {
         }
     }
 
-    /// True when `p` arrived on this flow.
-    pub fn matches(&self, p: &Peer) -> bool {
-        self.transport == p.transport
-            && match (self.conn, p.conn) {
-                (Some(a), Some(b)) => a == b,
-                _ => self.addr == p.addr,
-            }
-    }
-
     /// Where to send on this flow: the UDP source address, or the connection with
     /// a new one to the source address as fallback (RFC 3261 §18.2.2).
     pub fn dest(&self) -> Dest {
@@ -77,45 +68,94 @@ impl FlowKey {
         h.write(text);
         h.finish()
     }
-}
 
-/// Writes the token for the two ends of a dialog (`a` the caller's side, `b` the
-/// callee's; either may be absent): `f` A `.` B `.` MAC, all lowercase hex.
-pub fn encode(key: &FlowKey, a: Option<&Flow>, b: Option<&Flow>, out: &mut SmallVec<[u8; 96]>) {
-    let start = out.len();
-    out.push(b'f');
-    encode_flow(a, out);
-    out.push(b'.');
-    encode_flow(b, out);
-    let mac = key.mac(&out[start..]);
-    out.push(b'.');
-    push_hex(out, mac, 16);
-}
-
-/// Reads a token written by [`encode`]: `None` when it is not one or its MAC is
-/// wrong.
-pub fn decode(key: &FlowKey, token: &[u8]) -> Option<(Option<Flow>, Option<Flow>)> {
-    let rest = token.strip_prefix(b"f")?;
-    let dot = token.iter().rposition(|&b| b == b'.')?;
-    let (signed, mac) = (token.get(..dot)?, token.get(dot + 1..)?);
-    if mac.len() != 16 || hex(mac)? != key.mac(signed) {
-        return None;
+    /// A keyed 32-bit hash of a From tag (an absent tag hashes as the empty one).
+    fn tag_hash(&self, tag: Option<&[u8]>) -> u32 {
+        let mut h = ahash::RandomState::with_seeds(self.0[3], self.0[2], self.0[1], self.0[0])
+            .build_hasher();
+        h.write(tag.unwrap_or_default());
+        h.finish() as u32
     }
-    let body = rest.get(..dot - 1)?;
-    let mid = body.iter().position(|&b| b == b'.')?;
-    let a = decode_flow(body.get(..mid)?)?;
-    let b = decode_flow(body.get(mid + 1..)?)?;
-    Some((a, b))
 }
 
-/// The flow a request that came from `from` must go to, by the token's two ends:
-/// the end it did not come from.
-pub fn other_end(a: Option<Flow>, b: Option<Flow>, from: &Peer) -> Option<Flow> {
-    match (a, b) {
-        (Some(a), Some(b)) if a.matches(from) => Some(b),
-        (Some(a), Some(b)) if b.matches(from) => Some(a),
-        (Some(x), None) | (None, Some(x)) if !x.matches(from) => Some(x),
-        _ => None,
+/// What our Record-Route carries for one dialog: the flows of its two ends (`caller`
+/// the side that sent the dialog-creating request, `callee` the side it reached;
+/// either absent when that end is reached at its Contact) and a keyed hash of the
+/// caller's From tag, which tells the direction of a later request.
+///
+/// The direction is read from the request's From tag, not from the flow it
+/// arrived on: a phone sends its in-dialog requests to the Record-Route address,
+/// which is often not the address it registered through (a wildcard listener
+/// advertises one interface address), so they come on a new connection that
+/// matches neither end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    pub caller: Option<Flow>,
+    pub callee: Option<Flow>,
+    caller_tag: u32,
+}
+
+impl Token {
+    /// The token of a dialog created by a request whose From tag is `caller_tag`.
+    pub fn new(
+        key: &FlowKey,
+        caller: Option<Flow>,
+        callee: Option<Flow>,
+        caller_tag: Option<&[u8]>,
+    ) -> Token {
+        Token {
+            caller,
+            callee,
+            caller_tag: key.tag_hash(caller_tag),
+        }
+    }
+
+    /// Writes `f` CALLER `.` CALLEE `.` TAG `.` MAC, all lowercase hex.
+    pub fn encode(&self, key: &FlowKey, out: &mut SmallVec<[u8; 96]>) {
+        let start = out.len();
+        out.push(b'f');
+        encode_flow(self.caller.as_ref(), out);
+        out.push(b'.');
+        encode_flow(self.callee.as_ref(), out);
+        out.push(b'.');
+        push_hex(out, u64::from(self.caller_tag), 8);
+        let mac = key.mac(&out[start..]);
+        out.push(b'.');
+        push_hex(out, mac, 16);
+    }
+
+    /// Reads a token written by [`Token::encode`]: `None` when it is not one or its
+    /// MAC is wrong.
+    pub fn decode(key: &FlowKey, token: &[u8]) -> Option<Token> {
+        let rest = token.strip_prefix(b"f")?;
+        let dot = token.iter().rposition(|&b| b == b'.')?;
+        let (signed, mac) = (token.get(..dot)?, token.get(dot + 1..)?);
+        if mac.len() != 16 || hex(mac)? != key.mac(signed) {
+            return None;
+        }
+        let mut parts = rest.get(..dot - 1)?.split(|&b| b == b'.');
+        let caller = decode_flow(parts.next()?)?;
+        let callee = decode_flow(parts.next()?)?;
+        let tag = parts.next().filter(|t| t.len() == 8).and_then(hex)?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Token {
+            caller,
+            callee,
+            caller_tag: u32::try_from(tag).ok()?,
+        })
+    }
+
+    /// The flow a request of this dialog whose From tag is `from_tag` goes to: the
+    /// callee's when the caller sent it, the caller's otherwise (the callee's own
+    /// tag, or any of several callees' after forking, RFC 3261 §12.1.1).
+    pub fn next_flow(&self, key: &FlowKey, from_tag: Option<&[u8]>) -> Option<Flow> {
+        if key.tag_hash(from_tag) == self.caller_tag {
+            self.callee
+        } else {
+            self.caller
+        }
     }
 }
 
@@ -235,38 +275,38 @@ mod tests {
             listener: 3,
         };
         for (x, y) in [(Some(a), Some(b)), (Some(a), None), (None, Some(b))] {
+            let tok = Token::new(&KEY, x, y, Some(b"caller-tag"));
             let mut t = SmallVec::new();
-            encode(&KEY, x.as_ref(), y.as_ref(), &mut t);
+            tok.encode(&KEY, &mut t);
             assert!(t.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'.'));
-            assert_eq!(decode(&KEY, &t), Some((x, y)));
+            assert_eq!(Token::decode(&KEY, &t), Some(tok));
         }
     }
 
     #[test]
     fn forged_or_other_key_tokens_are_refused() {
         let mut t = SmallVec::new();
-        encode(&KEY, Some(&udp("198.51.100.7:40000")), None, &mut t);
-        assert!(decode(&FlowKey([9, 9, 9, 9]), &t).is_none());
+        Token::new(&KEY, Some(udp("198.51.100.7:40000")), None, None).encode(&KEY, &mut t);
+        assert!(Token::decode(&FlowKey([9, 9, 9, 9]), &t).is_none());
         let mut forged = t.to_vec();
         forged[8] = if forged[8] == b'0' { b'1' } else { b'0' };
-        assert!(decode(&KEY, &forged).is_none());
-        assert!(decode(&KEY, b"alice").is_none());
-        assert!(decode(&KEY, b"f").is_none());
+        assert!(Token::decode(&KEY, &forged).is_none());
+        assert!(Token::decode(&KEY, b"alice").is_none());
+        assert!(Token::decode(&KEY, b"f").is_none());
     }
 
     #[test]
-    fn the_other_end_is_chosen() {
+    fn the_direction_comes_from_the_from_tag() {
         let a = udp("198.51.100.7:40000");
         let b = udp("203.0.113.9:5060");
-        let from = |f: &Flow| Peer {
-            transport: f.transport,
-            addr: f.addr,
-            listener: 0,
-            conn: None,
-        };
-        assert_eq!(other_end(Some(a), Some(b), &from(&a)), Some(b));
-        assert_eq!(other_end(Some(a), Some(b), &from(&b)), Some(a));
-        assert_eq!(other_end(Some(a), None, &from(&b)), Some(a));
-        assert_eq!(other_end(Some(a), None, &from(&a)), None);
+        let tok = Token::new(&KEY, Some(a), Some(b), Some(b"alice-tag"));
+        // The caller's requests go to the callee, whatever flow they came on.
+        assert_eq!(tok.next_flow(&KEY, Some(b"alice-tag")), Some(b));
+        // The callee's (its own tag in From) go to the caller.
+        assert_eq!(tok.next_flow(&KEY, Some(b"bob-tag")), Some(a));
+        // An end without a flow is reached by the Request-URI.
+        let one = Token::new(&KEY, Some(a), None, Some(b"alice-tag"));
+        assert_eq!(one.next_flow(&KEY, Some(b"alice-tag")), None);
+        assert_eq!(one.next_flow(&KEY, Some(b"bob-tag")), Some(a));
     }
 }

@@ -287,6 +287,24 @@ impl Ua {
         ua
     }
 
+    /// Sends from now on over a new connection to the proxy, keeping the old one
+    /// open, as baresip and Linphone do for in-dialog requests when the Record-Route
+    /// names another address of the proxy than the one they registered through.
+    pub fn new_connection(&mut self) {
+        assert_eq!(
+            self.transport,
+            Transport::Tcp,
+            "only stream UAs have connections"
+        );
+        let conn = TcpStream::connect(self.proxy).unwrap();
+        conn.set_nodelay(true).unwrap();
+        self.to_proxy = Some(spawn_stream_reader(
+            conn,
+            self.tx.clone(),
+            self.closed.clone(),
+        ));
+    }
+
     fn new(user: &str, transport: Transport, proxy: SocketAddr, local: SocketAddr) -> Ua {
         let (tx, rx) = mpsc::channel();
         Ua {
