@@ -62,7 +62,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use coresip::config::Config;
-use coresip::shard::{Dest, Outbox, Peer, Shard};
+use coresip::io::{Dest, Peer};
+use coresip::mesh::Outbox;
+use coresip::shard::Shard;
 use criterion::{criterion_group, Criterion, Throughput};
 
 /// The load kit's `DOMAIN`.

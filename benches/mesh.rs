@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coresip::config::Transport;
+use coresip::io::Peer;
+use coresip::mesh::MeshMsg;
 use coresip::runtime::mesh::{self, MeshEnds};
-use coresip::shard::{MeshMsg, Peer};
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 
 const ROUND_TRIPS: usize = 20_000;

@@ -695,7 +695,7 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Transport;
+    use crate::io::Transport;
 
     fn run(args: &[&str]) -> Parsed {
         let mut v = vec!["coresip"];

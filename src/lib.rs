@@ -3,6 +3,8 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod io;
+pub mod mesh;
 pub mod metrics;
 pub mod proxy;
 pub mod registrar;

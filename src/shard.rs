@@ -9,204 +9,18 @@
 //! in our branch. A message that arrives on another core than its owner is
 //! forwarded there over the mesh untouched.
 
-use std::net::{IpAddr, SocketAddr};
-use std::ops::Range;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::config::{Config, Transport};
+use crate::config::Config;
+use crate::io::{Peer, ShardId};
+use crate::mesh::{MeshMsg, Outbox};
 use crate::metrics::{DropReason, ShardMetrics, Snapshot};
 use crate::proxy::{Engine, EngineStats, Identity, Listener, ProxyConfig, Services};
 use crate::registrar::{aor_of_register, shard_of_aor, AorKey, Change};
 use crate::sip::header::HeaderName;
-use crate::sip::{salvage, Message, Method, ParseError, Uri, Via};
+use crate::sip::{salvage, Message, Method, ParseError, Uri};
 use crate::txn::key::{branch_hash, is_rfc3261_branch, legacy_request_hash, parse_shard};
-
-/// Index of a shard (= executor = core), `0..N`.
-pub type ShardId = usize;
-
-/// A stream connection, named by the shard that owns it (the one that accepted or
-/// opened it) and a number unique within that shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnId {
-    pub shard: u16,
-    pub seq: u64,
-}
-
-/// Where a message came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer {
-    pub transport: Transport,
-    /// The remote address (the packet's source, or the connection's peer).
-    pub addr: SocketAddr,
-    /// Index in [`Config::listen`] of the socket the message arrived on. Every core binds
-    /// every listener in the same order, so the index names the same local address on
-    /// every core. [`Peer::OUTBOUND`] for connections this proxy opened.
-    pub listener: u16,
-    /// The connection, for TCP and TLS.
-    pub conn: Option<ConnId>,
-}
-
-impl Peer {
-    /// The `listener` of a connection this proxy opened.
-    pub const OUTBOUND: u16 = u16::MAX;
-
-    /// A datagram's source `addr`, received on UDP listener `listener`.
-    pub fn udp(addr: SocketAddr, listener: u16) -> Peer {
-        Peer {
-            transport: Transport::Udp,
-            addr,
-            listener,
-            conn: None,
-        }
-    }
-}
-
-/// Where a transmit goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dest {
-    /// A datagram sent from the UDP socket of listener `listener`.
-    Udp { listener: u16, to: SocketAddr },
-    /// Bytes on an existing connection. If it has closed meanwhile, open a new one to
-    /// `fallback` (RFC 3261 §18.2.2: received address and sent-by port).
-    Conn {
-        conn: ConnId,
-        transport: Transport,
-        fallback: Option<SocketAddr>,
-    },
-    /// Bytes over a pooled (reused or newly opened) connection to `to`.
-    Stream {
-        transport: Transport,
-        to: SocketAddr,
-    },
-}
-
-/// One message to send: a destination and a range of the outbox buffer.
-#[derive(Debug, Clone)]
-struct Transmit {
-    dest: Dest,
-    range: Range<usize>,
-}
-
-/// A message between shards.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MeshMsg {
-    /// Handle this message as if it had arrived on the receiving shard.
-    Inbound {
-        peer: Peer,
-        bytes: Vec<u8>,
-        /// When it arrived on the first core: proxy-added latency counts the hop.
-        received: Instant,
-    },
-    /// Write these bytes on connection `conn`, owned by the receiving shard.
-    Write {
-        conn: ConnId,
-        transport: Transport,
-        fallback: Option<SocketAddr>,
-        bytes: Vec<u8>,
-    },
-    /// Binding changes of the sending shard's AORs, for the receiver's location
-    /// replica (`proxy::engine::replica`).
-    Bindings(Vec<Change>),
-    /// A question for the shard that owns `key` (location lookups, later issues).
-    Request { id: u64, key: Vec<u8> },
-    /// The answer to a [`MeshMsg::Request`].
-    Response { id: u64, value: Vec<u8> },
-}
-
-/// What a shard wants done after a call: transmits (in one reused buffer) and mesh
-/// messages. The runtime drains it and calls [`Outbox::clear`].
-#[derive(Debug, Default)]
-pub struct Outbox {
-    buf: Vec<u8>,
-    transmits: Vec<Transmit>,
-    mesh: Vec<(ShardId, MeshMsg)>,
-    /// Host names to resolve; the answers come back through [`Shard::on_resolved`].
-    resolve: Vec<String>,
-}
-
-impl Outbox {
-    /// An empty outbox.
-    pub fn new() -> Outbox {
-        Outbox::default()
-    }
-
-    /// Forgets everything, keeping the allocations.
-    pub fn clear(&mut self) {
-        self.buf.clear();
-        self.transmits.clear();
-        self.mesh.clear();
-        self.resolve.clear();
-    }
-
-    /// True when there is nothing to do.
-    pub fn is_empty(&self) -> bool {
-        self.transmits.is_empty() && self.mesh.is_empty() && self.resolve.is_empty()
-    }
-
-    /// Asks the runtime to resolve `name` (A/AAAA through the system resolver).
-    pub fn resolve(&mut self, name: &str) {
-        self.resolve.push(name.to_string());
-    }
-
-    /// Takes the names to resolve out.
-    pub fn drain_resolve(&mut self) -> std::vec::Drain<'_, String> {
-        self.resolve.drain(..)
-    }
-
-    /// How many transmits there are.
-    pub fn transmit_count(&self) -> usize {
-        self.transmits.len()
-    }
-
-    /// The transmits, in order.
-    pub fn transmits(&self) -> impl Iterator<Item = (Dest, &[u8])> + '_ {
-        self.transmits
-            .iter()
-            .map(|t| (t.dest, self.buf.get(t.range.clone()).unwrap_or(&[])))
-    }
-
-    /// Takes the mesh messages out.
-    pub fn drain_mesh(&mut self) -> std::vec::Drain<'_, (ShardId, MeshMsg)> {
-        self.mesh.drain(..)
-    }
-
-    /// Appends a transmit whose bytes `write` appends to the buffer.
-    pub fn send_with(&mut self, dest: Dest, write: impl FnOnce(&mut Vec<u8>)) {
-        let start = self.buf.len();
-        write(&mut self.buf);
-        self.transmits.push(Transmit {
-            dest,
-            range: start..self.buf.len(),
-        });
-    }
-
-    /// Appends a transmit written by `write`, unless it fails (then nothing is kept).
-    pub fn try_send_with<E>(
-        &mut self,
-        dest: Dest,
-        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let start = self.buf.len();
-        match write(&mut self.buf) {
-            Ok(()) => {
-                self.transmits.push(Transmit {
-                    dest,
-                    range: start..self.buf.len(),
-                });
-                Ok(())
-            }
-            Err(e) => {
-                self.buf.truncate(start);
-                Err(e)
-            }
-        }
-    }
-
-    /// Appends a mesh message for shard `to`.
-    pub fn mesh(&mut self, to: ShardId, msg: MeshMsg) {
-        self.mesh.push((to, msg));
-    }
-}
 
 /// Counters a shard keeps about itself.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -383,8 +197,6 @@ impl Shard {
                 self.on_message(now, peer, &bytes, true, out);
             }
             MeshMsg::Bindings(changes) => self.engine.apply_replicated(&changes),
-            // Writes are the runtime's business; requests and responses have no users yet.
-            MeshMsg::Write { .. } | MeshMsg::Request { .. } | MeshMsg::Response { .. } => {}
         }
     }
 
@@ -777,40 +589,10 @@ fn branch_seed(id: ShardId) -> u64 {
     u64::from_le_bytes(b) ^ (id as u64).rotate_left(48)
 }
 
-/// Where a response to a request from `from` goes (RFC 3261 §18.2.2, RFC 3581 §4).
-///
-/// Over a connection: back on that connection, or, if it has closed, a new one to
-/// the source address and the sent-by port. Over UDP: to the source address (the
-/// `received` a server adds whenever sent-by differs from it), at the source port
-/// when the client asked for `rport`, otherwise the sent-by port. `maddr`
-/// (multicast) is not supported and is ignored.
-pub fn response_dest(from: Peer, via: Option<&Via<'_>>) -> Dest {
-    let sent_by_port = via
-        .and_then(|v| v.sent_by.port)
-        .unwrap_or_else(|| from.transport.default_port());
-    match from.conn {
-        Some(conn) => Dest::Conn {
-            conn,
-            transport: from.transport,
-            fallback: via.map(|_| SocketAddr::new(from.addr.ip(), sent_by_port)),
-        },
-        None => {
-            let port = match via {
-                Some(v) if v.rport().is_none() => sent_by_port,
-                // rport asked for, or no usable Via: answer where the request came from.
-                _ => from.addr.port(),
-            };
-            Dest::Udp {
-                listener: from.listener,
-                to: SocketAddr::new(from.addr.ip(), port),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::{ConnId, Dest, Transport};
 
     fn cfg(cores: usize) -> Config {
         let mut c = Config::for_tests();

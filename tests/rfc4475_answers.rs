@@ -6,7 +6,9 @@
 use std::time::Instant;
 
 use coresip::config::Config;
-use coresip::shard::{Outbox, Peer, Shard};
+use coresip::io::Peer;
+use coresip::mesh::Outbox;
+use coresip::shard::Shard;
 
 /// (message, the status answered; None: dropped).
 const EXPECTED: &[(&str, Option<u16>)] = &[

@@ -39,7 +39,9 @@ use coresip::auth::users::UserStore;
 use coresip::auth::{AuthConfig, Authenticator};
 use coresip::config::{AuthMode, Config, ForkMode, Transport};
 use coresip::proxy::{AuthSetup, Services};
-use coresip::shard::{ConnId, Outbox, Peer, Shard};
+use coresip::io::{ConnId, Peer};
+use coresip::mesh::Outbox;
+use coresip::shard::Shard;
 use libfuzzer_sys::fuzz_target;
 
 const SEPARATOR: &[u8] = b"\n~~~\n";

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::config::Transport;
+use crate::io::Transport;
 use crate::sip::Method;
 
 pub mod exposition;

@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 use super::exposition::{self, ExpositionError};
 use super::*;
 use crate::config::{Config, ListenSpec, Transport};
-use crate::shard::{Outbox, Peer, Shard};
+use crate::io::Peer;
+use crate::mesh::Outbox;
+use crate::shard::Shard;
 
 fn shard() -> Shard {
     let mut cfg = Config::for_tests();

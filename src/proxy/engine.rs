@@ -17,12 +17,13 @@ use smallvec::SmallVec;
 use crate::auth::users::UserStore;
 use crate::auth::{AuthKind, AuthOutcome, Authenticator};
 use crate::config::{AuthMode, Transport};
+use crate::io::{ConnId, Dest, Peer};
+use crate::mesh::Outbox;
 use crate::metrics::{DropReason, ShardMetrics};
 use crate::registrar::{
     AorKey, Change, ConnRef, Location, RegisterOutcome, Registrar, RegistrarConfig, Source,
     TransportKind,
 };
-use crate::shard::{ConnId, Dest, Outbox, Peer};
 use crate::sip::header::HeaderName;
 use crate::sip::method::Method;
 use crate::sip::uri::Uri;
@@ -37,10 +38,11 @@ use crate::txn::{
 
 use super::flow::{self as flows, Flow, FlowKey};
 use super::identity::Identity;
-use super::next_hop::{next_hop, Cidr, NextHop};
+use super::next_hop::{next_hop, NextHop};
 use super::resolve::{Lookup, Resolver};
 use super::route::{preprocess, RoutePlan};
 use super::validate::{loop_hash, unsupported_proxy_require, validate_request, Reject};
+use crate::io::Cidr;
 
 /// Methods listed in `Allow` when the proxy answers OPTIONS itself.
 pub const ALLOW: &[u8] =
@@ -511,7 +513,7 @@ impl Engine {
                 if method == Method::Ack {
                     self.dropped(DropReason::Malformed);
                 } else {
-                    let to = crate::shard::response_dest(from, None);
+                    let to = crate::proxy::response_dest(from, None);
                     self.reply_stateless(msg, to, 400, e.reason().as_bytes(), &[], out);
                 }
                 return;
@@ -521,7 +523,7 @@ impl Engine {
             self.dropped(DropReason::Malformed);
             return;
         };
-        let reply_to = crate::shard::response_dest(from, Some(&via));
+        let reply_to = crate::proxy::response_dest(from, Some(&via));
 
         if method == Method::Ack {
             self.on_ack(now, from, msg, &key, out);
@@ -1966,7 +1968,7 @@ impl Engine {
     /// §21.5.7): `msg` is the request with its version rewritten.
     pub fn reply_version_not_supported(&mut self, from: Peer, msg: &Message<'_>, out: &mut Outbox) {
         let via = msg.via().ok();
-        let to = crate::shard::response_dest(from, via.as_ref());
+        let to = crate::proxy::response_dest(from, via.as_ref());
         self.reply_stateless(msg, to, 505, b"Version Not Supported", &[], out);
     }
 
@@ -1981,7 +1983,7 @@ impl Engine {
         out: &mut Outbox,
     ) {
         let via = msg.via().ok();
-        let to = crate::shard::response_dest(from, via.as_ref());
+        let to = crate::proxy::response_dest(from, via.as_ref());
         self.reply_stateless(msg, to, 400, fault.reason().as_bytes(), &[], out);
     }
 

@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use smallvec::SmallVec;
 
-use crate::config::Transport;
-use crate::shard::{ConnId, Dest, Peer};
+use crate::io::Transport;
+use crate::io::{ConnId, Dest, Peer};
 
 /// Where a UA behind a NAT is reachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

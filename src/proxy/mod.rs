@@ -7,17 +7,20 @@ pub mod flow;
 pub mod identity;
 pub mod next_hop;
 pub mod resolve;
+pub mod response_dest;
 pub mod route;
 pub mod stateless;
 #[cfg(test)]
 pub(crate) mod testnet;
 pub mod validate;
 
+pub use crate::io::Cidr;
 pub use engine::{
     registrar_config, AuthSetup, Engine, EngineStats, Listener, ProxyConfig, Services,
 };
 pub use identity::Identity;
-pub use next_hop::{next_hop, next_hop_of, Cidr, NextHop};
+pub use next_hop::{next_hop, next_hop_of, NextHop};
+pub use response_dest::response_dest;
 pub use route::{preprocess, RoutePlan};
 pub use stateless::{stateless_branch, StatelessBranch};
 pub use validate::{validate_request, Reject};

@@ -2,9 +2,9 @@
 //! its transport, host and port (RFC 3263 §4.1–4.2 for explicit transports, ports
 //! and IP literals; NAPTR/SRV lookups come with DNS support).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
-use crate::config::Transport;
+use crate::io::Transport;
 use crate::sip::error::ParseError;
 use crate::sip::host::Host;
 use crate::sip::text::eq_ic;
@@ -81,63 +81,6 @@ pub fn next_hop_of(uri: &[u8]) -> Result<NextHop<'_>, NextHopError> {
     }
 }
 
-/// An IP network, `ADDR/PREFIX`, for `--relay`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-/// A malformed `ADDR/PREFIX`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("expected ADDR/PREFIX (e.g. 10.0.0.0/8 or 2001:db8::/32), got {0:?}")]
-pub struct CidrError(pub String);
-
-impl std::str::FromStr for Cidr {
-    type Err = CidrError;
-
-    fn from_str(s: &str) -> Result<Cidr, CidrError> {
-        let err = || CidrError(s.to_string());
-        let (a, p) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (s, None),
-        };
-        let addr: IpAddr = a.parse().map_err(|_| err())?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = match p {
-            Some(p) => p.parse::<u8>().ok().filter(|&p| p <= max).ok_or_else(err)?,
-            None => max,
-        };
-        Ok(Cidr { addr, prefix })
-    }
-}
-
-impl Cidr {
-    /// True when `ip` is inside the network (an IPv4-mapped IPv6 address counts as
-    /// its IPv4 address).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(a)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,23 +109,5 @@ mod tests {
         assert_eq!(h.addr(), Some("[2001:db8::1]:5060".parse().unwrap()));
         let h = next_hop_of(b"sip:bob@example.test").unwrap();
         assert_eq!(h.addr(), None);
-    }
-
-    #[test]
-    fn cidr_contains() {
-        let n: Cidr = "127.0.0.0/8".parse().unwrap();
-        assert!(n.contains("127.1.2.3".parse().unwrap()));
-        assert!(n.contains("::ffff:127.0.0.1".parse().unwrap()));
-        assert!(!n.contains("128.0.0.1".parse().unwrap()));
-        let n: Cidr = "2001:db8::/32".parse().unwrap();
-        assert!(n.contains("2001:db8:1::5".parse().unwrap()));
-        assert!(!n.contains("2001:db9::5".parse().unwrap()));
-        let all: Cidr = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains("8.8.8.8".parse().unwrap()));
-        let one: Cidr = "192.0.2.1".parse().unwrap();
-        assert!(one.contains("192.0.2.1".parse().unwrap()));
-        assert!(!one.contains("192.0.2.2".parse().unwrap()));
-        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
-        assert!("nope/8".parse::<Cidr>().is_err());
     }
 }

@@ -31,9 +31,11 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::Instant;
 
+use crate::io::{Dest, Peer};
+use crate::mesh::Outbox;
 use crate::metrics::DropReason;
+use crate::proxy::response_dest;
 use crate::registrar::AorKey;
-use crate::shard::{response_dest, Dest, Outbox, Peer};
 use crate::sip::uri::{SipUri, Uri};
 use crate::sip::via::Via;
 use crate::sip::{Host, Message, Method};

@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::config::Transport;
+use crate::io::Transport;
+use crate::io::{Dest, Peer};
+use crate::mesh::Outbox;
 use crate::registrar::{Registrar, RegistrarConfig};
-use crate::shard::{Dest, Outbox, Peer};
 
 use super::{Engine, Identity, Listener, ProxyConfig, Services};
 

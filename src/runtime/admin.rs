@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::io::ShardId;
 use crate::metrics::exposition::{self, Exposition, ExpositionError};
 use crate::metrics::{self, DropReason, MethodClass, ShardHealth, Snapshot, STATUS_CLASSES};
-use crate::shard::ShardId;
 
 /// How often a core sends its snapshot.
 pub const REPORT_EVERY: Duration = Duration::from_secs(1);

@@ -19,8 +19,9 @@ use rustls::pki_types::ServerName;
 use smallvec::SmallVec;
 
 use super::core::{ConnEntry, Core};
-use crate::config::Transport;
-use crate::shard::{ConnId, Outbox, Peer};
+use crate::io::Transport;
+use crate::io::{ConnId, Peer};
+use crate::mesh::Outbox;
 use crate::sip::framing::{Frame, Framer, PONG};
 
 /// Messages queued for one connection before further ones are dropped.

@@ -19,8 +19,24 @@ use super::mesh::{Receiver as MeshReceiver, Sender as MeshSender};
 use super::persist::Persister;
 use super::udp_batch::{self, RecvBatch};
 use super::{conn, Shared};
-use crate::config::Transport;
-use crate::shard::{ConnId, Dest, MeshMsg, Outbox, Peer, Shard, ShardId};
+use crate::io::Transport;
+use crate::io::{ConnId, Dest, Peer, ShardId};
+use crate::mesh::{MeshMsg, Outbox};
+use crate::shard::Shard;
+
+/// What travels between cores: a message for the sans-IO shard, or bytes to write on
+/// a connection the receiving core owns (connections live on the core that accepted
+/// or opened them).
+#[derive(Debug)]
+pub enum CoreMsg {
+    Shard(MeshMsg),
+    Write {
+        conn: ConnId,
+        transport: Transport,
+        fallback: Option<SocketAddr>,
+        bytes: Vec<u8>,
+    },
+}
 
 /// The shard's timer tick (DESIGN.md §4: a 10 ms hashed wheel).
 const TICK: Duration = Duration::from_millis(10);
@@ -45,9 +61,9 @@ pub(crate) struct Core {
     pub shard: RefCell<Shard>,
     /// UDP sockets by listener index.
     udp: Vec<Option<Rc<UdpSocket>>>,
-    mesh: Vec<Option<MeshSender<MeshMsg>>>,
+    mesh: Vec<Option<MeshSender<CoreMsg>>>,
     /// `(from, channel)` for every other core.
-    mesh_in: Vec<(ShardId, MeshReceiver<MeshMsg>)>,
+    mesh_in: Vec<(ShardId, MeshReceiver<CoreMsg>)>,
     /// Open connections (inbound and outbound) by sequence number.
     pub conns: RefCell<ahash::AHashMap<u64, ConnEntry>>,
     /// Outbound connections by destination, for reuse.
@@ -110,7 +126,7 @@ impl Core {
     /// `kept`: a connection's task writes those on the stream it holds itself.
     pub async fn flush_keeping(&self, out: &mut Outbox, keep: Option<ConnId>, kept: &mut Vec<u8>) {
         for (to, msg) in out.drain_mesh() {
-            self.send_mesh(to, msg).await;
+            self.send_mesh(to, CoreMsg::Shard(msg)).await;
         }
         // Consecutive datagrams from one socket go to the kernel in one sendmmsg.
         let mut datagrams: SmallVec<[(SocketAddr, &[u8]); 8]> = SmallVec::new();
@@ -153,7 +169,7 @@ impl Core {
 
     /// Sends one message to core `to`. Waits while its channel is full (back-pressure
     /// on whatever produced the message).
-    pub async fn send_mesh(&self, to: ShardId, msg: MeshMsg) {
+    pub async fn send_mesh(&self, to: ShardId, msg: CoreMsg) {
         match self.mesh.get(to).and_then(Option::as_ref) {
             Some(tx) => {
                 if tx.send(msg).await.is_err() {
@@ -206,7 +222,7 @@ impl Core {
                 fallback,
             } => {
                 if conn.shard as usize != self.id {
-                    let msg = MeshMsg::Write {
+                    let msg = CoreMsg::Write {
                         conn,
                         transport,
                         fallback,
@@ -262,15 +278,15 @@ impl Core {
     }
 
     /// Handles one message from another core.
-    async fn on_mesh(&self, msg: MeshMsg, out: &mut Outbox) {
+    async fn on_mesh(&self, msg: CoreMsg, out: &mut Outbox) {
         match msg {
-            MeshMsg::Write {
+            CoreMsg::Write {
                 conn,
                 transport,
                 fallback,
                 bytes,
             } => self.write_own(conn.seq, transport, fallback, bytes),
-            other => {
+            CoreMsg::Shard(other) => {
                 let received = match &other {
                     MeshMsg::Inbound { received, .. } => Some(*received),
                     _ => None,

@@ -21,7 +21,6 @@ use std::sync::{Arc, Mutex};
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 
 use crate::config::{Config, ListenSpec, Transport};
-use crate::shard::MeshMsg;
 
 /// io_uring registered buffer memory per executor (DESIGN.md §5).
 const IO_MEMORY: usize = 1 << 20;
@@ -73,7 +72,7 @@ pub(crate) struct Shared {
     pub local_ips: Vec<IpAddr>,
     /// Set by SIGTERM/SIGINT.
     pub shutdown: Arc<AtomicBool>,
-    mesh: Mutex<Vec<Option<mesh::MeshEnds<MeshMsg>>>>,
+    mesh: Mutex<Vec<Option<mesh::MeshEnds<core::CoreMsg>>>>,
     /// Each core's registrar and its binding store, taken when it starts.
     services: Mutex<Vec<Option<crate::proxy::Services>>>,
     stores: Mutex<Vec<Option<crate::registrar::ShardStore>>>,
@@ -93,7 +92,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn take_mesh(&self, core: usize) -> Option<mesh::MeshEnds<MeshMsg>> {
+    fn take_mesh(&self, core: usize) -> Option<mesh::MeshEnds<core::CoreMsg>> {
         self.mesh
             .lock()
             .ok()

@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use super::*;
-use crate::config::Transport;
+use crate::io::Dest;
+use crate::io::Transport;
+use crate::mesh::Outbox;
 use crate::proxy::testnet::{collect, engine, peer, udp, UAC, UAS};
-use crate::shard::{Dest, Outbox};
 use crate::sip::writer::write_response;
 
 struct Net {

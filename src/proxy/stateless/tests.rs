@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use super::*;
+use crate::io::Dest;
+use crate::mesh::Outbox;
 use crate::proxy::testnet::{collect, engine, peer, udp, UAC, UAS};
 use crate::proxy::ProxyConfig;
-use crate::shard::{Dest, Outbox};
 use crate::sip::header::HeaderName;
 use crate::sip::writer::write_response;
 
