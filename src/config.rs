@@ -1,5 +1,5 @@
 //! The validated configuration every part of the proxy reads. The CLI ([`crate::cli`])
-//! builds it; the runtime and the [`crate::shard::Shard`] only ever see this form, so
+//! builds it; the runtime and the shard (`crate::shard::Shard`) only ever see this form, so
 //! they can be driven from tests without going through flag parsing.
 
 use std::fmt;
@@ -128,7 +128,7 @@ pub struct ProxyOptions {
     pub record_route: bool,
     /// Networks any request may be relayed to (`--relay`); everything else needs a
     /// dialog we record-routed or a local user.
-    pub relay: Vec<crate::proxy::Cidr>,
+    pub relay: Vec<crate::io::Cidr>,
     /// Live transactions per shard before new requests get 503.
     pub max_transactions: usize,
     pub fork: ForkMode,
