@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::io::{Peer, ShardId};
 use crate::mesh::{MeshMsg, Outbox};
 use crate::metrics::{DropReason, ShardMetrics, Snapshot};
-use crate::proxy::{Engine, EngineStats, Identity, Listener, ProxyConfig, Services};
+use crate::proxy::{Engine, EngineStats, Identity, Listener, ProxyConfig, Services, Start};
 use crate::registrar::{aor_of_register, shard_of_aor, AorKey, Change};
 use crate::sip::header::HeaderName;
 use crate::sip::{salvage, Message, Method, ParseError, Uri};
@@ -60,15 +60,12 @@ impl Shard {
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        Shard::with_seed(
-            id,
-            cfg,
-            local_ips,
-            services,
-            branch_seed(id),
-            Instant::now(),
-            unix,
-        )
+        let start = Start {
+            seed: branch_seed(id),
+            now: Instant::now(),
+            unix_now: unix,
+        };
+        Shard::with_seed(id, cfg, local_ips, services, start)
     }
 
     /// A shard with bindings in memory only and no authentication (tests).
@@ -77,15 +74,12 @@ impl Shard {
     }
 
     /// [`Shard::new`] with the branch seed and the clocks given (tests).
-    #[allow(clippy::too_many_arguments)]
     pub fn with_seed(
         id: ShardId,
         cfg: &Config,
         local_ips: Vec<IpAddr>,
         services: Services,
-        seed: u64,
-        now: Instant,
-        unix_now: u64,
+        start: Start,
     ) -> Shard {
         let addrs: Vec<(IpAddr, u16)> = cfg
             .listen
@@ -107,9 +101,8 @@ impl Shard {
             fork: cfg.proxy.fork,
             flow_key: process_flow_key(),
         };
-        let mut engine = Engine::new(
-            id as u16, seed, now, unix_now, proxy, identity, listeners, services,
-        );
+        let now = start.now;
+        let mut engine = Engine::new(id as u16, start, proxy, identity, listeners, services);
         if cfg.cores > 1 && !cfg.proxy.stateless {
             engine.start_replicating(now);
         }
@@ -594,6 +587,14 @@ mod tests {
     use super::*;
     use crate::io::{ConnId, Dest, Transport};
 
+    fn at(seed: u64, now: Instant) -> Start {
+        Start {
+            seed,
+            now,
+            unix_now: 0,
+        }
+    }
+
     fn cfg(cores: usize) -> Config {
         let mut c = Config::for_tests();
         c.cores = cores;
@@ -934,7 +935,7 @@ Content-Length: 0\r\n\r\n"
         let ips = vec!["127.0.0.1".parse().unwrap()];
         let start = Instant::now();
         let mut sh: Vec<Shard> = (0..2)
-            .map(|i| Shard::with_seed(i, &c, ips.clone(), Services::in_memory(&c), 7, start, 0))
+            .map(|i| Shard::with_seed(i, &c, ips.clone(), Services::in_memory(&c), at(7, start)))
             .collect();
         // An INVITE whose owner is the other core.
         let (branch, owner, arrival) = (0..64)
@@ -1124,7 +1125,7 @@ Content-Length: 0\r\n\r\n"
             }
         }
         let ips = vec!["127.0.0.1".parse().unwrap()];
-        let mut first = Shard::with_seed(0, &cfg(2), ips.clone(), services, 1, now, 0);
+        let mut first = Shard::with_seed(0, &cfg(2), ips.clone(), services, at(1, now));
         let mut second = Shard::in_memory(1, &cfg(2), ips);
         assert_eq!(replicate(&mut first, &mut second, now), 1);
         let aor = bob_aor();

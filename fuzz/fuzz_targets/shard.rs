@@ -38,7 +38,7 @@ use coresip::auth::nonce::NonceSecret;
 use coresip::auth::users::UserStore;
 use coresip::auth::{AuthConfig, Authenticator};
 use coresip::config::{AuthMode, Config, ForkMode, Transport};
-use coresip::proxy::{AuthSetup, Services};
+use coresip::proxy::{AuthSetup, Services, Start};
 use coresip::io::{ConnId, Peer};
 use coresip::mesh::Outbox;
 use coresip::shard::Shard;
@@ -102,14 +102,17 @@ fn shard(id: usize, cfg: &Config, start: Instant) -> Shard {
 }
 
 fn with_services(id: usize, cfg: &Config, start: Instant, services: Services) -> Shard {
+    let start = Start {
+        seed: 7 + id as u64,
+        now: start,
+        unix_now: 1_800_000_000,
+    };
     Shard::with_seed(
         id,
         cfg,
         vec!["127.0.0.1".parse().expect("ip")],
         services,
-        7 + id as u64,
         start,
-        1_800_000_000,
     )
 }
 

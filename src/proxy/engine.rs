@@ -60,6 +60,31 @@ pub(super) const CAPABILITIES: [(&str, &[u8]); 3] = [
     ("Accept", ACCEPT),
     ("Supported", SUPPORTED),
 ];
+/// A response the proxy writes itself: status code, reason phrase and any extra
+/// header fields (a challenge, Allow, Retry-After).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer<'a> {
+    pub code: u16,
+    pub reason: &'a [u8],
+    pub extra: &'a [(&'a str, &'a [u8])],
+}
+
+impl<'a> Answer<'a> {
+    /// `code` with `reason` and no extra header fields.
+    pub const fn new(code: u16, reason: &'a [u8]) -> Answer<'a> {
+        Answer {
+            code,
+            reason,
+            extra: &[],
+        }
+    }
+
+    /// The same answer with `extra` header fields.
+    pub const fn with(self, extra: &'a [(&'a str, &'a [u8])]) -> Answer<'a> {
+        Answer { extra, ..self }
+    }
+}
+
 /// Retry-After of a 503 sent when the transaction table is full, seconds.
 const RETRY_AFTER: &[u8] = b"5";
 
@@ -398,20 +423,31 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Where an engine starts: the seed that makes its branches and tags unique across
+/// runs, and the two clocks at one moment (`unix_now` in seconds since the UNIX
+/// epoch: bindings and nonces live in UNIX time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    pub seed: u64,
+    pub now: Instant,
+    pub unix_now: u64,
+}
+
 impl Engine {
-    /// The core of shard `shard`; `seed` makes its branches unique across runs.
-    /// `unix_now` is the wall clock at `now`, in seconds since the UNIX epoch.
-    #[allow(clippy::too_many_arguments)]
+    /// The core of shard `shard`.
     pub fn new(
         shard: u16,
-        seed: u64,
-        now: Instant,
-        unix_now: u64,
+        start: Start,
         cfg: ProxyConfig,
         identity: Identity,
         listeners: Vec<Listener>,
         services: Services,
     ) -> Engine {
+        let Start {
+            seed,
+            now,
+            unix_now,
+        } = start;
         Engine {
             registrar: services.registrar,
             journal: services.journal.then(Vec::new),
@@ -556,6 +592,37 @@ impl Engine {
     pub fn timers(&self) -> &Timers {
         &self.cfg.timers
     }
+}
+
+/// One request being handled: when it arrived, its server transaction, where it
+/// came from, and the message.
+#[derive(Clone, Copy)]
+pub(super) struct Req<'a, 'm> {
+    pub(super) now: Instant,
+    pub(super) id: TxnId,
+    pub(super) from: Peer,
+    pub(super) msg: &'a Message<'m>,
+}
+
+/// A request on its way to the next hop (§16.6): the message, where it came from,
+/// its Route processing, and the edits every branch makes alike.
+#[derive(Clone, Copy)]
+pub(in crate::proxy) struct Hop<'a, 'm> {
+    pub(in crate::proxy) from: Peer,
+    pub(in crate::proxy) msg: &'a Message<'m>,
+    pub(in crate::proxy) plan: &'a RoutePlan<'a>,
+    pub(in crate::proxy) fw: Forwarding,
+}
+
+/// What every client transaction of one forwarded request shares.
+#[derive(Clone, Copy)]
+pub(super) struct Branching<'a, 'm> {
+    pub(super) hop: Hop<'a, 'm>,
+    /// §16.3 step 4: appended to each branch for loop detection.
+    pub(super) loop_hash: [u8; 16],
+    /// Where responses go once the server transaction has ended.
+    pub(super) upstream: Dest,
+    pub(super) method: Method<'a>,
 }
 
 /// What every branch of one forwarded request shares; see [`Engine::forwarding`].

@@ -16,7 +16,8 @@ pub mod validate;
 
 pub use crate::io::Cidr;
 pub use engine::{
-    registrar_config, AuthSetup, Engine, EngineStats, Listener, ProxyConfig, Services,
+    registrar_config, Answer, AuthSetup, Engine, EngineStats, Listener, ProxyConfig, Services,
+    Start,
 };
 pub use identity::Identity;
 pub use next_hop::{next_hop, next_hop_of, NextHop};

@@ -41,9 +41,9 @@ use crate::sip::via::Via;
 use crate::sip::{Host, Message, Method};
 use crate::txn::key::is_rfc3261_branch;
 
-use super::engine::{binding_target, Engine, Target, CAPABILITIES};
+use super::engine::{binding_target, Engine, Hop, Target, CAPABILITIES};
 use super::next_hop::next_hop;
-use super::route::{preprocess, RoutePlan};
+use super::route::preprocess;
 use super::validate::{stateless_loop_hash, validate_request, LOOP_SEPARATOR};
 
 /// Marks a branch this proxy wrote statelessly, where the stateful proxy's carry
@@ -205,8 +205,14 @@ impl Engine {
             self.answer(msg, method, reply_to, 404, b"Not Found", out);
             return;
         };
+        let fwd = Hop {
+            from,
+            msg,
+            plan: &plan,
+            fw: self.forwarding(from, msg, method),
+        };
         if self.targets_our_user(msg, &plan, &hop_sip) {
-            self.stateless_to_user(now, from, msg, method, &plan, &via, &hop_sip, out);
+            self.stateless_to_user(now, &fwd, method, &via, &hop_sip, out);
             return;
         }
         let hop = match next_hop(&hop_sip) {
@@ -243,24 +249,22 @@ impl Engine {
             route: None,
             resolved: Some(addr),
         };
-        let sent = self.send_stateless(from, msg, method, &plan, &via, &target, out);
+        let sent = self.send_stateless(&fwd, &via, &target, out);
         self.after_send(sent, msg, method, reply_to, out);
     }
 
     /// A user of our domains (§16.5): its best binding only (§16.11: one target,
     /// the same for retransmissions, CANCEL and ACK).
-    #[allow(clippy::too_many_arguments)]
     fn stateless_to_user(
         &mut self,
         now: Instant,
-        from: Peer,
-        msg: &Message<'_>,
+        fwd: &Hop<'_, '_>,
         method: Method<'_>,
-        plan: &RoutePlan<'_>,
         via: &Via<'_>,
         uri: &SipUri<'_>,
         out: &mut Outbox,
     ) {
+        let (from, msg) = (fwd.from, fwd.msg);
         let reply_to = response_dest(from, Some(via));
         let Ok(aor) = AorKey::from_sip_uri(uri) else {
             self.answer(msg, method, reply_to, 404, b"Not Found", out);
@@ -273,7 +277,7 @@ impl Engine {
             Some(b) => match binding_target(b.contact(), b.path(), &b.source) {
                 None => Err(UserMiss::NoBinding),
                 Some(t) => self
-                    .send_stateless(from, msg, method, plan, via, &t, out)
+                    .send_stateless(fwd, via, &t, out)
                     .then_some(())
                     .ok_or(UserMiss::Unsendable),
             },
@@ -290,24 +294,19 @@ impl Engine {
 
     /// Writes `msg` forwarded to `target` with our stateless branch straight into
     /// the outbox (§16.11: to the transport, not through a client transaction).
-    #[allow(clippy::too_many_arguments)]
     fn send_stateless(
         &self,
-        from: Peer,
-        msg: &Message<'_>,
-        method: Method<'_>,
-        plan: &RoutePlan<'_>,
+        fwd: &Hop<'_, '_>,
         via: &Via<'_>,
         target: &Target<'_>,
         out: &mut Outbox,
     ) -> bool {
-        let Some(ob) = self.outbound(from, msg, target) else {
+        let Some(ob) = self.outbound(fwd.from, fwd.msg, target) else {
             return false;
         };
-        let branch = stateless_branch(msg, via);
-        let fw = self.forwarding(from, msg, method);
+        let branch = stateless_branch(fwd.msg, via);
         out.try_send_with(ob.dest, |b| {
-            self.write_branch(from, msg, plan, target, &ob, branch.as_bytes(), &fw, b)
+            self.write_branch(fwd, target, &ob, branch.as_bytes(), b)
         })
         .is_ok()
     }

@@ -32,7 +32,12 @@ pub fn engine(now: Instant, cfg: ProxyConfig) -> Engine {
         journal: false,
         auth: None,
     };
-    Engine::new(0, 7, now, 1_800_000_000, cfg, identity, listeners, services)
+    let start = super::engine::Start {
+        seed: 7,
+        now,
+        unix_now: 1_800_000_000,
+    };
+    Engine::new(0, start, cfg, identity, listeners, services)
 }
 
 /// A UDP peer at `addr`.

@@ -36,7 +36,7 @@ impl Engine {
         {
             Ok(id) => {
                 self.metrics.inc_transaction_created();
-                self.respond(now, id, msg, 200, b"OK", &[], out)
+                self.respond(now, id, msg, Answer::new(200, b"OK"), out)
             }
             Err(_) => self.reply_stateless(msg, reply_to, 200, b"OK", &[], out),
         }

@@ -6,29 +6,33 @@ use super::*;
 
 impl Engine {
     /// Sends `msg` to every target (§16.6), each in its own client transaction.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn fork(
         &mut self,
-        now: Instant,
-        id: TxnId,
-        from: Peer,
-        msg: &Message<'_>,
+        rq: Req<'_, '_>,
         plan: &RoutePlan<'_>,
         targets: &[Target<'_>],
         out: &mut Outbox,
     ) {
+        let Req { now, id, from, msg } = rq;
         let method = msg.method().unwrap_or(Method::Options);
         let upstream = match self.table.get(id).map(|e| &e.data) {
             Some(Ctx::Server(s)) => s.reply_to,
             _ => return,
         };
-        let lh = loop_hash(msg);
-        let fw = self.forwarding(from, msg, method);
+        let shared = Branching {
+            hop: Hop {
+                from,
+                msg,
+                plan,
+                fw: self.forwarding(from, msg, method),
+            },
+            loop_hash: loop_hash(msg),
+            upstream,
+            method,
+        };
         let mut sent = 0;
         for target in targets {
-            match self.send_branch(
-                now, id, from, msg, plan, target, &lh, &fw, upstream, method, out,
-            ) {
+            match self.send_branch(now, id, &shared, target, out) {
                 Some(client) => {
                     sent += 1;
                     if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
@@ -39,28 +43,28 @@ impl Engine {
             }
         }
         if sent == 0 {
-            self.respond(now, id, msg, 503, b"Service Unavailable", &[], out);
+            self.respond(now, id, msg, Answer::new(503, b"Service Unavailable"), out);
         } else if sent > 1 {
             self.metrics.inc_fork(sent);
         }
     }
 
     /// Writes and sends one branch; returns its client transaction.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn send_branch(
         &mut self,
         now: Instant,
         server: TxnId,
-        from: Peer,
-        msg: &Message<'_>,
-        plan: &RoutePlan<'_>,
+        shared: &Branching<'_, '_>,
         target: &Target<'_>,
-        loop_hash: &[u8; 16],
-        fw: &Forwarding,
-        upstream: Dest,
-        method: Method<'_>,
         out: &mut Outbox,
     ) -> Option<TxnId> {
+        let Branching {
+            hop,
+            ref loop_hash,
+            upstream,
+            method,
+        } = *shared;
+        let (from, msg) = (hop.from, hop.msg);
         let b = self.branches.next_branch();
         let ob = self.outbound(from, msg, target)?;
         let (transport, dest) = (ob.transport, ob.dest);
@@ -70,7 +74,7 @@ impl Engine {
         branch[29..].copy_from_slice(loop_hash);
 
         let mut bytes = Vec::with_capacity(msg.as_bytes().len() + 256);
-        self.write_branch(from, msg, plan, target, &ob, &branch, fw, &mut bytes)
+        self.write_branch(&hop, target, &ob, &branch, &mut bytes)
             .ok()?;
         let key = ClientKeyRef::new(&branch, method);
         let is_invite = method == Method::Invite;
@@ -161,18 +165,20 @@ impl Engine {
     /// Writes `msg` as forwarded to `target` (§16.6 steps 2–9): Request-URI, our
     /// Via with `branch`, Record-Route, Max-Forwards, Route removal, `received` and
     /// `rport` on the previous hop's Via.
-    #[allow(clippy::too_many_arguments)]
     pub(in crate::proxy) fn write_branch(
         &self,
-        from: Peer,
-        msg: &Message<'_>,
-        plan: &RoutePlan<'_>,
+        hop: &Hop<'_, '_>,
         target: &Target<'_>,
         ob: &Outbound<'_>,
         branch: &[u8],
-        fw: &Forwarding,
         bytes: &mut Vec<u8>,
     ) -> Result<(), WriteError> {
+        let Hop {
+            from,
+            msg,
+            plan,
+            ref fw,
+        } = *hop;
         let (out_idx, out_listener) = (ob.index, ob.listener);
         let inbound = self.listeners.get(from.listener as usize);
         let via = our_via(ob.transport, out_listener, branch);

@@ -93,7 +93,7 @@ impl Engine {
         if method == Method::Invite {
             // §16.2: a stateful proxy answers INVITE with 100 at once so the
             // client stops retransmitting.
-            self.respond(now, id, msg, 100, b"Trying", &[], out);
+            self.respond(now, id, msg, Answer::new(100, b"Trying"), out);
         }
         if local_register {
             self.on_register(now, id, from, msg, out);
@@ -106,7 +106,7 @@ impl Engine {
         if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
             s.authenticated = authenticated;
         }
-        self.route_request(now, id, from, msg, to_me, authenticated, out);
+        self.route_request(Req { now, id, from, msg }, to_me, authenticated, out);
     }
 
     /// True when the Request-URI names the proxy itself (no user part, §16.5).
@@ -152,7 +152,13 @@ impl Engine {
                         .unwrap_or(false);
                     if !own {
                         self.metrics.inc_auth_failure();
-                        self.respond(now, id, msg, 403, b"Forbidden (AOR Mismatch)", &[], out);
+                        self.respond(
+                            now,
+                            id,
+                            msg,
+                            Answer::new(403, b"Forbidden (AOR Mismatch)"),
+                            out,
+                        );
                         return;
                     }
                 }
@@ -197,7 +203,7 @@ impl Engine {
                 self.server_event(now, id, ServerEvent::TuResponse(status), out);
             }
             RegisterOutcome::ForeignDomain | RegisterOutcome::NotRegister => {
-                self.respond(now, id, msg, 403, b"Not Our Domain", &[], out);
+                self.respond(now, id, msg, Answer::new(403, b"Not Our Domain"), out);
             }
         }
     }
@@ -268,15 +274,21 @@ impl Engine {
                 let extra: SmallVec<[(&str, &[u8]); 2]> =
                     headers.iter().map(|(n, v)| (*n, v.as_slice())).collect();
                 self.metrics.inc_auth_challenge();
-                self.respond(now, id, msg, ch.status(), ch.reason(), &extra, out);
+                self.respond(
+                    now,
+                    id,
+                    msg,
+                    Answer::new(ch.status(), ch.reason()).with(&extra),
+                    out,
+                );
             }
             AuthOutcome::Forbidden => {
                 self.metrics.inc_auth_failure();
-                self.respond(now, id, msg, 403, b"Forbidden", &[], out);
+                self.respond(now, id, msg, Answer::new(403, b"Forbidden"), out);
             }
             AuthOutcome::BadRequest(_) => {
                 self.metrics.inc_auth_failure();
-                self.respond(now, id, msg, 400, b"Bad Credentials", &[], out);
+                self.respond(now, id, msg, Answer::new(400, b"Bad Credentials"), out);
             }
             AuthOutcome::Authorized { .. } => {}
         }
@@ -292,8 +304,14 @@ impl Engine {
         out: &mut Outbox,
     ) {
         match method {
-            Method::Options => self.respond(now, id, msg, 200, b"OK", &CAPABILITIES, out),
-            _ => self.respond(now, id, msg, 404, b"Not Found", &[], out),
+            Method::Options => self.respond(
+                now,
+                id,
+                msg,
+                Answer::new(200, b"OK").with(&CAPABILITIES),
+                out,
+            ),
+            _ => self.respond(now, id, msg, Answer::new(404, b"Not Found"), out),
         }
     }
 }

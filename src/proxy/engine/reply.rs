@@ -6,17 +6,19 @@ use super::*;
 impl Engine {
     /// Writes a response of our own to the request of server transaction `id` and
     /// hands it to the transaction.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn respond(
         &mut self,
         now: Instant,
         id: TxnId,
         req: &Message<'_>,
-        code: u16,
-        reason: &[u8],
-        extra: &[(&str, &[u8])],
+        answer: Answer<'_>,
         out: &mut Outbox,
     ) {
+        let Answer {
+            code,
+            reason,
+            extra,
+        } = answer;
         let tag = self.to_tag(req);
         let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) else {
             return;

@@ -272,7 +272,13 @@ impl Engine {
                     _ => None,
                 },
             ) {
-                self.route_to_user(now, server, from, &req, &plan, &uri, start, out);
+                let rq = Req {
+                    now,
+                    id: server,
+                    from,
+                    msg: &req,
+                };
+                self.route_to_user(rq, &plan, &uri, start, out);
                 return;
             }
         }
@@ -283,7 +289,7 @@ impl Engine {
                 } else {
                     (408, b"Request Timeout")
                 };
-                self.respond(now, server, &req, code, reason, &[], out);
+                self.respond(now, server, &req, Answer::new(code, reason), out);
             }
             Some(code) => {
                 let Some(Ctx::Server(s)) = self.table.get_mut(server).map(|e| &mut e.data) else {

@@ -6,21 +6,18 @@ use super::*;
 
 impl Engine {
     /// §16.4–§16.6 for a new request whose server transaction is `id`.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn route_request(
         &mut self,
-        now: Instant,
-        id: TxnId,
-        from: Peer,
-        msg: &Message<'_>,
+        rq: Req<'_, '_>,
         to_me: bool,
         authenticated: bool,
         out: &mut Outbox,
     ) {
+        let Req { now, id, from, msg } = rq;
         let plan = match preprocess(msg, &self.identity) {
             Ok(p) => p,
             Err(e) => {
-                self.respond(now, id, msg, 400, e.reason().as_bytes(), &[], out);
+                self.respond(now, id, msg, Answer::new(400, e.reason().as_bytes()), out);
                 return;
             }
         };
@@ -38,18 +35,24 @@ impl Engine {
         }
         let Ok(Uri::Sip(hop_sip)) = Uri::parse(hop_uri) else {
             // A tel: (or other) Request-URI with no Route to follow.
-            self.respond(now, id, msg, 404, b"Not Found", &[], out);
+            self.respond(now, id, msg, Answer::new(404, b"Not Found"), out);
             return;
         };
         if self.targets_our_user(msg, &plan, &hop_sip) {
             // A user of ours: the location service names the targets (§16.5).
-            self.route_to_user(now, id, from, msg, &plan, &hop_sip, 0, out);
+            self.route_to_user(rq, &plan, &hop_sip, 0, out);
             return;
         }
         let hop = match next_hop(&hop_sip) {
             Ok(h) => h,
             Err(_) => {
-                self.respond(now, id, msg, 416, b"Unsupported URI Scheme", &[], out);
+                self.respond(
+                    now,
+                    id,
+                    msg,
+                    Answer::new(416, b"Unsupported URI Scheme"),
+                    out,
+                );
                 return;
             }
         };
@@ -60,7 +63,13 @@ impl Engine {
                     Lookup::Found(ip) => SocketAddr::new(ip, hop.port),
                     Lookup::Failed => {
                         // §16.9 / RFC 3263 §4.3: no address to try.
-                        self.respond(now, id, msg, 503, b"Cannot Resolve Next Hop", &[], out);
+                        self.respond(
+                            now,
+                            id,
+                            msg,
+                            Answer::new(503, b"Cannot Resolve Next Hop"),
+                            out,
+                        );
                         return;
                     }
                     Lookup::Unknown { ask } => {
@@ -74,12 +83,18 @@ impl Engine {
                 }
             }
             (None, _) => {
-                self.respond(now, id, msg, 503, b"Cannot Resolve Next Hop", &[], out);
+                self.respond(
+                    now,
+                    id,
+                    msg,
+                    Answer::new(503, b"Cannot Resolve Next Hop"),
+                    out,
+                );
                 return;
             }
         };
         if !authenticated && !self.may_relay(msg, &plan, addr.ip()) {
-            self.respond(now, id, msg, 403, b"Relaying Forbidden", &[], out);
+            self.respond(now, id, msg, Answer::new(403, b"Relaying Forbidden"), out);
             return;
         }
         let target = Target {
@@ -89,7 +104,7 @@ impl Engine {
             route: None,
             resolved: Some(addr),
         };
-        self.fork(now, id, from, msg, &plan, &[target], out);
+        self.fork(rq, &plan, &[target], out);
     }
 
     /// Target determination for a user of one of our domains (§16.5): the live
@@ -97,21 +112,18 @@ impl Engine {
     /// first), all at once or, with `--fork serial|auto`, one contact or one
     /// q-group at a time (§16.6). None: 480 when the user exists in the users file,
     /// else 404.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn route_to_user(
         &mut self,
-        now: Instant,
-        id: TxnId,
-        from: Peer,
-        msg: &Message<'_>,
+        rq: Req<'_, '_>,
         plan: &RoutePlan<'_>,
         uri: &crate::sip::SipUri<'_>,
         start: usize,
         out: &mut Outbox,
     ) {
+        let Req { now, id, from, msg } = rq;
         let unix = self.unix(now);
         let Ok(aor) = AorKey::from_sip_uri(uri) else {
-            self.respond(now, id, msg, 404, b"Not Found", &[], out);
+            self.respond(now, id, msg, Answer::new(404, b"Not Found"), out);
             return;
         };
         // Copied out of the location part: the forwarding below changes the engine.
@@ -153,9 +165,15 @@ impl Engine {
         }
         if found.is_empty() {
             if self.knows_user(uri) {
-                self.respond(now, id, msg, 480, b"Temporarily Unavailable", &[], out);
+                self.respond(
+                    now,
+                    id,
+                    msg,
+                    Answer::new(480, b"Temporarily Unavailable"),
+                    out,
+                );
             } else {
-                self.respond(now, id, msg, 404, b"Not Found", &[], out);
+                self.respond(now, id, msg, Answer::new(404, b"Not Found"), out);
             }
             return;
         }
@@ -169,10 +187,16 @@ impl Engine {
             targets.push(target);
         }
         if targets.is_empty() {
-            self.respond(now, id, msg, 480, b"Temporarily Unavailable", &[], out);
+            self.respond(
+                now,
+                id,
+                msg,
+                Answer::new(480, b"Temporarily Unavailable"),
+                out,
+            );
             return;
         }
-        self.fork(now, id, from, msg, plan, &targets, out);
+        self.fork(rq, plan, &targets, out);
     }
 
     /// True when target determination goes to the location service (§16.5): no
@@ -279,7 +303,13 @@ impl Engine {
             let Ok(msg) = Message::parse(&request) else {
                 continue;
             };
-            self.route_request(now, id, from, &msg, false, authenticated, out);
+            let rq = Req {
+                now,
+                id,
+                from,
+                msg: &msg,
+            };
+            self.route_request(rq, false, authenticated, out);
         }
     }
 }
