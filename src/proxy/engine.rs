@@ -307,6 +307,46 @@ enum Ctx {
     Client(ClientCtx),
 }
 
+/// The transaction table with each kind of context reached by its own accessor:
+/// a server transaction's id looked up as a client (or the reverse) is `None`, in
+/// one place, instead of a `match` at every use.
+trait Contexts {
+    fn server(&self, id: TxnId) -> Option<&ServerCtx>;
+    fn server_mut(&mut self, id: TxnId) -> Option<&mut ServerCtx>;
+    fn client(&self, id: TxnId) -> Option<&ClientCtx>;
+    fn client_mut(&mut self, id: TxnId) -> Option<&mut ClientCtx>;
+}
+
+impl Contexts for TxnTable<Ctx> {
+    fn server(&self, id: TxnId) -> Option<&ServerCtx> {
+        match self.get(id).map(|e| &e.data) {
+            Some(Ctx::Server(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn server_mut(&mut self, id: TxnId) -> Option<&mut ServerCtx> {
+        match self.get_mut(id).map(|e| &mut e.data) {
+            Some(Ctx::Server(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn client(&self, id: TxnId) -> Option<&ClientCtx> {
+        match self.get(id).map(|e| &e.data) {
+            Some(Ctx::Client(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn client_mut(&mut self, id: TxnId) -> Option<&mut ClientCtx> {
+        match self.get_mut(id).map(|e| &mut e.data) {
+            Some(Ctx::Client(c)) => Some(c),
+            _ => None,
+        }
+    }
+}
+
 /// The server transaction and response context of a received request (§16.7).
 #[derive(Debug)]
 struct ServerCtx {
@@ -567,7 +607,7 @@ impl Engine {
         for t in fired.drain(..) {
             let mut actions = Actions::new();
             self.table.on_timer(now, t, &mut self.wheel, &mut actions);
-            let is_server = matches!(self.table.get(t.id).map(|e| &e.data), Some(Ctx::Server(_)));
+            let is_server = self.table.server(t.id).is_some();
             if is_server {
                 self.server_actions(now, t.id, &actions, out);
             } else {

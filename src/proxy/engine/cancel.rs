@@ -40,13 +40,11 @@ impl Engine {
             }
             Err(_) => self.reply_stateless(msg, reply_to, 200, b"OK", &[], out),
         }
-        let branches = match self.table.get_mut(invite).map(|e| &mut e.data) {
-            Some(Ctx::Server(s)) => {
-                s.cancelled = true;
-                s.branches.clone()
-            }
-            _ => return,
+        let Some(s) = self.table.server_mut(invite) else {
+            return;
         };
+        s.cancelled = true;
+        let branches = s.branches.clone();
         for b in branches {
             self.cancel_branch(now, b, out);
         }
@@ -55,7 +53,7 @@ impl Engine {
     /// Sends CANCEL on branch `id` if it is still pending, or marks it to be sent
     /// when its first provisional arrives (§9.1).
     pub(super) fn cancel_branch(&mut self, now: Instant, id: TxnId, out: &mut Outbox) {
-        let Some(Ctx::Client(c)) = self.table.get_mut(id).map(|e| &mut e.data) else {
+        let Some(c) = self.table.client_mut(id) else {
             return;
         };
         if !c.is_invite || c.final_code.is_some() || c.cancel == CancelState::Sent {
@@ -103,7 +101,7 @@ impl Engine {
                 .insert_client(now, &key, reliability, Ctx::Client(ctx), &mut self.wheel)
         {
             self.metrics.inc_transaction_created();
-            if let Some(Ctx::Client(cc)) = self.table.get_mut(cid).map(|e| &mut e.data) {
+            if let Some(cc) = self.table.client_mut(cid) {
                 cc.request = cancel;
             }
         }
@@ -117,9 +115,8 @@ impl Engine {
         except: TxnId,
         out: &mut Outbox,
     ) {
-        let branches = match self.table.get(server).map(|e| &e.data) {
-            Some(Ctx::Server(s)) => s.branches.clone(),
-            _ => return,
+        let Some(branches) = self.table.server(server).map(|s| s.branches.clone()) else {
+            return;
         };
         for b in branches.into_iter().filter(|&b| b != except) {
             self.cancel_branch(now, b, out);
@@ -130,8 +127,7 @@ impl Engine {
     /// that has not behaves as if it got 408.
     pub(super) fn timer_c(&mut self, now: Instant, id: TxnId, out: &mut Outbox) {
         self.metrics.inc_transaction_timed_out();
-        let provisional =
-            matches!(self.table.get(id).map(|e| &e.data), Some(Ctx::Client(c)) if c.provisional);
+        let provisional = self.table.client(id).is_some_and(|c| c.provisional);
         if provisional {
             self.cancel_branch(now, id, out);
         }

@@ -15,9 +15,8 @@ impl Engine {
     ) {
         let Req { now, id, from, msg } = rq;
         let method = msg.method().unwrap_or(Method::Options);
-        let upstream = match self.table.get(id).map(|e| &e.data) {
-            Some(Ctx::Server(s)) => s.reply_to,
-            _ => return,
+        let Some(upstream) = self.table.server(id).map(|s| s.reply_to) else {
+            return;
         };
         let shared = Branching {
             hop: Hop {
@@ -35,7 +34,7 @@ impl Engine {
             match self.send_branch(now, id, &shared, target, out) {
                 Some(client) => {
                     sent += 1;
-                    if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
+                    if let Some(s) = self.table.server_mut(id) {
                         s.branches.push(client);
                     }
                 }
@@ -102,7 +101,7 @@ impl Engine {
         out.send_with(dest, |b| b.extend_from_slice(&bytes));
         self.metrics.inc_transaction_created();
         self.metrics.inc_request_out(&method);
-        if let Some(Ctx::Client(c)) = self.table.get_mut(client).map(|e| &mut e.data) {
+        if let Some(c) = self.table.client_mut(client) {
             c.request = bytes;
         }
         if is_invite {

@@ -103,7 +103,7 @@ impl Engine {
             Some(a) => a,
             None => return,
         };
-        if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
+        if let Some(s) = self.table.server_mut(id) {
             s.authenticated = authenticated;
         }
         self.route_request(Req { now, id, from, msg }, to_me, authenticated, out);
@@ -182,7 +182,7 @@ impl Engine {
             listener: from.listener,
             nat: nat_detected(msg, from),
         };
-        let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) else {
+        let Some(s) = self.table.server_mut(id) else {
             return;
         };
         let mut resp = std::mem::take(&mut s.last_response);
@@ -196,7 +196,7 @@ impl Engine {
                     self.queue_replication(now, changes);
                 }
                 self.metrics.inc_registration();
-                if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
+                if let Some(s) = self.table.server_mut(id) {
                     s.last_response = resp;
                     s.final_sent = true;
                 }

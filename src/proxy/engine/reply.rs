@@ -20,7 +20,7 @@ impl Engine {
             extra,
         } = answer;
         let tag = self.to_tag(req);
-        let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) else {
+        let Some(s) = self.table.server_mut(id) else {
             return;
         };
         if s.final_sent && code >= 200 {
@@ -66,7 +66,7 @@ impl Engine {
         for a in actions {
             match a {
                 Action::SendResponse | Action::RetransmitResponse => {
-                    if let Some(Ctx::Server(s)) = self.table.get(id).map(|e| &e.data) {
+                    if let Some(s) = self.table.server(id) {
                         if !s.last_response.is_empty() {
                             let dest = s.reply_to;
                             out.send_with(dest, |b| b.extend_from_slice(&s.last_response));

@@ -128,7 +128,7 @@ impl Engine {
         msg: &Message<'_>,
         out: &mut Outbox,
     ) {
-        let Some(Ctx::Client(c)) = self.table.get_mut(id).map(|e| &mut e.data) else {
+        let Some(c) = self.table.client_mut(id) else {
             return;
         };
         let server = c.server;
@@ -152,7 +152,7 @@ impl Engine {
                 );
             }
             if send_cancel {
-                if let Some(Ctx::Client(c)) = self.table.get_mut(id).map(|e| &mut e.data) {
+                if let Some(c) = self.table.client_mut(id) {
                     c.cancel = CancelState::None;
                 }
                 self.cancel_branch(now, id, out);
@@ -183,7 +183,7 @@ impl Engine {
             return;
         }
         // A final non-2xx: a candidate for the best response (§16.7 step 6).
-        if let Some(Ctx::Server(s)) = self.table.get_mut(server).map(|e| &mut e.data) {
+        if let Some(s) = self.table.server_mut(server) {
             if matches!(code, 401 | 407) {
                 collect_challenges(msg, &mut s.challenges);
             }
@@ -207,7 +207,10 @@ impl Engine {
         msg: &Message<'_>,
         out: &mut Outbox,
     ) {
-        let live = matches!(self.table.get(server).map(|e| &e.data), Some(Ctx::Server(s)) if !s.final_sent || (200..300).contains(&code));
+        let live = self
+            .table
+            .server(server)
+            .is_some_and(|s| !s.final_sent || (200..300).contains(&code));
         if !live {
             // The server transaction has ended: only a further 2xx (another fork
             // branch answered) still goes upstream, statelessly.
@@ -216,7 +219,7 @@ impl Engine {
             }
             return;
         }
-        let Some(Ctx::Server(s)) = self.table.get_mut(server).map(|e| &mut e.data) else {
+        let Some(s) = self.table.server_mut(server) else {
             return;
         };
         if s.final_sent {
@@ -242,15 +245,16 @@ impl Engine {
     /// step 6): 503 becomes 500, collected challenges ride on a 401/407, and with no
     /// answer at all the proxy answers 408.
     pub(super) fn maybe_finish(&mut self, now: Instant, server: TxnId, out: &mut Outbox) {
-        let Some(Ctx::Server(s)) = self.table.get(server).map(|e| &e.data) else {
+        let Some(s) = self.table.server(server) else {
             return;
         };
         if s.final_sent {
             return;
         }
-        let pending = s.branches.iter().any(|&b| {
-            matches!(self.table.get(b).map(|e| &e.data), Some(Ctx::Client(c)) if c.final_code.is_none())
-        });
+        let pending = s
+            .branches
+            .iter()
+            .any(|&b| self.table.client(b).is_some_and(|c| c.final_code.is_none()));
         if pending {
             return;
         }
@@ -292,7 +296,7 @@ impl Engine {
                 self.respond(now, server, &req, Answer::new(code, reason), out);
             }
             Some(code) => {
-                let Some(Ctx::Server(s)) = self.table.get_mut(server).map(|e| &mut e.data) else {
+                let Some(s) = self.table.server_mut(server) else {
                     return;
                 };
                 let Some((_, bytes)) = s.best.take() else {
@@ -320,7 +324,7 @@ impl Engine {
     }
 
     pub(super) fn send_ack(&mut self, id: TxnId, resp: &Message<'_>, out: &mut Outbox) {
-        let Some(Ctx::Client(c)) = self.table.get(id).map(|e| &e.data) else {
+        let Some(c) = self.table.client(id) else {
             return;
         };
         let Ok(req) = Message::parse(&c.request) else {
@@ -343,7 +347,7 @@ impl Engine {
     pub(super) fn client_action(&mut self, now: Instant, id: TxnId, a: Action, out: &mut Outbox) {
         match a {
             Action::RetransmitRequest => {
-                if let Some(Ctx::Client(c)) = self.table.get(id).map(|e| &e.data) {
+                if let Some(c) = self.table.client(id) {
                     let dest = c.dest;
                     out.send_with(dest, |b| b.extend_from_slice(&c.request));
                 }
@@ -362,7 +366,7 @@ impl Engine {
     }
 
     pub(super) fn branch_failed(&mut self, now: Instant, id: TxnId, code: u16, out: &mut Outbox) {
-        let Some(Ctx::Client(c)) = self.table.get_mut(id).map(|e| &mut e.data) else {
+        let Some(c) = self.table.client_mut(id) else {
             return;
         };
         if c.is_cancel || c.final_code.is_some() {
@@ -370,7 +374,7 @@ impl Engine {
         }
         c.final_code = Some(code);
         let server = c.server;
-        if let Some(Ctx::Server(s)) = self.table.get_mut(server).map(|e| &mut e.data) {
+        if let Some(s) = self.table.server_mut(server) {
             if code == 503 && s.best.is_none() {
                 // Remembered as a 503 so that it turns into 500 (§16.9, §16.7 step 6).
                 s.best = Some((503, Vec::new()));

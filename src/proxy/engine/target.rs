@@ -154,7 +154,7 @@ impl Engine {
         if next >= total {
             next = 0;
         }
-        if let Some(Ctx::Server(s)) = self.table.get_mut(id).map(|e| &mut e.data) {
+        if let Some(s) = self.table.server_mut(id) {
             s.next_group = (next > 0).then_some(next);
         }
         if found.is_empty() && start > 0 {
@@ -293,7 +293,7 @@ impl Engine {
     /// requests that waited for it are routed again.
     pub fn on_resolved(&mut self, now: Instant, name: &str, addrs: &[IpAddr], out: &mut Outbox) {
         for id in self.resolver.answer(name, addrs, now) {
-            let Some(Ctx::Server(s)) = self.table.get(id).map(|e| &e.data) else {
+            let Some(s) = self.table.server(id) else {
                 continue;
             };
             if s.final_sent || s.cancelled {
