@@ -180,6 +180,14 @@ pub struct Call {
 }
 
 /// A small SIP UA bound to 127.0.0.1.
+/// The request line and CSeq of a request the test UA writes.
+struct Line<'a> {
+    method: &'a str,
+    request_uri: &'a str,
+    branch: &'a str,
+    cseq: u32,
+}
+
 pub struct Ua {
     pub user: String,
     /// The domain of its address of record (default [`DOMAIN`]).
@@ -439,18 +447,20 @@ impl Ua {
 
     /// A request with the usual headers. `to_tag`, `routes` and `extra` lines are
     /// optional; `sdp` adds an offer/answer body.
-    #[allow(clippy::too_many_arguments)]
     fn request(
         &self,
-        method: &str,
-        request_uri: &str,
-        branch: &str,
+        line: Line<'_>,
         call: &Call,
-        cseq: u32,
         to_tag: Option<&str>,
         extra: &[String],
         sdp: bool,
     ) -> Vec<u8> {
+        let Line {
+            method,
+            request_uri,
+            branch,
+            cseq,
+        } = line;
         let mut m = format!("{method} {request_uri} SIP/2.0\r\n");
         m += &format!(
             "Via: SIP/2.0/{} {};branch={branch};rport\r\n",
@@ -590,11 +600,13 @@ impl Ua {
         call.invite_cseq = call.local_cseq;
         call.invite_branch = self.branch();
         let bytes = self.request(
-            "INVITE",
-            &call.request_uri,
-            &call.invite_branch,
+            Line {
+                method: "INVITE",
+                request_uri: &call.request_uri,
+                branch: &call.invite_branch,
+                cseq: call.invite_cseq,
+            },
             &call,
-            call.invite_cseq,
             None,
             extra,
             true,
@@ -621,11 +633,13 @@ impl Ua {
             self.establish(call, resp);
             let branch = self.branch();
             let bytes = self.request(
-                "ACK",
-                &call.remote_target,
-                &branch,
+                Line {
+                    method: "ACK",
+                    request_uri: &call.remote_target,
+                    branch: &branch,
+                    cseq: call.invite_cseq,
+                },
                 call,
-                call.invite_cseq,
                 call.remote_tag.as_deref(),
                 &[],
                 false,
@@ -635,11 +649,13 @@ impl Ua {
             // The ACK's To is the response's, tag included (§17.1.1.3).
             let to_tag = resp.to_tag();
             let m = self.request(
-                "ACK",
-                &call.request_uri,
-                &call.invite_branch,
+                Line {
+                    method: "ACK",
+                    request_uri: &call.request_uri,
+                    branch: &call.invite_branch,
+                    cseq: call.invite_cseq,
+                },
                 call,
-                call.invite_cseq,
                 to_tag.as_deref(),
                 &[],
                 false,
@@ -652,11 +668,13 @@ impl Ua {
     /// number and branch.
     pub fn cancel(&mut self, call: &Call) {
         let bytes = self.request(
-            "CANCEL",
-            &call.request_uri,
-            &call.invite_branch,
+            Line {
+                method: "CANCEL",
+                request_uri: &call.request_uri,
+                branch: &call.invite_branch,
+                cseq: call.invite_cseq,
+            },
             call,
-            call.invite_cseq,
             None,
             &[],
             false,
@@ -670,11 +688,13 @@ impl Ua {
         call.local_cseq += 1;
         let branch = self.branch();
         let bytes = self.request(
-            method,
-            &call.remote_target,
-            &branch,
+            Line {
+                method,
+                request_uri: &call.remote_target,
+                branch: &branch,
+                cseq: call.local_cseq,
+            },
             call,
-            call.local_cseq,
             call.remote_tag.as_deref(),
             &[],
             false,
