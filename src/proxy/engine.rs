@@ -69,6 +69,22 @@ pub struct Answer<'a> {
     pub extra: &'a [(&'a str, &'a [u8])],
 }
 
+impl Answer<'static> {
+    pub const TRYING: Answer<'static> = Answer::new(100, b"Trying");
+    pub const OK: Answer<'static> = Answer::new(200, b"OK");
+    pub const FORBIDDEN: Answer<'static> = Answer::new(403, b"Forbidden");
+    /// The relay policy refused a foreign destination.
+    pub const RELAYING_FORBIDDEN: Answer<'static> = Answer::new(403, b"Relaying Forbidden");
+    pub const NOT_FOUND: Answer<'static> = Answer::new(404, b"Not Found");
+    pub const UNSUPPORTED_URI_SCHEME: Answer<'static> = Answer::new(416, b"Unsupported URI Scheme");
+    /// A user of ours with no live binding.
+    pub const TEMPORARILY_UNAVAILABLE: Answer<'static> =
+        Answer::new(480, b"Temporarily Unavailable");
+    pub const SERVICE_UNAVAILABLE: Answer<'static> = Answer::new(503, b"Service Unavailable");
+    pub const CANNOT_RESOLVE: Answer<'static> = Answer::new(503, b"Cannot Resolve Next Hop");
+    pub const VERSION_NOT_SUPPORTED: Answer<'static> = Answer::new(505, b"Version Not Supported");
+}
+
 impl<'a> Answer<'a> {
     /// `code` with `reason` and no extra header fields.
     pub const fn new(code: u16, reason: &'a [u8]) -> Answer<'a> {

@@ -41,7 +41,7 @@ use crate::sip::via::Via;
 use crate::sip::{Host, Message, Method};
 use crate::txn::key::is_rfc3261_branch;
 
-use super::engine::{binding_target, Engine, Hop, Target, CAPABILITIES};
+use super::engine::{binding_target, Answer, Engine, Hop, Target, CAPABILITIES};
 use super::next_hop::next_hop;
 use super::route::preprocess;
 use super::validate::{stateless_loop_hash, validate_request, LOOP_SEPARATOR};
@@ -169,7 +169,13 @@ impl Engine {
             Err(e) => {
                 // §16.3 step 1, answered where the request came from.
                 let to = response_dest(from, None);
-                self.answer(msg, method, to, 400, e.reason().as_bytes(), out);
+                self.answer(
+                    msg,
+                    method,
+                    to,
+                    Answer::new(400, e.reason().as_bytes()),
+                    out,
+                );
                 return;
             }
         };
@@ -186,7 +192,13 @@ impl Engine {
         let plan = match preprocess(msg, &self.identity) {
             Ok(p) => p,
             Err(e) => {
-                self.answer(msg, method, reply_to, 400, e.reason().as_bytes(), out);
+                self.answer(
+                    msg,
+                    method,
+                    reply_to,
+                    Answer::new(400, e.reason().as_bytes()),
+                    out,
+                );
                 return;
             }
         };
@@ -195,14 +207,14 @@ impl Engine {
         if plan.next.is_none() && to_me && !plan.strict_fixed {
             match method {
                 Method::Options => {
-                    self.reply_stateless(msg, reply_to, 200, b"OK", &CAPABILITIES, out)
+                    self.reply_stateless(msg, reply_to, Answer::OK.with(&CAPABILITIES), out)
                 }
-                _ => self.answer(msg, method, reply_to, 404, b"Not Found", out),
+                _ => self.answer(msg, method, reply_to, Answer::NOT_FOUND, out),
             }
             return;
         }
         let Ok(Uri::Sip(hop_sip)) = Uri::parse(hop_uri) else {
-            self.answer(msg, method, reply_to, 404, b"Not Found", out);
+            self.answer(msg, method, reply_to, Answer::NOT_FOUND, out);
             return;
         };
         let fwd = Hop {
@@ -218,7 +230,7 @@ impl Engine {
         let hop = match next_hop(&hop_sip) {
             Ok(h) => h,
             Err(_) => {
-                self.answer(msg, method, reply_to, 416, b"Unsupported URI Scheme", out);
+                self.answer(msg, method, reply_to, Answer::UNSUPPORTED_URI_SCHEME, out);
                 return;
             }
         };
@@ -235,11 +247,11 @@ impl Engine {
                 // (a stateless proxy cannot wait for it, §16.11).
                 return;
             }
-            self.answer(msg, method, reply_to, 503, b"Cannot Resolve Next Hop", out);
+            self.answer(msg, method, reply_to, Answer::CANNOT_RESOLVE, out);
             return;
         };
         if !self.may_relay(msg, &plan, addr.ip()) {
-            self.answer(msg, method, reply_to, 403, b"Relaying Forbidden", out);
+            self.answer(msg, method, reply_to, Answer::RELAYING_FORBIDDEN, out);
             return;
         }
         let target = Target {
@@ -267,7 +279,7 @@ impl Engine {
         let (from, msg) = (fwd.from, fwd.msg);
         let reply_to = response_dest(from, Some(via));
         let Ok(aor) = AorKey::from_sip_uri(uri) else {
-            self.answer(msg, method, reply_to, 404, b"Not Found", out);
+            self.answer(msg, method, reply_to, Answer::NOT_FOUND, out);
             return;
         };
         let unix = self.unix(now);
@@ -286,9 +298,9 @@ impl Engine {
             Ok(()) => self.after_send(true, msg, method, reply_to, out),
             Err(UserMiss::Unsendable) => self.after_send(false, msg, method, reply_to, out),
             Err(UserMiss::NoBinding) if self.knows_user(uri) => {
-                self.answer(msg, method, reply_to, 480, b"Temporarily Unavailable", out)
+                self.answer(msg, method, reply_to, Answer::TEMPORARILY_UNAVAILABLE, out)
             }
-            Err(UserMiss::NoBinding) => self.answer(msg, method, reply_to, 404, b"Not Found", out),
+            Err(UserMiss::NoBinding) => self.answer(msg, method, reply_to, Answer::NOT_FOUND, out),
         }
     }
 
@@ -325,7 +337,7 @@ impl Engine {
             self.stats.forwarded_requests += 1;
             self.metrics.inc_request_out(&method);
         } else {
-            self.answer(msg, method, reply_to, 503, b"Service Unavailable", out);
+            self.answer(msg, method, reply_to, Answer::SERVICE_UNAVAILABLE, out);
         }
     }
 
@@ -336,14 +348,13 @@ impl Engine {
         msg: &Message<'_>,
         method: Method<'_>,
         to: Dest,
-        code: u16,
-        reason: &[u8],
+        answer: Answer<'_>,
         out: &mut Outbox,
     ) {
         if method == Method::Ack {
             self.dropped(DropReason::Unroutable);
         } else {
-            self.reply_stateless(msg, to, code, reason, &[], out);
+            self.reply_stateless(msg, to, answer, out);
         }
     }
 

@@ -21,9 +21,7 @@ impl Engine {
             self.reply_stateless(
                 msg,
                 reply_to,
-                481,
-                b"Call/Transaction Does Not Exist",
-                &[],
+                Answer::new(481, b"Call/Transaction Does Not Exist"),
                 out,
             );
             return;
@@ -36,9 +34,9 @@ impl Engine {
         {
             Ok(id) => {
                 self.metrics.inc_transaction_created();
-                self.respond(now, id, msg, Answer::new(200, b"OK"), out)
+                self.respond(now, id, msg, Answer::OK, out)
             }
-            Err(_) => self.reply_stateless(msg, reply_to, 200, b"OK", &[], out),
+            Err(_) => self.reply_stateless(msg, reply_to, Answer::OK, out),
         }
         let Some(s) = self.table.server_mut(invite) else {
             return;

@@ -42,7 +42,7 @@ impl Engine {
             }
         }
         if sent == 0 {
-            self.respond(now, id, msg, Answer::new(503, b"Service Unavailable"), out);
+            self.respond(now, id, msg, Answer::SERVICE_UNAVAILABLE, out);
         } else if sent > 1 {
             self.metrics.inc_fork(sent);
         }

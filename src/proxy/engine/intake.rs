@@ -21,7 +21,7 @@ impl Engine {
                     self.dropped(DropReason::Malformed);
                 } else {
                     let to = crate::proxy::response_dest(from, None);
-                    self.reply_stateless(msg, to, 400, e.reason().as_bytes(), &[], out);
+                    self.reply_stateless(msg, to, Answer::new(400, e.reason().as_bytes()), out);
                 }
                 return;
             }
@@ -77,9 +77,7 @@ impl Engine {
                 self.reply_stateless(
                     msg,
                     reply_to,
-                    503,
-                    b"Service Unavailable",
-                    &[("Retry-After", RETRY_AFTER)],
+                    Answer::SERVICE_UNAVAILABLE.with(&[("Retry-After", RETRY_AFTER)]),
                     out,
                 );
                 return;
@@ -93,7 +91,7 @@ impl Engine {
         if method == Method::Invite {
             // §16.2: a stateful proxy answers INVITE with 100 at once so the
             // client stops retransmitting.
-            self.respond(now, id, msg, Answer::new(100, b"Trying"), out);
+            self.respond(now, id, msg, Answer::TRYING, out);
         }
         if local_register {
             self.on_register(now, id, from, msg, out);
@@ -284,7 +282,7 @@ impl Engine {
             }
             AuthOutcome::Forbidden => {
                 self.metrics.inc_auth_failure();
-                self.respond(now, id, msg, Answer::new(403, b"Forbidden"), out);
+                self.respond(now, id, msg, Answer::FORBIDDEN, out);
             }
             AuthOutcome::BadRequest(_) => {
                 self.metrics.inc_auth_failure();
@@ -304,14 +302,8 @@ impl Engine {
         out: &mut Outbox,
     ) {
         match method {
-            Method::Options => self.respond(
-                now,
-                id,
-                msg,
-                Answer::new(200, b"OK").with(&CAPABILITIES),
-                out,
-            ),
-            _ => self.respond(now, id, msg, Answer::new(404, b"Not Found"), out),
+            Method::Options => self.respond(now, id, msg, Answer::OK.with(&CAPABILITIES), out),
+            _ => self.respond(now, id, msg, Answer::NOT_FOUND, out),
         }
     }
 }

@@ -113,9 +113,14 @@ impl Engine {
                 }
                 tags.extend_from_slice(t);
             }
-            self.reply_stateless(msg, to, r.code(), reason, &[("Unsupported", &tags)], out);
+            self.reply_stateless(
+                msg,
+                to,
+                Answer::new(r.code(), reason).with(&[("Unsupported", &tags)]),
+                out,
+            );
         } else {
-            self.reply_stateless(msg, to, r.code(), reason, &[], out);
+            self.reply_stateless(msg, to, Answer::new(r.code(), reason), out);
         }
     }
 
@@ -124,7 +129,7 @@ impl Engine {
     pub fn reply_version_not_supported(&mut self, from: Peer, msg: &Message<'_>, out: &mut Outbox) {
         let via = msg.via().ok();
         let to = crate::proxy::response_dest(from, via.as_ref());
-        self.reply_stateless(msg, to, 505, b"Version Not Supported", &[], out);
+        self.reply_stateless(msg, to, Answer::VERSION_NOT_SUPPORTED, out);
     }
 
     /// 400 for a request that failed [`Message::parse`] with `fault` (RFC 3261
@@ -139,18 +144,21 @@ impl Engine {
     ) {
         let via = msg.via().ok();
         let to = crate::proxy::response_dest(from, via.as_ref());
-        self.reply_stateless(msg, to, 400, fault.reason().as_bytes(), &[], out);
+        self.reply_stateless(msg, to, Answer::new(400, fault.reason().as_bytes()), out);
     }
 
     pub(in crate::proxy) fn reply_stateless(
         &mut self,
         msg: &Message<'_>,
         to: Dest,
-        code: u16,
-        reason: &[u8],
-        extra: &[(&str, &[u8])],
+        answer: Answer<'_>,
         out: &mut Outbox,
     ) {
+        let Answer {
+            code,
+            reason,
+            extra,
+        } = answer;
         let tag = self.to_tag(msg);
         if out
             .try_send_with(to, |b| {

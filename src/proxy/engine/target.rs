@@ -35,7 +35,7 @@ impl Engine {
         }
         let Ok(Uri::Sip(hop_sip)) = Uri::parse(hop_uri) else {
             // A tel: (or other) Request-URI with no Route to follow.
-            self.respond(now, id, msg, Answer::new(404, b"Not Found"), out);
+            self.respond(now, id, msg, Answer::NOT_FOUND, out);
             return;
         };
         if self.targets_our_user(msg, &plan, &hop_sip) {
@@ -46,13 +46,7 @@ impl Engine {
         let hop = match next_hop(&hop_sip) {
             Ok(h) => h,
             Err(_) => {
-                self.respond(
-                    now,
-                    id,
-                    msg,
-                    Answer::new(416, b"Unsupported URI Scheme"),
-                    out,
-                );
+                self.respond(now, id, msg, Answer::UNSUPPORTED_URI_SCHEME, out);
                 return;
             }
         };
@@ -63,13 +57,7 @@ impl Engine {
                     Lookup::Found(ip) => SocketAddr::new(ip, hop.port),
                     Lookup::Failed => {
                         // §16.9 / RFC 3263 §4.3: no address to try.
-                        self.respond(
-                            now,
-                            id,
-                            msg,
-                            Answer::new(503, b"Cannot Resolve Next Hop"),
-                            out,
-                        );
+                        self.respond(now, id, msg, Answer::CANNOT_RESOLVE, out);
                         return;
                     }
                     Lookup::Unknown { ask } => {
@@ -83,18 +71,12 @@ impl Engine {
                 }
             }
             (None, _) => {
-                self.respond(
-                    now,
-                    id,
-                    msg,
-                    Answer::new(503, b"Cannot Resolve Next Hop"),
-                    out,
-                );
+                self.respond(now, id, msg, Answer::CANNOT_RESOLVE, out);
                 return;
             }
         };
         if !authenticated && !self.may_relay(msg, &plan, addr.ip()) {
-            self.respond(now, id, msg, Answer::new(403, b"Relaying Forbidden"), out);
+            self.respond(now, id, msg, Answer::RELAYING_FORBIDDEN, out);
             return;
         }
         let target = Target {
@@ -123,7 +105,7 @@ impl Engine {
         let Req { now, id, from, msg } = rq;
         let unix = self.unix(now);
         let Ok(aor) = AorKey::from_sip_uri(uri) else {
-            self.respond(now, id, msg, Answer::new(404, b"Not Found"), out);
+            self.respond(now, id, msg, Answer::NOT_FOUND, out);
             return;
         };
         // Copied out of the location part: the forwarding below changes the engine.
@@ -165,15 +147,9 @@ impl Engine {
         }
         if found.is_empty() {
             if self.knows_user(uri) {
-                self.respond(
-                    now,
-                    id,
-                    msg,
-                    Answer::new(480, b"Temporarily Unavailable"),
-                    out,
-                );
+                self.respond(now, id, msg, Answer::TEMPORARILY_UNAVAILABLE, out);
             } else {
-                self.respond(now, id, msg, Answer::new(404, b"Not Found"), out);
+                self.respond(now, id, msg, Answer::NOT_FOUND, out);
             }
             return;
         }
@@ -187,13 +163,7 @@ impl Engine {
             targets.push(target);
         }
         if targets.is_empty() {
-            self.respond(
-                now,
-                id,
-                msg,
-                Answer::new(480, b"Temporarily Unavailable"),
-                out,
-            );
+            self.respond(now, id, msg, Answer::TEMPORARILY_UNAVAILABLE, out);
             return;
         }
         self.fork(rq, plan, &targets, out);
