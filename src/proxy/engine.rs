@@ -17,12 +17,11 @@ use smallvec::SmallVec;
 use crate::auth::users::UserStore;
 use crate::auth::{AuthKind, AuthOutcome, Authenticator};
 use crate::config::{AuthMode, Transport};
-use crate::io::{ConnId, Dest, Peer};
+use crate::io::{Dest, Peer};
 use crate::mesh::Outbox;
 use crate::metrics::{DropReason, ShardMetrics};
 use crate::registrar::{
-    AorKey, Change, ConnRef, Location, RegisterOutcome, Registrar, RegistrarConfig, Source,
-    TransportKind,
+    AorKey, Change, Location, RegisterOutcome, Registrar, RegistrarConfig, Source, TransportKind,
 };
 use crate::sip::header::HeaderName;
 use crate::sip::method::Method;

@@ -13,6 +13,7 @@
 //! are recognised as stale and skipped (a generation counter per AOR slot), so there
 //! is no per-binding timer and no cancellation cost.
 
+use crate::io::ConnId;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
@@ -57,14 +58,6 @@ impl TransportKind {
     }
 }
 
-/// A connection, as the runtime names it: the shard that owns it and its id there.
-/// Opaque to the registrar.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnRef {
-    pub shard: u16,
-    pub id: u64,
-}
-
 /// Where a REGISTER came from: requests to the contact go back there (a phone behind
 /// NAT), over the same connection for TCP/TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +67,7 @@ pub struct Source {
     pub transport: TransportKind,
     /// The connection, for connection-oriented transports. Not meaningful across a
     /// restart: the store clears it on load.
-    pub conn: Option<ConnRef>,
+    pub conn: Option<ConnId>,
     /// The local listener (socket) the request arrived on, as the runtime numbers
     /// them.
     pub listener: u16,
@@ -588,7 +581,7 @@ pub(crate) mod tests {
             nat: false,
             addr: "192.0.2.10:40123".parse().unwrap(),
             transport: TransportKind::Tcp,
-            conn: Some(ConnRef { shard: 1, id: 77 }),
+            conn: Some(ConnId { shard: 1, seq: 77 }),
             listener: 0,
         }
     }

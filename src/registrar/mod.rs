@@ -19,7 +19,7 @@ pub mod register;
 pub mod store;
 
 pub use aor::{shard_of_aor, AorError, AorKey};
-pub use location::{Binding, BindingFields, Change, ConnRef, Location, Source, TransportKind};
+pub use location::{Binding, BindingFields, Change, Location, Source, TransportKind};
 pub use register::{BadDomain, RegisterOutcome, Registrar, RegistrarConfig};
 pub use store::{LoadWarning, Loaded, ShardStore, StoreError};
 

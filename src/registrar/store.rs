@@ -46,7 +46,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::aor::{shard_of_aor, AorKey};
-use super::location::{Binding, Change, ConnRef, Location, Source, TransportKind};
+use super::location::{Binding, Change, Location, Source, TransportKind};
+use crate::io::ConnId;
 
 const MAGIC: &[u8; 6] = b"CSLOC\x01";
 const MANIFEST: &str = "MANIFEST";
@@ -590,7 +591,7 @@ fn encode_binding(b: &Binding, p: &mut Vec<u8>) {
         Some(c) => {
             p.push(1);
             p.extend_from_slice(&c.shard.to_le_bytes());
-            p.extend_from_slice(&c.id.to_le_bytes());
+            p.extend_from_slice(&c.seq.to_le_bytes());
         }
     }
     p.extend_from_slice(&s.listener.to_le_bytes());
@@ -690,9 +691,9 @@ fn decode_binding(c: &mut Cursor<'_>) -> Option<Binding> {
     let transport = TransportKind::from_code(c.u8()?)?;
     let conn = match c.u8()? {
         0 => None,
-        1 => Some(ConnRef {
+        1 => Some(ConnId {
             shard: c.u16()?,
-            id: c.u64()?,
+            seq: c.u64()?,
         }),
         _ => return None,
     };

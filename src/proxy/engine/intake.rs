@@ -173,10 +173,7 @@ impl Engine {
                 Transport::Tcp => TransportKind::Tcp,
                 Transport::Tls => TransportKind::Tls,
             },
-            conn: from.conn.map(|c| ConnRef {
-                shard: c.shard,
-                id: c.seq,
-            }),
+            conn: from.conn,
             listener: from.listener,
             nat: nat_detected(msg, from),
         };

@@ -306,11 +306,8 @@ pub(super) fn registered_dest(s: &Source, fallback: Option<SocketAddr>) -> Optio
             listener: s.listener,
             to: s.addr,
         },
-        (t, Some(c)) => Dest::Conn {
-            conn: ConnId {
-                shard: c.shard,
-                seq: c.id,
-            },
+        (t, Some(conn)) => Dest::Conn {
+            conn,
             transport: t,
             fallback: Some(fallback.unwrap_or(s.addr)),
         },
