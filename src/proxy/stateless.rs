@@ -213,7 +213,11 @@ impl Engine {
             }
             return;
         }
-        let Ok(Uri::Sip(hop_sip)) = Uri::parse(hop_uri) else {
+        let hop_parsed = match (&plan.next, plan.strict_fixed) {
+            (None, false) => msg.uri().ok(), // parsed (and memoized) already
+            _ => Uri::parse(hop_uri).ok(),
+        };
+        let Some(Uri::Sip(hop_sip)) = hop_parsed else {
             self.answer(msg, method, reply_to, Answer::NOT_FOUND, out);
             return;
         };

@@ -1,27 +1,24 @@
-//! The registrar (RFC 3261 §10), the location service sharded by AOR, and its
-//! persistence. Sans-IO but for the store's files: time comes in as an argument,
-//! as wall-clock seconds since the UNIX epoch (bindings outlive the process).
+//! The registrar (RFC 3261 §10) and the location service sharded by AOR, without
+//! I/O: time comes in as an argument, as wall-clock seconds since the UNIX epoch
+//! (bindings outlive the process). Their persistence is the runtime's
+//! (`runtime::store`, written off the executors by `runtime::persist`).
 //!
 //! How a shard uses it:
 //! - a REGISTER arrives on any core: [`aor_of_register`] and [`shard_of_aor`] name
 //!   the owner shard, which gets the request (over the mesh when it is another);
 //! - the owner runs [`Registrar::on_register`], sends the bytes it wrote, and
-//!   passes the returned changes to its [`ShardStore::record`];
+//!   journals the returned changes for the runtime to persist;
 //! - the proxy's target determination calls [`Location::lookup`] on the owner;
 //! - the shard's tick calls [`Location::expire`] (at [`Location::next_expiry`]);
-//! - every `--sync-interval` and at shutdown: [`ShardStore::sync`]; now and then on
-//!   the background queue: [`ShardStore::compact`];
-//! - at start, once for all shards: [`store::open`].
+//! - at start, once for all shards, the runtime loads the store into each shard.
 
 pub mod aor;
 pub mod location;
 pub mod register;
-pub mod store;
 
 pub use aor::{shard_of_aor, AorError, AorKey};
 pub use location::{Binding, BindingFields, Change, Location, Source, TransportKind};
 pub use register::{BadDomain, RegisterOutcome, Registrar, RegistrarConfig};
-pub use store::{LoadWarning, Loaded, ShardStore, StoreError};
 
 use crate::sip::message::Message;
 
@@ -33,4 +30,4 @@ pub fn aor_of_register(msg: &Message<'_>) -> Option<AorKey> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -11,6 +11,9 @@ mod persist;
 mod services;
 pub mod sockets;
 mod steering;
+pub mod store;
+#[cfg(test)]
+mod store_tests;
 pub mod tls;
 mod udp_batch;
 
@@ -43,7 +46,7 @@ pub enum RunError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("registrar store: {0}")]
-    Store(crate::registrar::StoreError),
+    Store(store::StoreError),
     #[error("{0}")]
     Users(crate::auth::users::UsersError),
     #[error("nonce secret: {0}")]
@@ -75,7 +78,7 @@ pub(crate) struct Shared {
     mesh: Mutex<Vec<Option<mesh::MeshEnds<core::CoreMsg>>>>,
     /// Each core's registrar and its binding store, taken when it starts.
     services: Mutex<Vec<Option<crate::proxy::Services>>>,
-    stores: Mutex<Vec<Option<crate::registrar::ShardStore>>>,
+    stores: Mutex<Vec<Option<store::ShardStore>>>,
     auth: Option<services::AuthParts>,
     /// Hands out core indices as executors start.
     next_core: AtomicUsize,
@@ -100,7 +103,7 @@ impl Shared {
     }
 
     /// The binding store of `core` (`None` when it keeps bindings in memory).
-    pub(crate) fn take_store(&self, core: usize) -> Option<crate::registrar::ShardStore> {
+    pub(crate) fn take_store(&self, core: usize) -> Option<store::ShardStore> {
         self.stores
             .lock()
             .ok()

@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use crate::registrar::ShardStore;
+use super::store::ShardStore;
 use crate::shard::Shard;
 
 /// Log size past which a shard's binding log is folded into a snapshot.

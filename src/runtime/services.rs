@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::store;
 use crate::auth::nonce::NonceSecret;
 use crate::auth::users::UserStore;
 use crate::auth::{AuthConfig, Authenticator};
 use crate::config::{AuthMode, Config};
 use crate::proxy::{registrar_config, AuthSetup, Services};
-use crate::registrar::{store, Registrar};
+use crate::registrar::Registrar;
 
 use super::RunError;
 

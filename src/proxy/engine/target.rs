@@ -33,7 +33,13 @@ impl Engine {
             self.handle_local(now, id, msg, method, out);
             return;
         }
-        let Ok(Uri::Sip(hop_sip)) = Uri::parse(hop_uri) else {
+        // Without a Route to follow the hop is the received Request-URI, which
+        // intake has parsed already (the message memoizes it).
+        let hop_parsed = match (&plan.next, plan.strict_fixed) {
+            (None, false) => msg.uri().ok(),
+            _ => Uri::parse(hop_uri).ok(),
+        };
+        let Some(Uri::Sip(hop_sip)) = hop_parsed else {
             // A tel: (or other) Request-URI with no Route to follow.
             self.respond(now, id, msg, Answer::NOT_FOUND, out);
             return;
@@ -111,12 +117,13 @@ impl Engine {
         // Copied out of the location part: the forwarding below changes the engine.
         let mut texts: Vec<u8> = Vec::new();
         let mut found: SmallVec<[Found; 4]> = SmallVec::new();
+        // One lookup: the group to ring is counted, then copied, from the same list.
         let all = self.lookup(&aor, unix);
         let total = all.len();
         let rank = |b: &crate::registrar::Binding| b.q().map_or(1000, |q| q.thousandths());
         let first_q = all.get(start).map(|b| rank(b));
         let group = all
-            .into_iter()
+            .iter()
             .skip(start)
             .take_while(|b| match self.cfg.fork {
                 ForkMode::Parallel => true,
@@ -126,13 +133,14 @@ impl Engine {
             .count()
             .max(1);
         let mut next = start + group;
-        for b in self.lookup(&aor, unix).into_iter().skip(start).take(group) {
+        for b in all.iter().skip(start).take(group) {
             let c = texts.len()..texts.len() + b.contact().len();
             texts.extend_from_slice(b.contact());
             let p = texts.len()..texts.len() + b.path().len();
             texts.extend_from_slice(b.path());
             found.push((c, p, b.source));
         }
+        drop(all);
         if next >= total {
             next = 0;
         }

@@ -45,9 +45,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::aor::{shard_of_aor, AorKey};
-use super::location::{Binding, Change, Location, Source, TransportKind};
 use crate::io::ConnId;
+use crate::registrar::{shard_of_aor, AorKey, Binding, Change, Location, Source, TransportKind};
 
 const MAGIC: &[u8; 6] = b"CSLOC\x01";
 const MANIFEST: &str = "MANIFEST";
