@@ -19,8 +19,8 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -87,39 +87,8 @@ impl NonceSecret {
         NonceSecret(key)
     }
 
-    /// The secret kept in `path` (64 hex digits and an optional newline), or a new
-    /// random one written there with mode 0600 when the file does not exist, so
-    /// that nonces issued before a restart stay valid after it.
-    ///
-    /// The new file is written beside `path` and renamed into place, so a crash
-    /// never leaves a half-written secret; missing parent directories are made.
-    pub fn load_or_create(path: &Path) -> Result<NonceSecret, SecretError> {
-        let io_err = |source| SecretError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        match std::fs::read(path) {
-            Ok(text) => {
-                return decode_secret(&text).ok_or_else(|| SecretError::Corrupt {
-                    path: path.to_path_buf(),
-                })
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(e)),
-        }
-        let secret = NonceSecret::generate()?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io_err)?;
-        }
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        write_private(&tmp, &secret.encode()).map_err(io_err)?;
-        std::fs::rename(&tmp, path).map_err(io_err)?;
-        Ok(secret)
-    }
-
-    fn encode(&self) -> [u8; SECRET_LEN * 2 + 1] {
+    /// The secret as its file holds it: 64 hex digits and a newline.
+    pub fn encode(&self) -> [u8; SECRET_LEN * 2 + 1] {
         let mut out = [b'\n'; SECRET_LEN * 2 + 1];
         for (pair, &b) in out.chunks_exact_mut(2).zip(&self.0) {
             pair.copy_from_slice(&hex_pair(b));
@@ -128,33 +97,13 @@ impl NonceSecret {
     }
 }
 
-fn decode_secret(text: &[u8]) -> Option<NonceSecret> {
+/// A secret from its file's text (64 hex digits, an optional line end).
+pub fn decode_secret(text: &[u8]) -> Option<NonceSecret> {
     let text = text.strip_suffix(b"\n").unwrap_or(text);
     let text = text.strip_suffix(b"\r").unwrap_or(text);
     let mut key = [0u8; SECRET_LEN];
     decode_hex(text, &mut key)?;
     Some(NonceSecret(key))
-}
-
-/// Creates (or truncates) `path` readable by its owner only, and syncs it.
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path)?;
-    // `mode` only applies to a file this call creates; a left-over temp file
-    // keeps its old permissions, so set them explicitly.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -645,52 +594,6 @@ mod tests {
             let _ = t.check(now, &nonce(now, k), 1);
             assert!(t.len() <= 100);
         }
-    }
-
-    fn temp_path(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("coresip-nonce-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir.join("sub").join("nonce.key")
-    }
-
-    #[test]
-    fn secret_file_is_created_private_and_reloaded() {
-        let path = temp_path("create");
-        let a = NonceSecret::load_or_create(&path).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
-        let b = NonceSecret::load_or_create(&path).unwrap();
-        assert_eq!(a.0, b.0);
-        // A nonce issued before the "restart" verifies after it.
-        let n = NonceIssuer::new(&a, 300).issue(1_000, REALM, 0);
-        assert!(matches!(
-            NonceIssuer::new(&b, 300).verify(1_000, REALM, n.as_bytes()),
-            NonceCheck::Fresh(_)
-        ));
-        let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
-    }
-
-    #[test]
-    fn corrupt_secret_file_names_the_path() {
-        let path = temp_path("corrupt");
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, b"not hex at all\n").unwrap();
-        let err = NonceSecret::load_or_create(&path).unwrap_err();
-        assert!(matches!(err, SecretError::Corrupt { .. }));
-        let shown = err.to_string();
-        assert!(shown.contains(&path.display().to_string()), "{shown}");
-        // Truncated: one digit short.
-        std::fs::write(&path, [b'a'; SECRET_LEN * 2 - 1]).unwrap();
-        assert!(matches!(
-            NonceSecret::load_or_create(&path),
-            Err(SecretError::Corrupt { .. })
-        ));
-        let _ = std::fs::remove_dir_all(path.parent().unwrap().parent().unwrap());
     }
 
     #[test]

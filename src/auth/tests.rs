@@ -876,14 +876,14 @@ fn nonce_survives_a_restart_with_a_persisted_secret() {
     let path = dir.join("nonce.key");
     let before = Authenticator::new(
         users(),
-        &NonceSecret::load_or_create(&path).unwrap(),
+        &crate::runtime::secrets::nonce_secret(&path).unwrap(),
         AuthConfig::default(),
     );
     let offer = first_offer(&before, T0, ChallengeState::default());
     drop(before);
     let after = Authenticator::new(
         users(),
-        &NonceSecret::load_or_create(&path).unwrap(),
+        &crate::runtime::secrets::nonce_secret(&path).unwrap(),
         AuthConfig::default(),
     );
     assert_eq!(

@@ -8,6 +8,7 @@ mod conn;
 mod core;
 pub mod mesh;
 mod persist;
+pub mod secrets;
 mod services;
 pub mod sockets;
 mod steering;

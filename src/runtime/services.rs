@@ -58,7 +58,7 @@ pub(crate) fn load(cfg: &Config) -> Result<Loaded, RunError> {
         }
         (Some(path), mode) => {
             let users = UserStore::load(path).map_err(RunError::Users)?;
-            let secret = NonceSecret::load_or_create(&cfg.data_dir.join("nonce.key"))
+            let secret = super::secrets::nonce_secret(&cfg.data_dir.join("nonce.key"))
                 .map_err(RunError::Secret)?;
             let realm = if cfg.registrar.realm.is_empty() {
                 cfg.domains

@@ -3,7 +3,6 @@
 //! the roots outbound connections verify their peers against.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -88,22 +87,10 @@ fn generate(cfg: &Config, cert: &Path, key: &Path) -> Result<(), TlsError> {
     let ck =
         rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
     fs::create_dir_all(&cfg.data_dir).map_err(|e| file_err(&cfg.data_dir, e))?;
-    write_private(key, ck.key_pair.serialize_pem().as_bytes()).map_err(|e| file_err(key, e))?;
+    super::secrets::write_private(key, ck.key_pair.serialize_pem().as_bytes())
+        .map_err(|e| file_err(key, e))?;
     fs::write(cert, ck.cert.pem()).map_err(|e| file_err(cert, e))?;
     Ok(())
-}
-
-/// Writes a file only its owner can read.
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)
 }
 
 /// The client side: peers are verified against `--tls-ca` when given, otherwise the
