@@ -326,36 +326,57 @@ enum Ctx {
 /// a server transaction's id looked up as a client (or the reverse) is `None`, in
 /// one place, instead of a `match` at every use.
 trait Contexts {
-    fn server(&self, id: TxnId) -> Option<&ServerCtx>;
-    fn server_mut(&mut self, id: TxnId) -> Option<&mut ServerCtx>;
-    fn client(&self, id: TxnId) -> Option<&ClientCtx>;
-    fn client_mut(&mut self, id: TxnId) -> Option<&mut ClientCtx>;
+    fn server(&self, id: ServerId) -> Option<&ServerCtx>;
+    fn server_mut(&mut self, id: ServerId) -> Option<&mut ServerCtx>;
+    fn client(&self, id: ClientId) -> Option<&ClientCtx>;
+    fn client_mut(&mut self, id: ClientId) -> Option<&mut ClientCtx>;
+}
+
+/// A server transaction of the table: the id of a received request's transaction,
+/// never to be taken for a branch's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct ServerId(TxnId);
+
+/// A client transaction of the table: one branch of a forwarded request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) struct ClientId(TxnId);
+
+impl ServerId {
+    pub(super) fn txn(self) -> TxnId {
+        self.0
+    }
+}
+
+impl ClientId {
+    pub(super) fn txn(self) -> TxnId {
+        self.0
+    }
 }
 
 impl Contexts for TxnTable<Ctx> {
-    fn server(&self, id: TxnId) -> Option<&ServerCtx> {
-        match self.get(id).map(|e| &e.data) {
+    fn server(&self, id: ServerId) -> Option<&ServerCtx> {
+        match self.get(id.0).map(|e| &e.data) {
             Some(Ctx::Server(s)) => Some(s),
             _ => None,
         }
     }
 
-    fn server_mut(&mut self, id: TxnId) -> Option<&mut ServerCtx> {
-        match self.get_mut(id).map(|e| &mut e.data) {
+    fn server_mut(&mut self, id: ServerId) -> Option<&mut ServerCtx> {
+        match self.get_mut(id.0).map(|e| &mut e.data) {
             Some(Ctx::Server(s)) => Some(s),
             _ => None,
         }
     }
 
-    fn client(&self, id: TxnId) -> Option<&ClientCtx> {
-        match self.get(id).map(|e| &e.data) {
+    fn client(&self, id: ClientId) -> Option<&ClientCtx> {
+        match self.get(id.0).map(|e| &e.data) {
             Some(Ctx::Client(c)) => Some(c),
             _ => None,
         }
     }
 
-    fn client_mut(&mut self, id: TxnId) -> Option<&mut ClientCtx> {
-        match self.get_mut(id).map(|e| &mut e.data) {
+    fn client_mut(&mut self, id: ClientId) -> Option<&mut ClientCtx> {
+        match self.get_mut(id.0).map(|e| &mut e.data) {
             Some(Ctx::Client(c)) => Some(c),
             _ => None,
         }
@@ -370,7 +391,7 @@ struct ServerCtx {
     reply_to: Dest,
     /// The last response sent, for retransmissions.
     last_response: Vec<u8>,
-    branches: SmallVec<[TxnId; 2]>,
+    branches: SmallVec<[ClientId; 2]>,
     /// The best final response received so far (§16.7 step 6), as received.
     best: Option<(u16, Vec<u8>)>,
     /// WWW-/Proxy-Authenticate lines of every 401/407 (§16.7 step 7).
@@ -421,7 +442,7 @@ enum CancelState {
 /// A client transaction: one branch of a forwarded request.
 #[derive(Debug)]
 struct ClientCtx {
-    server: TxnId,
+    server: ServerId,
     /// The request as sent, for retransmissions, CANCEL and ACK.
     request: Vec<u8>,
     dest: Dest,
@@ -622,12 +643,13 @@ impl Engine {
         for t in fired.drain(..) {
             let mut actions = Actions::new();
             self.table.on_timer(now, t, &mut self.wheel, &mut actions);
-            let is_server = self.table.server(t.id).is_some();
-            if is_server {
-                self.server_actions(now, t.id, &actions, out);
+            // The wheel names a transaction of either kind; its context tells which.
+            let server = ServerId(t.id);
+            if self.table.server(server).is_some() {
+                self.server_actions(now, server, &actions, out);
             } else {
                 for a in actions {
-                    self.client_action(now, t.id, a, out);
+                    self.client_action(now, ClientId(t.id), a, out);
                 }
             }
         }
@@ -654,7 +676,7 @@ impl Engine {
 #[derive(Clone, Copy)]
 pub(super) struct Req<'a, 'm> {
     pub(super) now: Instant,
-    pub(super) id: TxnId,
+    pub(super) id: ServerId,
     pub(super) from: Peer,
     pub(super) msg: &'a Message<'m>,
 }

@@ -16,7 +16,10 @@ impl Engine {
         reply_to: Dest,
         out: &mut Outbox,
     ) {
-        let invite = self.table.find_server(&key.cancelled_invite());
+        let invite = self
+            .table
+            .find_server(&key.cancelled_invite())
+            .map(ServerId);
         let Some(invite) = invite else {
             self.reply_stateless(
                 msg,
@@ -34,7 +37,7 @@ impl Engine {
         {
             Ok(id) => {
                 self.metrics.inc_transaction_created();
-                self.respond(now, id, msg, Answer::OK, out)
+                self.respond(now, ServerId(id), msg, Answer::OK, out)
             }
             Err(_) => self.reply_stateless(msg, reply_to, Answer::OK, out),
         }
@@ -50,7 +53,7 @@ impl Engine {
 
     /// Sends CANCEL on branch `id` if it is still pending, or marks it to be sent
     /// when its first provisional arrives (§9.1).
-    pub(super) fn cancel_branch(&mut self, now: Instant, id: TxnId, out: &mut Outbox) {
+    pub(super) fn cancel_branch(&mut self, now: Instant, id: ClientId, out: &mut Outbox) {
         let Some(c) = self.table.client_mut(id) else {
             return;
         };
@@ -94,9 +97,10 @@ impl Engine {
         };
         out.send_with(dest, |b| b.extend_from_slice(&cancel));
         self.metrics.inc_request_out(&Method::Cancel);
-        if let Ok(cid) =
-            self.table
-                .insert_client(now, &key, reliability, Ctx::Client(ctx), &mut self.wheel)
+        if let Ok(cid) = self
+            .table
+            .insert_client(now, &key, reliability, Ctx::Client(ctx), &mut self.wheel)
+            .map(ClientId)
         {
             self.metrics.inc_transaction_created();
             if let Some(cc) = self.table.client_mut(cid) {
@@ -109,8 +113,8 @@ impl Engine {
     pub(super) fn cancel_others(
         &mut self,
         now: Instant,
-        server: TxnId,
-        except: TxnId,
+        server: ServerId,
+        except: ClientId,
         out: &mut Outbox,
     ) {
         let Some(branches) = self.table.server(server).map(|s| s.branches.clone()) else {
@@ -123,7 +127,7 @@ impl Engine {
 
     /// Timer C (§16.8): a branch that has rung gets a CANCEL and counts as 408; one
     /// that has not behaves as if it got 408.
-    pub(super) fn timer_c(&mut self, now: Instant, id: TxnId, out: &mut Outbox) {
+    pub(super) fn timer_c(&mut self, now: Instant, id: ClientId, out: &mut Outbox) {
         self.metrics.inc_transaction_timed_out();
         let provisional = self.table.client(id).is_some_and(|c| c.provisional);
         if provisional {

@@ -52,11 +52,11 @@ impl Engine {
     pub(super) fn send_branch(
         &mut self,
         now: Instant,
-        server: TxnId,
+        server: ServerId,
         shared: &Branching<'_, '_>,
         target: &Target<'_>,
         out: &mut Outbox,
-    ) -> Option<TxnId> {
+    ) -> Option<ClientId> {
         let Branching {
             hop,
             ref loop_hash,
@@ -97,6 +97,7 @@ impl Engine {
                 Ctx::Client(ctx),
                 &mut self.wheel,
             )
+            .map(ClientId)
             .ok()?;
         out.send_with(dest, |b| b.extend_from_slice(&bytes));
         self.metrics.inc_transaction_created();
@@ -108,7 +109,7 @@ impl Engine {
             // §16.6 step 11.
             self.table.set_timer(
                 now,
-                client,
+                client.txn(),
                 TimerKind::C,
                 Some(self.cfg.timers.timer_c),
                 &mut self.wheel,
@@ -283,7 +284,7 @@ impl Engine {
         key: &ServerKeyRef<'_>,
         out: &mut Outbox,
     ) {
-        if let Some(id) = self.table.find_server(key) {
+        if let Some(id) = self.table.find_server(key).map(ServerId) {
             self.server_event(now, id, ServerEvent::Ack, out);
             return;
         }

@@ -37,7 +37,7 @@ impl Engine {
             return;
         }
         // A retransmission (§17.2.3): the transaction answers it.
-        if let Some(id) = self.table.find_server(&key) {
+        if let Some(id) = self.table.find_server(&key).map(ServerId) {
             self.metrics.inc_retransmission_absorbed();
             self.server_event(now, id, ServerEvent::Request, out);
             return;
@@ -70,7 +70,7 @@ impl Engine {
         {
             Ok(id) => {
                 self.metrics.inc_transaction_created();
-                id
+                ServerId(id)
             }
             Err(TableError::Full) => {
                 self.stats.table_full += 1;
@@ -83,7 +83,7 @@ impl Engine {
                 return;
             }
             Err(TableError::Exists(id)) => {
-                self.server_event(now, id, ServerEvent::Request, out);
+                self.server_event(now, ServerId(id), ServerEvent::Request, out);
                 return;
             }
             Err(TableError::Ack) => return,
@@ -129,7 +129,7 @@ impl Engine {
     pub(super) fn on_register(
         &mut self,
         now: Instant,
-        id: TxnId,
+        id: ServerId,
         from: Peer,
         msg: &Message<'_>,
         out: &mut Outbox,
@@ -209,7 +209,7 @@ impl Engine {
     pub(super) fn authenticate_request(
         &mut self,
         now: Instant,
-        id: TxnId,
+        id: ServerId,
         msg: &Message<'_>,
         method: Method<'_>,
         out: &mut Outbox,
@@ -249,7 +249,7 @@ impl Engine {
     pub(super) fn answer_auth_failure(
         &mut self,
         now: Instant,
-        id: TxnId,
+        id: ServerId,
         msg: &Message<'_>,
         kind: AuthKind,
         outcome: AuthOutcome<'_>,
@@ -293,7 +293,7 @@ impl Engine {
     pub(super) fn handle_local(
         &mut self,
         now: Instant,
-        id: TxnId,
+        id: ServerId,
         msg: &Message<'_>,
         method: Method<'_>,
         out: &mut Outbox,

@@ -9,7 +9,7 @@ impl Engine {
     pub(super) fn respond(
         &mut self,
         now: Instant,
-        id: TxnId,
+        id: ServerId,
         req: &Message<'_>,
         answer: Answer<'_>,
         out: &mut Outbox,
@@ -46,20 +46,20 @@ impl Engine {
     pub(super) fn server_event(
         &mut self,
         now: Instant,
-        id: TxnId,
+        id: ServerId,
         event: ServerEvent,
         out: &mut Outbox,
     ) {
         let mut actions = Actions::new();
         self.table
-            .server_event(now, id, event, &mut self.wheel, &mut actions);
+            .server_event(now, id.txn(), event, &mut self.wheel, &mut actions);
         self.server_actions(now, id, &actions, out);
     }
 
     pub(super) fn server_actions(
         &mut self,
         now: Instant,
-        id: TxnId,
+        id: ServerId,
         actions: &[Action],
         out: &mut Outbox,
     ) {
@@ -80,7 +80,7 @@ impl Engine {
                     }
                 }
                 Action::Terminated => {
-                    if let Some(Ctx::Server(s)) = self.table.remove(id, &mut self.wheel) {
+                    if let Some(Ctx::Server(s)) = self.table.remove(id.txn(), &mut self.wheel) {
                         self.metrics
                             .observe_transaction_duration(now.saturating_duration_since(s.created));
                     }

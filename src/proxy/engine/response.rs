@@ -21,7 +21,7 @@ impl Engine {
             return;
         };
         let key = ClientKeyRef::new(branch, cseq.method);
-        let Some(id) = self.table.find_client(&key) else {
+        let Some(id) = self.table.find_client(&key).map(ClientId) else {
             // §16.7: no transaction claims it (a 2xx retransmission after the
             // INVITE transaction ended): forward statelessly if the Via was ours.
             if self.identity.is_me_at(
@@ -38,7 +38,7 @@ impl Engine {
         let mut actions = Actions::new();
         self.table.client_event(
             now,
-            id,
+            id.txn(),
             ClientEvent::Response(code),
             &mut self.wheel,
             &mut actions,
@@ -123,7 +123,7 @@ impl Engine {
     pub(super) fn on_branch_response(
         &mut self,
         now: Instant,
-        id: TxnId,
+        id: ClientId,
         code: u16,
         msg: &Message<'_>,
         out: &mut Outbox,
@@ -145,7 +145,7 @@ impl Engine {
                 // §16.7 step 2: a provisional resets Timer C.
                 self.table.set_timer(
                     now,
-                    id,
+                    id.txn(),
                     TimerKind::C,
                     Some(self.cfg.timers.timer_c),
                     &mut self.wheel,
@@ -170,7 +170,7 @@ impl Engine {
         c.final_code = Some(code);
         if is_invite {
             self.table
-                .set_timer(now, id, TimerKind::C, None, &mut self.wheel);
+                .set_timer(now, id.txn(), TimerKind::C, None, &mut self.wheel);
         }
         if (200..300).contains(&code) {
             // §16.7 step 5/10: every 2xx goes upstream at once; the other branches
@@ -201,7 +201,7 @@ impl Engine {
     pub(super) fn forward_upstream(
         &mut self,
         now: Instant,
-        server: TxnId,
+        server: ServerId,
         upstream: Dest,
         code: u16,
         msg: &Message<'_>,
@@ -244,7 +244,7 @@ impl Engine {
     /// When every branch has a final answer, sends the best one upstream (§16.7
     /// step 6): 503 becomes 500, collected challenges ride on a 401/407, and with no
     /// answer at all the proxy answers 408.
-    pub(super) fn maybe_finish(&mut self, now: Instant, server: TxnId, out: &mut Outbox) {
+    pub(super) fn maybe_finish(&mut self, now: Instant, server: ServerId, out: &mut Outbox) {
         let Some(s) = self.table.server(server) else {
             return;
         };
@@ -323,7 +323,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn send_ack(&mut self, id: TxnId, resp: &Message<'_>, out: &mut Outbox) {
+    pub(super) fn send_ack(&mut self, id: ClientId, resp: &Message<'_>, out: &mut Outbox) {
         let Some(c) = self.table.client(id) else {
             return;
         };
@@ -339,12 +339,18 @@ impl Engine {
         }
     }
 
-    pub(super) fn branch_terminated(&mut self, id: TxnId) {
-        self.table.remove(id, &mut self.wheel);
+    pub(super) fn branch_terminated(&mut self, id: ClientId) {
+        self.table.remove(id.txn(), &mut self.wheel);
     }
 
     /// Client actions other than passing a response up.
-    pub(super) fn client_action(&mut self, now: Instant, id: TxnId, a: Action, out: &mut Outbox) {
+    pub(super) fn client_action(
+        &mut self,
+        now: Instant,
+        id: ClientId,
+        a: Action,
+        out: &mut Outbox,
+    ) {
         match a {
             Action::RetransmitRequest => {
                 if let Some(c) = self.table.client(id) {
@@ -365,7 +371,13 @@ impl Engine {
         }
     }
 
-    pub(super) fn branch_failed(&mut self, now: Instant, id: TxnId, code: u16, out: &mut Outbox) {
+    pub(super) fn branch_failed(
+        &mut self,
+        now: Instant,
+        id: ClientId,
+        code: u16,
+        out: &mut Outbox,
+    ) {
         let Some(c) = self.table.client_mut(id) else {
             return;
         };

@@ -68,7 +68,7 @@ impl Engine {
                     }
                     Lookup::Unknown { ask } => {
                         // Parked: routed again by `on_resolved`.
-                        self.resolver.wait(name, id);
+                        self.resolver.wait(name, id.txn());
                         if ask {
                             out.resolve(name);
                         }
@@ -270,7 +270,12 @@ impl Engine {
     /// The system resolver answered for `name` (no addresses: it failed): the
     /// requests that waited for it are routed again.
     pub fn on_resolved(&mut self, now: Instant, name: &str, addrs: &[IpAddr], out: &mut Outbox) {
-        for id in self.resolver.answer(name, addrs, now) {
+        for id in self
+            .resolver
+            .answer(name, addrs, now)
+            .into_iter()
+            .map(ServerId)
+        {
             let Some(s) = self.table.server(id) else {
                 continue;
             };
