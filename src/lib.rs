@@ -1,5 +1,7 @@
 //! coresip: a thread-per-core SIP proxy and registrar (see DESIGN.md).
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -37,10 +37,12 @@ impl RecvBatch {
         RecvBatch {
             bufs: vec![0; count * size],
             size,
-            // SAFETY: all-zero is a valid sockaddr_storage, iovec and mmsghdr (null
-            // pointers, zero lengths); recv() points them at the buffers before use.
+            // SAFETY: all-zero is a valid sockaddr_storage (family unspecified).
             addrs: vec![unsafe { zeroed() }; count],
+            // SAFETY: all-zero is a valid iovec (null base, zero length); recv()
+            // points each at its buffer before use.
             iovs: vec![unsafe { zeroed() }; count],
+            // SAFETY: all-zero is a valid mmsghdr (null pointers, zero lengths).
             hdrs: vec![unsafe { zeroed() }; count],
             filled: 0,
         }
