@@ -21,7 +21,7 @@ use crate::io::{Dest, Peer};
 use crate::mesh::Outbox;
 use crate::metrics::{DropReason, ShardMetrics};
 use crate::registrar::{
-    AorKey, Change, Location, RegisterOutcome, Registrar, RegistrarConfig, Source, TransportKind,
+    AorKey, Change, Location, RegisterOutcome, Registrar, RegistrarConfig, Source,
 };
 use crate::sip::header::HeaderName;
 use crate::sip::method::Method;
@@ -44,7 +44,7 @@ use super::validate::{loop_hash, unsupported_proxy_require, validate_request, Re
 use crate::io::Cidr;
 
 use reply::{reliability_of, server_key};
-use target::{first_route_uri, nat_detected, registered_dest, registered_over};
+use target::{first_route_uri, nat_detected, registered_dest};
 
 /// Methods listed in `Allow` when the proxy answers OPTIONS itself.
 pub const ALLOW: &[u8] =
@@ -738,7 +738,7 @@ pub(super) fn binding_target<'a>(
     // at its Contact URI.
     let fixed = match route {
         None if source.nat => registered_dest(source, None),
-        None if registered_over(source) == Some(hop.transport) && hop.transport.is_reliable() => {
+        None if source.transport == hop.transport && hop.transport.is_reliable() => {
             registered_dest(source, hop.addr())
         }
         _ => None,

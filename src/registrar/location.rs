@@ -13,7 +13,7 @@
 //! are recognised as stale and skipped (a generation counter per AOR slot), so there
 //! is no per-binding timer and no cancellation cost.
 
-use crate::io::ConnId;
+use crate::io::{ConnId, Transport};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
@@ -26,45 +26,13 @@ use crate::sip::text::CommaList;
 use crate::sip::uri::Uri;
 use crate::sip::QValue;
 
-/// The transport a REGISTER arrived over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum TransportKind {
-    Udp = 0,
-    Tcp = 1,
-    Tls = 2,
-    Sctp = 3,
-    Ws = 4,
-    Wss = 5,
-}
-
-impl TransportKind {
-    /// The code used in the store.
-    pub fn code(self) -> u8 {
-        self as u8
-    }
-
-    /// The transport of a store code.
-    pub fn from_code(c: u8) -> Option<TransportKind> {
-        Some(match c {
-            0 => TransportKind::Udp,
-            1 => TransportKind::Tcp,
-            2 => TransportKind::Tls,
-            3 => TransportKind::Sctp,
-            4 => TransportKind::Ws,
-            5 => TransportKind::Wss,
-            _ => return None,
-        })
-    }
-}
-
 /// Where a REGISTER came from: requests to the contact go back there (a phone behind
 /// NAT), over the same connection for TCP/TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Source {
     /// The packet's source address (not what the Contact or Via claims).
     pub addr: SocketAddr,
-    pub transport: TransportKind,
+    pub transport: Transport,
     /// The connection, for connection-oriented transports. Not meaningful across a
     /// restart: the store clears it on load.
     pub conn: Option<ConnId>,
@@ -580,7 +548,7 @@ pub(crate) mod tests {
         Source {
             nat: false,
             addr: "192.0.2.10:40123".parse().unwrap(),
-            transport: TransportKind::Tcp,
+            transport: Transport::Tcp,
             conn: Some(ConnId { shard: 1, seq: 77 }),
             listener: 0,
         }

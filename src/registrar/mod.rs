@@ -17,7 +17,7 @@ pub mod location;
 pub mod register;
 
 pub use aor::{shard_of_aor, AorError, AorKey};
-pub use location::{Binding, BindingFields, Change, Location, Source, TransportKind};
+pub use location::{Binding, BindingFields, Change, Location, Source};
 pub use register::{BadDomain, RegisterOutcome, Registrar, RegistrarConfig};
 
 use crate::sip::message::Message;

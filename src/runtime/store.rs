@@ -46,7 +46,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::io::ConnId;
-use crate::registrar::{shard_of_aor, AorKey, Binding, Change, Location, Source, TransportKind};
+use crate::io::Transport;
+use crate::registrar::{shard_of_aor, AorKey, Binding, Change, Location, Source};
 
 const MAGIC: &[u8; 6] = b"CSLOC\x01";
 const MANIFEST: &str = "MANIFEST";
@@ -584,7 +585,7 @@ fn encode_binding(b: &Binding, p: &mut Vec<u8>) {
             p.extend_from_slice(&a.scope_id().to_le_bytes());
         }
     }
-    p.push(s.transport.code());
+    p.push(transport_code(s.transport));
     match s.conn {
         None => p.push(0),
         Some(c) => {
@@ -687,7 +688,7 @@ fn decode_binding(c: &mut Cursor<'_>) -> Option<Binding> {
         }
         _ => return None,
     };
-    let transport = TransportKind::from_code(c.u8()?)?;
+    let transport = transport_of(c.u8()?)?;
     let conn = match c.u8()? {
         0 => None,
         1 => Some(ConnId {
@@ -707,6 +708,26 @@ fn decode_binding(c: &mut Cursor<'_>) -> Option<Binding> {
         nat,
     };
     Binding::from_raw_parts(text, ends, reg_id, q, expires_at, cseq, source)
+}
+
+/// A transport's code in the store (the codes of the first format: 3 to 5 were
+/// kept for SCTP, WS and WSS, which no binding has come over yet).
+fn transport_code(t: Transport) -> u8 {
+    match t {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
+        Transport::Tls => 2,
+    }
+}
+
+/// The transport of a store code.
+fn transport_of(code: u8) -> Option<Transport> {
+    match code {
+        0 => Some(Transport::Udp),
+        1 => Some(Transport::Tcp),
+        2 => Some(Transport::Tls),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -168,11 +168,7 @@ impl Engine {
         }
         let source = Source {
             addr: from.addr,
-            transport: match from.transport {
-                Transport::Udp => TransportKind::Udp,
-                Transport::Tcp => TransportKind::Tcp,
-                Transport::Tls => TransportKind::Tls,
-            },
+            transport: from.transport,
             conn: from.conn,
             listener: from.listener,
             nat: nat_detected(msg, from),

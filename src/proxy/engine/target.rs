@@ -297,23 +297,13 @@ impl Engine {
     }
 }
 
-/// The transport a binding's REGISTER came over, when it is one of ours.
-pub(super) fn registered_over(s: &Source) -> Option<Transport> {
-    match s.transport {
-        TransportKind::Udp => Some(Transport::Udp),
-        TransportKind::Tcp => Some(Transport::Tcp),
-        TransportKind::Tls => Some(Transport::Tls),
-        _ => None,
-    }
-}
-
 /// Where a registered contact is reached: back where its REGISTER came from, over
 /// the same connection for TCP and TLS (RFC 5626 §5.2's flow; RFC 3261 §10.3 keeps
 /// the source for NAT). When the connection has closed, a new one goes to
 /// `fallback` (the Contact's address, where a phone not behind a NAT listens), or
 /// else to the source address.
 pub(super) fn registered_dest(s: &Source, fallback: Option<SocketAddr>) -> Option<Fixed> {
-    let transport = registered_over(s)?;
+    let transport = s.transport;
     let dest = match (transport, s.conn) {
         (Transport::Udp, _) => Dest::Udp {
             listener: s.listener,
