@@ -658,11 +658,33 @@ impl Engine {
 
     /// The earliest time [`Engine::on_tick`] has work.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let replication = self.replication_due();
-        match (self.wheel.next_tick_at(), replication) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.wheel.next_tick_at(),
+            self.replication_due(),
+            self.expiry_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// When the next binding, ours or a replica's, expires: bindings live in UNIX
+    /// seconds, so the instant of the second after it starts.
+    fn expiry_due(&self) -> Option<Instant> {
+        let at = [
+            self.registrar.location().next_expiry(),
+            self.replica.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        // A millisecond past it, so that `unix(now)` has reached `at` when it fires.
+        let secs = at.saturating_sub(self.unix_origin);
+        Some(
+            self.origin
+                + std::time::Duration::from_secs(secs)
+                + std::time::Duration::from_millis(1),
+        )
     }
 
     /// Timer settings in force.

@@ -6,12 +6,10 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use crate::io::ShardId;
 use crate::metrics::exposition::{self, Exposition, ExpositionError};
@@ -139,7 +137,8 @@ pub enum AdminError {
 
 /// The running admin thread. Dropping it stops and joins the thread.
 pub(crate) struct Admin {
-    stop: Arc<AtomicBool>,
+    /// Closed (dropped) or sent to when the thread must stop: it wakes at once.
+    stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
     reporter: Reporter,
 }
@@ -162,16 +161,13 @@ impl Admin {
             None => None,
         };
         let (tx, rx) = crossbeam_channel::bounded(shards.max(1) * QUEUE_PER_CORE);
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = crossbeam_channel::bounded(1);
         let thread = std::thread::Builder::new()
             .name("coresip-admin".into())
-            .spawn({
-                let stop = Arc::clone(&stop);
-                move || admin_main(shards, rx, server, stats_interval, &stop)
-            })
+            .spawn(move || admin_main(shards, rx, server, stats_interval, &stopped))
             .map_err(AdminError::Spawn)?;
         Ok(Admin {
-            stop,
+            stop: Some(stop),
             thread: Some(thread),
             reporter: Reporter { tx },
         })
@@ -185,7 +181,8 @@ impl Admin {
 
 impl Drop for Admin {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        // Dropping the sender disconnects the channel: the thread's wait ends.
+        self.stop.take();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -197,11 +194,11 @@ fn admin_main(
     rx: Receiver<ShardReport>,
     server: Option<tiny_http::Server>,
     stats_interval: Duration,
-    stop: &AtomicBool,
+    stop: &Receiver<()>,
 ) {
     let mut board = Board::new(shards);
     let mut last_summary = (Instant::now(), Snapshot::default());
-    while !stop.load(Ordering::Relaxed) {
+    while matches!(stop.try_recv(), Err(TryRecvError::Empty)) {
         let now = Instant::now();
         while let Ok(report) = rx.try_recv() {
             board.record(now, report);
@@ -215,10 +212,23 @@ fn admin_main(
                     std::thread::sleep(POLL);
                 }
             },
-            // Nothing to serve: wait for the next report instead.
+            // Nothing to serve: sleep until a report, the next summary or the stop,
+            // not on a poll (an idle proxy's admin thread wakes only for the cores'
+            // reports, once a second each).
             None => {
-                if let Ok(report) = rx.recv_timeout(POLL) {
-                    board.record(Instant::now(), report);
+                let wait = if stats_interval.is_zero() {
+                    REPORT_EVERY * 60
+                } else {
+                    stats_interval.saturating_sub(last_summary.0.elapsed())
+                };
+                crossbeam_channel::select! {
+                    recv(rx) -> report => {
+                        if let Ok(report) = report {
+                            board.record(Instant::now(), report);
+                        }
+                    }
+                    recv(stop) -> _ => break,
+                    default(wait) => {}
                 }
             }
         }

@@ -41,10 +41,11 @@ pub enum CoreMsg {
 /// The shard's timer tick (DESIGN.md §4: a 10 ms hashed wheel).
 const TICK: Duration = Duration::from_millis(10);
 
-/// The longest the timer task sleeps when no transaction timer is pending: how late
-/// a binding expiry or a shutdown request is noticed on an idle core. Ticking every
-/// [`TICK`] regardless cost an idle core ~1% of its CPU (100 wake-ups a second).
-const IDLE_TICK: Duration = Duration::from_millis(250);
+/// The longest the timer task sleeps when nothing is due (binding expiries are
+/// deadlines of their own): how late a shutdown request is noticed on an idle core.
+/// Ticking every [`TICK`] regardless cost an idle core ~1% of its CPU (100 wake-ups
+/// a second); 250 ms, 4 a second.
+const IDLE_TICK: Duration = Duration::from_secs(1);
 
 /// A connection this core owns, as seen from outside its task.
 pub(crate) struct ConnEntry {
@@ -440,7 +441,7 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
 /// Sleeps until the shard's next timer tick, at most [`IDLE_TICK`], or until
 /// [`Core::schedule_timers`] asks for an earlier run. Under load a transaction
 /// timer is always pending and this wakes every [`TICK`]; an idle core wakes
-/// 4 times a second instead of 100.
+/// once a second instead of 100 times.
 async fn wait_for_timers(core: &Core, kicked: &LocalReceiver<()>) {
     let now = Instant::now();
     let idle = now + IDLE_TICK;

@@ -363,6 +363,27 @@ fn invite_user(user: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// An idle shard sleeps until something is due: a binding's expiry is a deadline
+/// like a transaction timer (the runtime used to poll for expiries every 250 ms).
+#[test]
+fn a_binding_expiry_is_the_next_deadline_of_an_idle_engine() {
+    let mut net = Net::new();
+    let ok = net.feed(UAS, &register("sip:bob@203.0.113.5:5060", 120));
+    assert_eq!(status(&only(&ok).1), 200);
+    // The REGISTER's transaction ends (Timer J, 64·T1); then only the binding is left.
+    net.advance(Duration::from_secs(40));
+    let due = net.engine.next_deadline().expect("the binding's expiry");
+    let left = due.saturating_duration_since(net.now);
+    assert!(
+        (Duration::from_secs(75)..=Duration::from_secs(81)).contains(&left),
+        "{left:?}"
+    );
+    // At that deadline the tick removes the binding, and nothing is due any more.
+    net.advance(left + Duration::from_millis(10));
+    assert!(net.engine.registrar().location().is_empty());
+    assert_eq!(net.engine.next_deadline(), None);
+}
+
 #[test]
 fn registered_user_is_called_where_it_registered_from() {
     // RFC 3261 §10.3 then §16.5: the binding's contact becomes the Request-URI and,
