@@ -1,15 +1,17 @@
 //! The admin thread (DESIGN.md §1): a plain std thread outside the executors. Every
 //! core sends it a [`Snapshot`] once a second; it keeps the latest one of each shard,
-//! merges them, serves `/metrics` and `/health` on `--metrics`, and logs a summary line
-//! every `--stats-interval`. `coresip stats` ([`print_stats`]) reads `/metrics` back
+//! merges them and logs a summary line every `--stats-interval`. With `--metrics` a
+//! second thread serves `/metrics` and `/health` from the same board. Both block
+//! until there is something to do: neither polls. `coresip stats` ([`print_stats`]) reads `/metrics` back
 //! for an operator.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::io::ShardId;
 use crate::metrics::exposition::{self, Exposition, ExpositionError};
@@ -19,9 +21,6 @@ use crate::metrics::{self, DropReason, MethodClass, ShardHealth, Snapshot, STATU
 pub const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// A shard whose last snapshot is older than this is not healthy.
 pub const STALE_AFTER: Duration = Duration::from_secs(3);
-/// How long the admin thread waits for an HTTP request or a report before it looks
-/// at the clock and the stop flag again.
-const POLL: Duration = Duration::from_millis(100);
 /// Reports that may wait in the channel per core before senders drop theirs.
 const QUEUE_PER_CORE: usize = 4;
 
@@ -140,6 +139,8 @@ pub(crate) struct Admin {
     /// Closed (dropped) or sent to when the thread must stop: it wakes at once.
     stop: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// `--metrics`: the server, blocked in `recv` on a thread of its own.
+    http: Option<(Arc<tiny_http::Server>, JoinHandle<()>)>,
     reporter: Reporter,
 }
 
@@ -162,13 +163,29 @@ impl Admin {
         };
         let (tx, rx) = crossbeam_channel::bounded(shards.max(1) * QUEUE_PER_CORE);
         let (stop, stopped) = crossbeam_channel::bounded(1);
+        let board = Arc::new(Mutex::new(Board::new(shards)));
+        // The HTTP server waits for requests on its own thread, so neither thread
+        // polls: an idle proxy's admin side wakes for the cores' reports only.
+        let http = match server {
+            Some(server) => {
+                let server = Arc::new(server);
+                let (srv, b) = (Arc::clone(&server), Arc::clone(&board));
+                let t = std::thread::Builder::new()
+                    .name("coresip-metrics".into())
+                    .spawn(move || http_main(&srv, &b))
+                    .map_err(AdminError::Spawn)?;
+                Some((server, t))
+            }
+            None => None,
+        };
         let thread = std::thread::Builder::new()
             .name("coresip-admin".into())
-            .spawn(move || admin_main(shards, rx, server, stats_interval, &stopped))
+            .spawn(move || admin_main(rx, &board, stats_interval, &stopped))
             .map_err(AdminError::Spawn)?;
         Ok(Admin {
             stop: Some(stop),
             thread: Some(thread),
+            http,
             reporter: Reporter { tx },
         })
     }
@@ -186,58 +203,64 @@ impl Drop for Admin {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        if let Some((server, t)) = self.http.take() {
+            server.unblock();
+            let _ = t.join();
+        }
     }
 }
 
+/// The board every core's report is recorded on; the metrics thread reads it.
+fn lock(board: &Mutex<Board>) -> std::sync::MutexGuard<'_, Board> {
+    // A panic while the lock was held leaves figures, not broken invariants.
+    board.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 fn admin_main(
-    shards: usize,
     rx: Receiver<ShardReport>,
-    server: Option<tiny_http::Server>,
+    board: &Mutex<Board>,
     stats_interval: Duration,
     stop: &Receiver<()>,
 ) {
-    let mut board = Board::new(shards);
     let mut last_summary = (Instant::now(), Snapshot::default());
-    while matches!(stop.try_recv(), Err(TryRecvError::Empty)) {
-        let now = Instant::now();
-        while let Ok(report) = rx.try_recv() {
-            board.record(now, report);
-        }
-        match &server {
-            Some(server) => match server.recv_timeout(POLL) {
-                Ok(Some(req)) => serve(&board, req),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::debug!(error = %e, "metrics endpoint");
-                    std::thread::sleep(POLL);
-                }
+    loop {
+        // Sleep until a report, the next summary or the stop; never on a poll.
+        let wait = if stats_interval.is_zero() {
+            REPORT_EVERY * 60
+        } else {
+            stats_interval.saturating_sub(last_summary.0.elapsed())
+        };
+        crossbeam_channel::select! {
+            recv(rx) -> report => match report {
+                Ok(report) => lock(board).record(Instant::now(), report),
+                Err(_) => break,
             },
-            // Nothing to serve: sleep until a report, the next summary or the stop,
-            // not on a poll (an idle proxy's admin thread wakes only for the cores'
-            // reports, once a second each).
-            None => {
-                let wait = if stats_interval.is_zero() {
-                    REPORT_EVERY * 60
-                } else {
-                    stats_interval.saturating_sub(last_summary.0.elapsed())
-                };
-                crossbeam_channel::select! {
-                    recv(rx) -> report => {
-                        if let Ok(report) = report {
-                            board.record(Instant::now(), report);
-                        }
-                    }
-                    recv(stop) -> _ => break,
-                    default(wait) => {}
-                }
-            }
+            recv(stop) -> _ => break,
+            default(wait) => {}
         }
         if !stats_interval.is_zero() && last_summary.0.elapsed() >= stats_interval {
             let now = Instant::now();
-            let merged = board.merged();
+            let (merged, health) = {
+                let b = lock(board);
+                (b.merged(), b.health(now))
+            };
             let s = summary(&last_summary.1, &merged, now - last_summary.0);
-            log_summary(&s, board.health(now));
+            log_summary(&s, health);
             last_summary = (now, merged);
+        }
+    }
+}
+
+/// Serves `--metrics` until [`tiny_http::Server::unblock`].
+fn http_main(server: &tiny_http::Server, board: &Mutex<Board>) {
+    loop {
+        match server.recv() {
+            Ok(req) => serve(board, req),
+            // `unblock` at shutdown (tiny_http's accept loop handles its own errors).
+            Err(e) => {
+                tracing::debug!(error = %e, "metrics endpoint stopped");
+                return;
+            }
         }
     }
 }
@@ -275,8 +298,9 @@ fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
 
 /// Answers one HTTP request. `/metrics` and `/health` take GET (and HEAD); anything
 /// else is 404 or 405.
-fn serve(board: &Board, req: tiny_http::Request) {
+fn serve(board: &Mutex<Board>, req: tiny_http::Request) {
     let now = Instant::now();
+    let board = lock(board);
     let path = req.url().split('?').next().unwrap_or("");
     let get = matches!(
         req.method(),
@@ -300,6 +324,8 @@ fn serve(board: &Board, req: tiny_http::Request) {
         }
         _ => (404, "text/plain", "try /metrics or /health\n".to_owned()),
     };
+    // The answer is written without the board held.
+    drop(board);
     let mut resp = tiny_http::Response::from_string(body).with_status_code(code);
     if let Some(h) = header("Content-Type", ctype) {
         resp.add_header(h);
