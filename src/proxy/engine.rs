@@ -98,6 +98,11 @@ impl<'a> Answer<'a> {
     pub const fn with(self, extra: &'a [(&'a str, &'a [u8])]) -> Answer<'a> {
         Answer { extra, ..self }
     }
+
+    /// Appends this answer to `req`, with our To tag `tag`, to `out`.
+    fn write(&self, req: &Message<'_>, tag: &[u8], out: &mut Vec<u8>) -> Result<(), WriteError> {
+        writer::write_response(req, self.code, self.reason, Some(tag), self.extra, out)
+    }
 }
 
 /// Retry-After of a 503 sent when the transaction table is full, seconds.
@@ -439,6 +444,24 @@ enum CancelState {
     Sent,
 }
 
+impl ClientCtx {
+    /// A branch of server transaction `server` sent to `dest` (`request` is filled
+    /// in once the transaction exists).
+    fn new(server: ServerId, dest: Dest, upstream: Dest, is_invite: bool, is_cancel: bool) -> Self {
+        ClientCtx {
+            server,
+            request: Vec::new(),
+            dest,
+            upstream,
+            provisional: false,
+            final_code: None,
+            cancel: CancelState::None,
+            is_invite,
+            is_cancel,
+        }
+    }
+}
+
 /// A client transaction: one branch of a forwarded request.
 #[derive(Debug)]
 struct ClientCtx {
@@ -759,9 +782,9 @@ pub(super) fn binding_target<'a>(
     // requests only on the connection they opened. Any other contact is reached
     // at its Contact URI.
     let fixed = match route {
-        None if source.nat => registered_dest(source, None),
+        None if source.nat => Some(registered_dest(source, None)),
         None if source.transport == hop.transport && hop.transport.is_reliable() => {
-            registered_dest(source, hop.addr())
+            Some(registered_dest(source, hop.addr()))
         }
         _ => None,
     };

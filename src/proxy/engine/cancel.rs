@@ -80,17 +80,7 @@ impl Engine {
         };
         let branch: SmallVec<[u8; 64]> = SmallVec::from_slice(branch);
         let key = ClientKeyRef::new(&branch, Method::Cancel);
-        let ctx = ClientCtx {
-            server,
-            request: Vec::new(),
-            dest,
-            upstream,
-            provisional: false,
-            final_code: None,
-            cancel: CancelState::None,
-            is_invite: false,
-            is_cancel: true,
-        };
+        let ctx = ClientCtx::new(server, dest, upstream, false, true);
         let reliability = match dest {
             Dest::Udp { .. } => Reliability::Unreliable,
             _ => Reliability::Reliable,

@@ -77,17 +77,7 @@ impl Engine {
             .ok()?;
         let key = ClientKeyRef::new(&branch, method);
         let is_invite = method == Method::Invite;
-        let ctx = ClientCtx {
-            server,
-            request: Vec::new(),
-            dest,
-            upstream,
-            provisional: false,
-            final_code: None,
-            cancel: CancelState::None,
-            is_invite,
-            is_cancel: false,
-        };
+        let ctx = ClientCtx::new(server, dest, upstream, is_invite, false);
         let client = self
             .table
             .insert_client(

@@ -14,11 +14,7 @@ impl Engine {
         answer: Answer<'_>,
         out: &mut Outbox,
     ) {
-        let Answer {
-            code,
-            reason,
-            extra,
-        } = answer;
+        let code = answer.code;
         let tag = self.to_tag(req);
         let Some(s) = self.table.server_mut(id) else {
             return;
@@ -28,7 +24,7 @@ impl Engine {
         }
         let mut resp = std::mem::take(&mut s.last_response);
         resp.clear();
-        if writer::write_response(req, code, reason, Some(&tag), extra, &mut resp).is_err() {
+        if answer.write(req, &tag, &mut resp).is_err() {
             s.last_response = resp;
             return;
         }
@@ -154,20 +150,13 @@ impl Engine {
         answer: Answer<'_>,
         out: &mut Outbox,
     ) {
-        let Answer {
-            code,
-            reason,
-            extra,
-        } = answer;
         let tag = self.to_tag(msg);
         if out
-            .try_send_with(to, |b| {
-                writer::write_response(msg, code, reason, Some(&tag), extra, b)
-            })
+            .try_send_with(to, |b| answer.write(msg, &tag, b))
             .is_ok()
         {
             self.stats.local_replies += 1;
-            self.metrics.inc_response_out(code);
+            self.metrics.inc_response_out(answer.code);
         }
     }
 

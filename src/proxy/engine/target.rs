@@ -302,7 +302,7 @@ impl Engine {
 /// the source for NAT). When the connection has closed, a new one goes to
 /// `fallback` (the Contact's address, where a phone not behind a NAT listens), or
 /// else to the source address.
-pub(super) fn registered_dest(s: &Source, fallback: Option<SocketAddr>) -> Option<Fixed> {
+pub(super) fn registered_dest(s: &Source, fallback: Option<SocketAddr>) -> Fixed {
     let transport = s.transport;
     let dest = match (transport, s.conn) {
         (Transport::Udp, _) => Dest::Udp {
@@ -320,11 +320,11 @@ pub(super) fn registered_dest(s: &Source, fallback: Option<SocketAddr>) -> Optio
             to: fallback.unwrap_or(s.addr),
         },
     };
-    Some(Fixed {
+    Fixed {
         transport,
         dest,
         listener: s.listener,
-    })
+    }
 }
 
 /// Does a REGISTER come from behind a NAT? The test of Kamailio's
