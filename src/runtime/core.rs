@@ -19,8 +19,7 @@ use super::mesh::{Receiver as MeshReceiver, Sender as MeshSender};
 use super::persist::Persister;
 use super::udp_batch::{self, RecvBatch};
 use super::{conn, Shared};
-use crate::io::Transport;
-use crate::io::{ConnId, Dest, Peer, ShardId};
+use crate::io::{ConnId, Dest, Peer, ShardId, Transport};
 use crate::mesh::{MeshMsg, Outbox};
 use crate::shard::Shard;
 
@@ -44,7 +43,7 @@ const TICK: Duration = Duration::from_millis(10);
 /// The longest the timer task sleeps when nothing is due (binding expiries are
 /// deadlines of their own): how late a shutdown request is noticed on an idle core.
 /// Ticking every [`TICK`] regardless cost an idle core ~1% of its CPU (100 wake-ups
-/// a second); 250 ms, 4 a second.
+/// a second).
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
 /// A connection this core owns, as seen from outside its task.
