@@ -64,8 +64,8 @@ use std::time::{Duration, Instant};
 
 use call::{Bench, Hooks, Step, StepFn, TickFn, CALLS_PER_SECOND, DEFAULT_WARMUP};
 use coresip::io::Peer;
-use coresip::mesh::Outbox;
-use coresip::shard::Shard;
+use coresip::Outbox;
+use coresip::Shard;
 use criterion::{criterion_group, Criterion, Throughput};
 /// One message into the shard: the unit callgrind attributes instructions to.
 #[inline(never)]

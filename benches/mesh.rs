@@ -6,10 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use coresip::config::Transport;
-use coresip::io::Peer;
-use coresip::mesh::MeshMsg;
-use coresip::runtime::mesh::{self, MeshEnds};
+use coresip::internals::{self as mesh, MeshEnds};
+use coresip::io::{Peer, Transport};
+use coresip::MeshMsg;
 use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
 
 const ROUND_TRIPS: usize = 20_000;

@@ -20,7 +20,7 @@ use crate::config::{
 use crate::proxy::Cidr;
 
 /// The listeners used when no `--listen` is given.
-pub const DEFAULT_LISTEN: &[&str] = &[
+pub(crate) const DEFAULT_LISTEN: &[&str] = &[
     "udp:0.0.0.0:5060",
     "udp:[::]:5060",
     "tcp:0.0.0.0:5060",
@@ -32,7 +32,7 @@ pub const DEFAULT_LISTEN: &[&str] = &[
 /// coresip: a thread-per-core SIP proxy and registrar.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "coresip", version, about, max_term_width = 100)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub general: General,
     #[command(flatten)]
@@ -55,7 +55,7 @@ pub struct Cli {
 
 /// What to do instead of running the proxy.
 #[derive(Debug, Clone, clap::Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Print the current figures of a running instance, read from its metrics port.
     Stats {
         /// The --metrics address of the running instance.
@@ -67,7 +67,7 @@ pub enum Command {
 /// Metrics endpoint and periodic summary.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Monitoring")]
-pub struct Monitoring {
+pub(crate) struct Monitoring {
     /// Serve Prometheus metrics on http://ADDR:PORT/metrics and a health check on
     /// /health (200 while every core reports, else 503). Off unless given.
     #[arg(long, env = "CORESIP_METRICS", value_name = "ADDR:PORT")]
@@ -83,7 +83,7 @@ pub struct Monitoring {
 /// Cores, sockets, identity.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "General")]
-pub struct General {
+pub(crate) struct General {
     /// Executors (one per core, pinned). 0 means every available CPU.
     #[arg(long, env = "CORESIP_CORES", default_value_t = 0, value_name = "N")]
     pub cores: usize,
@@ -132,7 +132,7 @@ pub struct General {
 /// TLS certificates.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "TLS")]
-pub struct TlsArgs {
+pub(crate) struct TlsArgs {
     /// Server certificate chain (PEM). With neither --tls-cert nor --tls-key, a
     /// self-signed certificate is generated into --data-dir on first start.
     #[arg(
@@ -161,7 +161,7 @@ pub struct TlsArgs {
 /// UDP sockets.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "UDP")]
-pub struct UdpArgs {
+pub(crate) struct UdpArgs {
     /// Receive buffer (SO_RCVBUF) of each UDP socket; suffixes k and M (powers of 1024).
     #[arg(long, env = "CORESIP_UDP_RCVBUF", default_value = "4M", value_name = "BYTES",
           value_parser = parse_size)]
@@ -189,7 +189,7 @@ pub struct UdpArgs {
 /// Proxy behaviour (RFC 3261 §16).
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Proxy")]
-pub struct ProxyArgs {
+pub(crate) struct ProxyArgs {
     /// A network (ADDR/PREFIX) any request may be relayed to. Repeatable. Without
     /// it, coresip forwards only to its own users and within dialogs it
     /// record-routed: never an open relay.
@@ -234,7 +234,7 @@ pub struct ProxyArgs {
 /// Registrar and authentication (RFC 3261 §10, §22).
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Registrar and authentication")]
-pub struct RegistrarArgs {
+pub(crate) struct RegistrarArgs {
     /// Binding lifetime when a REGISTER names none, seconds.
     #[arg(
         long,
@@ -311,7 +311,7 @@ pub struct RegistrarArgs {
 /// Message and connection limits.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Limits")]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Largest SIP message accepted on any transport.
     #[arg(long, env = "CORESIP_MAX_MESSAGE_SIZE", default_value = "64k", value_name = "BYTES",
           value_parser = parse_size)]
@@ -355,7 +355,7 @@ pub struct Limits {
 /// RFC 3261 timers.
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Timers (RFC 3261 §17.1.1.1, §16.6)")]
-pub struct TimerArgs {
+pub(crate) struct TimerArgs {
     /// T1, the round-trip estimate.
     #[arg(long, env = "CORESIP_T1", default_value = "500ms", value_name = "DURATION",
           value_parser = parse_duration)]
@@ -380,7 +380,7 @@ pub struct TimerArgs {
 /// A value that parsed but makes no sense: the flag and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("error: {flag}: {problem}")]
-pub struct CliError {
+pub(crate) struct CliError {
     pub flag: &'static str,
     pub problem: String,
 }
@@ -395,7 +395,7 @@ fn bad(flag: &'static str, problem: impl Into<String>) -> CliError {
 impl Cli {
     /// Checks the values against each other and the machine, and builds the [`Config`].
     /// `cpus` is the number of CPUs this process may run on.
-    pub fn into_config(self, cpus: usize) -> Result<Config, CliError> {
+    pub(crate) fn into_config(self, cpus: usize) -> Result<Config, CliError> {
         let g = self.general;
         let cores = match g.cores {
             0 => cpus,
@@ -576,7 +576,7 @@ fn parse_algorithms(s: &str) -> Result<Algorithms, String> {
 
 /// What [`parse`] decided.
 #[derive(Debug)]
-pub enum Parsed {
+pub(crate) enum Parsed {
     /// Run with this configuration.
     Run(Box<Config>),
     /// Print this text (help, version) on stdout and exit 0.
@@ -588,7 +588,7 @@ pub enum Parsed {
 }
 
 /// Parses `args` (the program name first) into a [`Parsed`] outcome.
-pub fn parse<I, T>(args: I, cpus: usize) -> Parsed
+pub(crate) fn parse<I, T>(args: I, cpus: usize) -> Parsed
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -664,7 +664,7 @@ pub fn parse_or_exit(cpus: usize) -> Config {
 }
 
 /// `500ms`, `4s`, `5m`, `1h`: a whole number and a unit.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     const HINT: &str = "expected a whole number and a unit (ms, s, m, h), e.g. 500ms";
     let split = s.find(|c: char| !c.is_ascii_digit()).ok_or(HINT)?;
     let (num, unit) = s.split_at(split);
@@ -681,7 +681,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// `1300`, `64k`, `4M`: bytes, with optional powers-of-1024 suffixes.
-pub fn parse_size(s: &str) -> Result<usize, String> {
+pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
     const HINT: &str = "expected a number of bytes, optionally with k or M, e.g. 4M";
     let (num, mult) = match s.as_bytes().last() {
         Some(b'k' | b'K') => (&s[..s.len() - 1], 1usize << 10),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use crate::io::Transport;
+pub(crate) use crate::io::Transport;
 
 /// One listening socket: `udp:ADDR:PORT`, `tcp:ADDR:PORT` or `tls:ADDR:PORT`, where an
 /// IPv6 address is written in brackets.
@@ -55,7 +55,7 @@ impl fmt::Display for ListenSpec {
 }
 
 /// RFC 3261 timer values (§17.1.1.1, §16.6 for Timer C): the transaction layer's.
-pub use crate::txn::Timers;
+pub(crate) use crate::txn::Timers;
 
 /// Which requests must carry digest credentials (`--auth`, RFC 3261 §22).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

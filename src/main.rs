@@ -1,4 +1,4 @@
-//! `coresip`: flags → [`Config`](coresip::config::Config) → [`coresip::runtime::run`].
+//! `coresip`: flags → [`Config`](coresip::Config) → [`coresip::run`].
 
 use std::io::IsTerminal;
 
@@ -6,7 +6,7 @@ fn main() {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let cfg = coresip::cli::parse_or_exit(cpus);
+    let cfg = coresip::parse_or_exit(cpus);
     let level = cfg
         .log_level
         .parse::<tracing::Level>()
@@ -17,7 +17,7 @@ fn main() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
-    if let Err(e) = coresip::runtime::run(cfg) {
+    if let Err(e) = coresip::run(cfg) {
         // The log may be filtered; the reason to stop is always printed, on one line.
         eprintln!("error: {e}");
         std::process::exit(1);

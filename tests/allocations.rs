@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use call::{Bench, Hooks, Step, StepFn, TickFn};
 use coresip::io::Peer;
-use coresip::mesh::Outbox;
-use coresip::shard::Shard;
+use coresip::Outbox;
+use coresip::Shard;
 
 /// The system allocator, counting allocations (and reallocations: each may move
 /// the block) while [`COUNTING`] is set.

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use coresip::metrics::{exposition, render, ShardHealth, ShardMetrics};
+use coresip::{exposition, render, ShardHealth, ShardMetrics};
 
 fn deploy(file: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

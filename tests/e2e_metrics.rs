@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use coresip::metrics::exposition::{self, Exposition};
+use coresip::exposition::{self, Exposition};
 
 mod common;
 

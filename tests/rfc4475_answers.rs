@@ -5,10 +5,10 @@
 
 use std::time::Instant;
 
-use coresip::config::Config;
 use coresip::io::Peer;
-use coresip::mesh::Outbox;
-use coresip::shard::Shard;
+use coresip::Config;
+use coresip::Outbox;
+use coresip::Shard;
 
 /// (message, the status answered; None: dropped).
 const EXPECTED: &[(&str, Option<u16>)] = &[
@@ -80,7 +80,7 @@ fn a_bad_content_length_on_a_stream_is_not_salvaged() {
     let bytes = std::fs::read("tests/rfc4475/ncl.dat").unwrap();
     let mut out = Outbox::new();
     let from = Peer {
-        transport: coresip::config::Transport::Tcp,
+        transport: coresip::io::Transport::Tcp,
         ..Peer::udp("127.0.0.1:40000".parse().unwrap(), 0)
     };
     sh.on_stream_message(Instant::now(), from, &bytes, &mut out);

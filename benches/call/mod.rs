@@ -9,10 +9,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use coresip::config::Config;
 use coresip::io::{Dest, Peer};
-use coresip::mesh::Outbox;
-use coresip::shard::Shard;
+use coresip::Config;
+use coresip::Outbox;
+use coresip::Shard;
 
 /// The load kit's `DOMAIN`.
 const DOMAIN: &str = "example.test";

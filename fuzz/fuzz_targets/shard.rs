@@ -34,14 +34,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coresip::auth::nonce::NonceSecret;
-use coresip::auth::users::UserStore;
-use coresip::auth::{AuthConfig, Authenticator};
-use coresip::config::{AuthMode, Config, ForkMode, Transport};
-use coresip::proxy::{AuthSetup, Services, Start};
+use coresip::NonceSecret;
+use coresip::UserStore;
+use coresip::{AuthConfig, Authenticator};
+use coresip::io::Transport;
+use coresip::{AuthMode, Config, ForkMode};
+use coresip::{AuthSetup, Services, Start};
 use coresip::io::{ConnId, Peer};
-use coresip::mesh::Outbox;
-use coresip::shard::Shard;
+use coresip::Outbox;
+use coresip::Shard;
 use libfuzzer_sys::fuzz_target;
 
 const SEPARATOR: &[u8] = b"\n~~~\n";

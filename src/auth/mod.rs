@@ -30,8 +30,8 @@
 //! nonce-count was seen before: the client retries without asking the user.
 
 pub mod digest;
-pub mod nonce;
-pub mod users;
+pub(crate) mod nonce;
+pub(crate) mod users;
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -42,9 +42,11 @@ use crate::sip::text::eq_ic;
 use crate::sip::{Credentials, Message, Method, ParseError, Uri};
 
 use self::digest::{Algorithm, QopAuth};
-use self::nonce::{NcTracker, NonceCheck, NonceInfo, NonceIssuer, NonceSecret};
-pub use self::users::{Algorithms, AlgorithmsError};
-use self::users::{Hashes, UserStore};
+pub use self::nonce::NonceSecret;
+use self::nonce::{NcTracker, NonceCheck, NonceInfo, NonceIssuer};
+use self::users::Hashes;
+pub use self::users::UserStore;
+pub(crate) use self::users::{Algorithms, AlgorithmsError};
 
 /// Which pair of headers an authentication uses (RFC 3261 §22.2, §22.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -92,7 +94,7 @@ impl AuthKind {
 
 /// True for requests that may be challenged: not ACK or CANCEL, which cannot be
 /// resubmitted with credentials (RFC 3261 §22.1).
-pub fn is_challengeable(method: Method<'_>) -> bool {
+pub(crate) fn is_challengeable(method: Method<'_>) -> bool {
     !matches!(method, Method::Ack | Method::Cancel)
 }
 

@@ -28,7 +28,7 @@ use sha2::Sha256;
 type HmacSha256 = Hmac<Sha256>;
 
 /// Bytes of key material in a [`NonceSecret`].
-pub const SECRET_LEN: usize = 32;
+pub(crate) const SECRET_LEN: usize = 32;
 
 /// Bytes of the truncated HMAC in a nonce: 128 bits, half the SHA-256 output,
 /// as RFC 2104 §5 allows.
@@ -36,7 +36,7 @@ const MAC_LEN: usize = 16;
 const RAW_LEN: usize = 8 + 8 + 1 + MAC_LEN;
 
 /// Length of every nonce this module issues, in characters.
-pub const NONCE_LEN: usize = RAW_LEN * 2;
+pub(crate) const NONCE_LEN: usize = RAW_LEN * 2;
 
 /// Domain separation, so the secret's MAC of a nonce can never be confused with
 /// any other use of the same key.
@@ -98,7 +98,7 @@ impl NonceSecret {
 }
 
 /// A secret from its file's text (64 hex digits, an optional line end).
-pub fn decode_secret(text: &[u8]) -> Option<NonceSecret> {
+pub(crate) fn decode_secret(text: &[u8]) -> Option<NonceSecret> {
     let text = text.strip_suffix(b"\n").unwrap_or(text);
     let text = text.strip_suffix(b"\r").unwrap_or(text);
     let mut key = [0u8; SECRET_LEN];
@@ -135,11 +135,11 @@ fn decode_hex(text: &[u8], out: &mut [u8]) -> Option<()> {
 
 /// A nonce written as text, on the stack.
 #[derive(Clone, Copy)]
-pub struct NonceText([u8; NONCE_LEN]);
+pub(crate) struct NonceText([u8; NONCE_LEN]);
 
 impl NonceText {
     /// The nonce's characters (lowercase hex).
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 }
@@ -152,7 +152,7 @@ impl fmt::Debug for NonceText {
 
 /// What a verified nonce says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NonceInfo {
+pub(crate) struct NonceInfo {
     /// When it was issued, in seconds since the UNIX epoch.
     pub issued: u64,
     /// The issuer's sequence number: with `issued`, it identifies the nonce.
@@ -163,7 +163,7 @@ pub struct NonceInfo {
 
 /// The verdict on a nonce a client sent back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NonceCheck {
+pub(crate) enum NonceCheck {
     /// Ours, for this realm, and younger than the TTL.
     Fresh(NonceInfo),
     /// Ours and for this realm, but older than the TTL: answer with `stale=true`
@@ -175,7 +175,7 @@ pub enum NonceCheck {
 
 /// Issues and verifies nonces. One per shard: `issue` only bumps a `Cell`
 /// counter, so it takes `&self` and the type is `Send` but not `Sync`.
-pub struct NonceIssuer {
+pub(crate) struct NonceIssuer {
     mac: HmacSha256,
     next_id: Cell<u64>,
     ttl: u64,
@@ -191,7 +191,7 @@ impl fmt::Debug for NonceIssuer {
 
 impl NonceIssuer {
     /// An issuer whose nonces go stale `ttl` seconds after they are issued.
-    pub fn new(secret: &NonceSecret, ttl: u64) -> NonceIssuer {
+    pub(crate) fn new(secret: &NonceSecret, ttl: u64) -> NonceIssuer {
         // The key is hashed into the HMAC state once, here; each nonce clones it.
         let mac = match HmacSha256::new_from_slice(&secret.0) {
             Ok(m) => m,
@@ -211,14 +211,9 @@ impl NonceIssuer {
         }
     }
 
-    /// The TTL in seconds.
-    pub fn ttl(&self) -> u64 {
-        self.ttl
-    }
-
     /// A new nonce for `realm`, issued at `now` (seconds since the UNIX epoch),
     /// recording `failures` earlier failed attempts.
-    pub fn issue(&self, now: u64, realm: &[u8], failures: u8) -> NonceText {
+    pub(crate) fn issue(&self, now: u64, realm: &[u8], failures: u8) -> NonceText {
         let id = self.next_id.get();
         self.next_id.set(id.wrapping_add(1));
         let mut raw = [0u8; RAW_LEN];
@@ -250,7 +245,7 @@ impl NonceIssuer {
     /// A nonce from the future (a clock stepped back, or a secret shared with a
     /// host whose clock is ahead) counts as fresh unless it is more than one TTL
     /// ahead, when it is stale.
-    pub fn verify(&self, now: u64, realm: &[u8], nonce: &[u8]) -> NonceCheck {
+    pub(crate) fn verify(&self, now: u64, realm: &[u8], nonce: &[u8]) -> NonceCheck {
         let mut raw = [0u8; RAW_LEN];
         if decode_hex(nonce, &mut raw).is_none() {
             return NonceCheck::Invalid;
@@ -283,7 +278,7 @@ impl NonceIssuer {
 
 /// Why [`NcTracker::check`] refused a nonce-count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NcRejected {
+pub(crate) enum NcRejected {
     /// `nc` is not above the highest one accepted for this nonce: a replay
     /// (or a reordered request; the client recovers with the fresh nonce of a
     /// `stale=true` challenge).
@@ -303,7 +298,7 @@ pub enum NcRejected {
 ///
 /// Per shard: a nonce used on two shards is tracked on each separately.
 #[derive(Debug)]
-pub struct NcTracker {
+pub(crate) struct NcTracker {
     seen: HashMap<(u64, u64), u32, ahash::RandomState>,
     capacity: usize,
     ttl: u64,
@@ -315,7 +310,7 @@ pub struct NcTracker {
 impl NcTracker {
     /// A tracker holding at most `capacity` nonces (at least 1) that each live
     /// `ttl` seconds.
-    pub fn new(capacity: usize, ttl: u64) -> NcTracker {
+    pub(crate) fn new(capacity: usize, ttl: u64) -> NcTracker {
         NcTracker {
             seen: HashMap::with_hasher(ahash::RandomState::new()),
             capacity: capacity.max(1),
@@ -325,19 +320,15 @@ impl NcTracker {
     }
 
     /// Nonces currently tracked.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.seen.len()
-    }
-
-    /// True when no nonce is tracked.
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
     }
 
     /// Accepts `nc` for `nonce` when it is above every count accepted before
     /// for it, and records it. Call only once the response has been verified,
     /// so a forger cannot burn a legitimate client's counts.
-    pub fn check(&mut self, now: u64, nonce: &NonceInfo, nc: u32) -> Result<(), NcRejected> {
+    pub(crate) fn check(&mut self, now: u64, nonce: &NonceInfo, nc: u32) -> Result<(), NcRejected> {
         let key = (nonce.issued, nonce.id);
         if let Some(last) = self.seen.get_mut(&key) {
             if nc <= *last {

@@ -25,7 +25,8 @@ use crate::sip::Method;
 pub mod exposition;
 mod prometheus;
 
-pub use prometheus::{render, ShardHealth, CONTENT_TYPE};
+pub(crate) use prometheus::CONTENT_TYPE;
+pub use prometheus::{render, ShardHealth};
 
 #[cfg(test)]
 mod tests;
@@ -86,7 +87,7 @@ impl MethodClass {
 }
 
 /// Status classes 1xx to 6xx (RFC 3261 §21), in label order.
-pub const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
+pub(crate) const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
 
 /// The index into [`STATUS_CLASSES`] of `status`, if it is a valid status code.
 fn status_class(status: u16) -> Option<usize> {
@@ -149,13 +150,13 @@ const SIGFIG: u8 = 2;
 /// `le` bounds (seconds) of the proxy-added latency buckets. Fine below 1 ms, where a
 /// proxy's own latency lives, so that a p50 read from bucket deltas (the load kit's
 /// `lat p50 µs`) is not an interpolation across a decade.
-pub const LATENCY_BUCKETS: [f64; 19] = [
+pub(crate) const LATENCY_BUCKETS: [f64; 19] = [
     0.000_01, 0.000_02, 0.000_03, 0.000_05, 0.000_075, 0.000_1, 0.000_15, 0.000_25, 0.000_5, 0.001,
     0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 ];
 /// `le` bounds (seconds) of the transaction duration buckets: T1 multiples up to
 /// Timer B/F (64·T1 = 32 s), Timer C (180 s).
-pub const DURATION_BUCKETS: [f64; 12] = [
+pub(crate) const DURATION_BUCKETS: [f64; 12] = [
     0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 180.0,
 ];
 

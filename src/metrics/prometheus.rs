@@ -29,7 +29,7 @@ pub struct ShardHealth {
 }
 
 /// The `Content-Type` of [`render`]'s output.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Renders `snap` (normally the merge of every shard's latest snapshot) and `health`
 /// in the OpenMetrics text format, which Prometheus scrapes natively.

@@ -47,12 +47,12 @@ use reply::{reliability_of, server_key};
 use target::{first_route_uri, nat_detected, registered_dest};
 
 /// Methods listed in `Allow` when the proxy answers OPTIONS itself.
-pub const ALLOW: &[u8] =
+pub(crate) const ALLOW: &[u8] =
     b"INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, PRACK, UPDATE, INFO, SUBSCRIBE, NOTIFY, REFER, MESSAGE, PUBLISH";
 /// Bodies the proxy itself accepts (RFC 3261 §11.2).
-pub const ACCEPT: &[u8] = b"application/sdp";
+pub(crate) const ACCEPT: &[u8] = b"application/sdp";
 /// Option tags the proxy supports.
-pub const SUPPORTED: &[u8] = b"path";
+pub(crate) const SUPPORTED: &[u8] = b"path";
 /// The capability headers of the proxy's own 200 to OPTIONS (§11.2).
 pub(super) const CAPABILITIES: [(&str, &[u8]); 3] = [
     ("Allow", ALLOW),
@@ -62,31 +62,34 @@ pub(super) const CAPABILITIES: [(&str, &[u8]); 3] = [
 /// A response the proxy writes itself: status code, reason phrase and any extra
 /// header fields (a challenge, Allow, Retry-After).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Answer<'a> {
+pub(crate) struct Answer<'a> {
     pub code: u16,
     pub reason: &'a [u8],
     pub extra: &'a [(&'a str, &'a [u8])],
 }
 
 impl Answer<'static> {
-    pub const TRYING: Answer<'static> = Answer::new(100, b"Trying");
-    pub const OK: Answer<'static> = Answer::new(200, b"OK");
-    pub const FORBIDDEN: Answer<'static> = Answer::new(403, b"Forbidden");
+    pub(crate) const TRYING: Answer<'static> = Answer::new(100, b"Trying");
+    pub(crate) const OK: Answer<'static> = Answer::new(200, b"OK");
+    pub(crate) const FORBIDDEN: Answer<'static> = Answer::new(403, b"Forbidden");
     /// The relay policy refused a foreign destination.
-    pub const RELAYING_FORBIDDEN: Answer<'static> = Answer::new(403, b"Relaying Forbidden");
-    pub const NOT_FOUND: Answer<'static> = Answer::new(404, b"Not Found");
-    pub const UNSUPPORTED_URI_SCHEME: Answer<'static> = Answer::new(416, b"Unsupported URI Scheme");
+    pub(crate) const RELAYING_FORBIDDEN: Answer<'static> = Answer::new(403, b"Relaying Forbidden");
+    pub(crate) const NOT_FOUND: Answer<'static> = Answer::new(404, b"Not Found");
+    pub(crate) const UNSUPPORTED_URI_SCHEME: Answer<'static> =
+        Answer::new(416, b"Unsupported URI Scheme");
     /// A user of ours with no live binding.
-    pub const TEMPORARILY_UNAVAILABLE: Answer<'static> =
+    pub(crate) const TEMPORARILY_UNAVAILABLE: Answer<'static> =
         Answer::new(480, b"Temporarily Unavailable");
-    pub const SERVICE_UNAVAILABLE: Answer<'static> = Answer::new(503, b"Service Unavailable");
-    pub const CANNOT_RESOLVE: Answer<'static> = Answer::new(503, b"Cannot Resolve Next Hop");
-    pub const VERSION_NOT_SUPPORTED: Answer<'static> = Answer::new(505, b"Version Not Supported");
+    pub(crate) const SERVICE_UNAVAILABLE: Answer<'static> =
+        Answer::new(503, b"Service Unavailable");
+    pub(crate) const CANNOT_RESOLVE: Answer<'static> = Answer::new(503, b"Cannot Resolve Next Hop");
+    pub(crate) const VERSION_NOT_SUPPORTED: Answer<'static> =
+        Answer::new(505, b"Version Not Supported");
 }
 
 impl<'a> Answer<'a> {
     /// `code` with `reason` and no extra header fields.
-    pub const fn new(code: u16, reason: &'a [u8]) -> Answer<'a> {
+    pub(crate) const fn new(code: u16, reason: &'a [u8]) -> Answer<'a> {
         Answer {
             code,
             reason,
@@ -95,7 +98,7 @@ impl<'a> Answer<'a> {
     }
 
     /// The same answer with `extra` header fields.
-    pub const fn with(self, extra: &'a [(&'a str, &'a [u8])]) -> Answer<'a> {
+    pub(crate) const fn with(self, extra: &'a [(&'a str, &'a [u8])]) -> Answer<'a> {
         Answer { extra, ..self }
     }
 
@@ -127,7 +130,7 @@ pub struct ProxyConfig {
     pub flow_key: FlowKey,
 }
 
-pub use crate::config::ForkMode;
+pub(crate) use crate::config::ForkMode;
 
 impl Default for ProxyConfig {
     fn default() -> Self {
@@ -213,7 +216,7 @@ impl Services {
 }
 
 /// The registrar settings of a configuration.
-pub fn registrar_config(cfg: &crate::config::Config) -> RegistrarConfig {
+pub(crate) fn registrar_config(cfg: &crate::config::Config) -> RegistrarConfig {
     let r = &cfg.registrar;
     RegistrarConfig {
         domains: cfg.domains.clone(),

@@ -16,7 +16,7 @@ use crate::io::{ConnId, Dest, Peer};
 
 /// Where a UA behind a NAT is reachable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Flow {
+pub(crate) struct Flow {
     pub transport: Transport,
     pub addr: SocketAddr,
     /// The connection, for TCP and TLS.
@@ -27,7 +27,7 @@ pub struct Flow {
 
 impl Flow {
     /// The flow a message arrived on.
-    pub fn of_peer(p: &Peer) -> Flow {
+    pub(crate) fn of_peer(p: &Peer) -> Flow {
         Flow {
             transport: p.transport,
             addr: p.addr,
@@ -38,7 +38,7 @@ impl Flow {
 
     /// Where to send on this flow: the UDP source address, or the connection with
     /// a new one to the source address as fallback (RFC 3261 §18.2.2).
-    pub fn dest(&self) -> Dest {
+    pub(crate) fn dest(&self) -> Dest {
         match (self.transport, self.conn) {
             (Transport::Udp, _) => Dest::Udp {
                 listener: self.listener,
@@ -89,7 +89,7 @@ impl FlowKey {
 /// advertises one interface address), so they come on a new connection that
 /// matches neither end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Token {
+pub(crate) struct Token {
     pub caller: Option<Flow>,
     pub callee: Option<Flow>,
     caller_tag: u32,
@@ -97,7 +97,7 @@ pub struct Token {
 
 impl Token {
     /// The token of a dialog created by a request whose From tag is `caller_tag`.
-    pub fn new(
+    pub(crate) fn new(
         key: &FlowKey,
         caller: Option<Flow>,
         callee: Option<Flow>,
@@ -111,7 +111,7 @@ impl Token {
     }
 
     /// Writes `f` CALLER `.` CALLEE `.` TAG `.` MAC, all lowercase hex.
-    pub fn encode(&self, key: &FlowKey, out: &mut SmallVec<[u8; 96]>) {
+    pub(crate) fn encode(&self, key: &FlowKey, out: &mut SmallVec<[u8; 96]>) {
         let start = out.len();
         out.push(b'f');
         encode_flow(self.caller.as_ref(), out);
@@ -126,7 +126,7 @@ impl Token {
 
     /// Reads a token written by [`Token::encode`]: `None` when it is not one or its
     /// MAC is wrong.
-    pub fn decode(key: &FlowKey, token: &[u8]) -> Option<Token> {
+    pub(crate) fn decode(key: &FlowKey, token: &[u8]) -> Option<Token> {
         let rest = token.strip_prefix(b"f")?;
         let dot = token.iter().rposition(|&b| b == b'.')?;
         let (signed, mac) = (token.get(..dot)?, token.get(dot + 1..)?);
@@ -150,7 +150,7 @@ impl Token {
     /// The flow a request of this dialog whose From tag is `from_tag` goes to: the
     /// callee's when the caller sent it, the caller's otherwise (the callee's own
     /// tag, or any of several callees' after forking, RFC 3261 §12.1.1).
-    pub fn next_flow(&self, key: &FlowKey, from_tag: Option<&[u8]>) -> Option<Flow> {
+    pub(crate) fn next_flow(&self, key: &FlowKey, from_tag: Option<&[u8]>) -> Option<Flow> {
         if key.tag_hash(from_tag) == self.caller_tag {
             self.callee
         } else {

@@ -12,7 +12,7 @@ use crate::sip::uri::{SipUri, Uri};
 
 /// The next hop of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NextHop<'a> {
+pub(crate) struct NextHop<'a> {
     pub transport: Transport,
     /// `maddr` when the URI has one, else its host.
     pub host: Host<'a>,
@@ -21,14 +21,14 @@ pub struct NextHop<'a> {
 
 impl NextHop<'_> {
     /// The socket address, when the host is an IP literal (else it needs resolving).
-    pub fn addr(&self) -> Option<SocketAddr> {
+    pub(crate) fn addr(&self) -> Option<SocketAddr> {
         self.host.ip().map(|ip| SocketAddr::new(ip, self.port))
     }
 }
 
 /// Why a URI cannot be sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum NextHopError {
+pub(crate) enum NextHopError {
     /// Not a SIP or SIPS URI (a tel: URI needs a Route or a translation first).
     #[error("not a SIP URI")]
     NotSip,
@@ -47,7 +47,7 @@ pub enum NextHopError {
 /// over `transport=tcp` is TLS too); otherwise UDP (RFC 3263 §4.1 for a numeric
 /// host or explicit port). Host: `maddr` overrides the host (§19.1.1). Port: as
 /// written, else the transport's default.
-pub fn next_hop<'a>(uri: &SipUri<'a>) -> Result<NextHop<'a>, NextHopError> {
+pub(crate) fn next_hop<'a>(uri: &SipUri<'a>) -> Result<NextHop<'a>, NextHopError> {
     let proto = match uri.transport() {
         None if uri.secure => Transport::Tls,
         None => Transport::Udp,
@@ -74,7 +74,7 @@ pub fn next_hop<'a>(uri: &SipUri<'a>) -> Result<NextHop<'a>, NextHopError> {
 }
 
 /// [`next_hop`] for a URI given as text.
-pub fn next_hop_of(uri: &[u8]) -> Result<NextHop<'_>, NextHopError> {
+pub(crate) fn next_hop_of(uri: &[u8]) -> Result<NextHop<'_>, NextHopError> {
     match Uri::parse(uri)? {
         Uri::Sip(u) => next_hop(&u),
         _ => Err(NextHopError::NotSip),

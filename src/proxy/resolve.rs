@@ -26,7 +26,7 @@ struct Entry {
 
 /// What the cache knows about a name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// The first address of the answer.
     Found(IpAddr),
     /// The name did not resolve (recently).
@@ -37,7 +37,7 @@ pub enum Lookup {
 
 /// The per-shard resolver state.
 #[derive(Debug, Default)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     cache: ahash::AHashMap<Box<str>, Entry>,
     /// Server transactions waiting for a name, by name.
     waiting: ahash::AHashMap<Box<str>, SmallVec<[TxnId; 2]>>,
@@ -45,7 +45,7 @@ pub struct Resolver {
 
 impl Resolver {
     /// Looks `name` up at `now`, preferring an address of the family of `v4`.
-    pub fn lookup(&self, name: &str, now: Instant, v4: bool) -> Lookup {
+    pub(crate) fn lookup(&self, name: &str, now: Instant, v4: bool) -> Lookup {
         let key = name.trim_end_matches('.').to_ascii_lowercase();
         let key = key.as_str();
         match self.cache.get(key) {
@@ -60,14 +60,19 @@ impl Resolver {
     }
 
     /// Parks server transaction `id` until `name` resolves.
-    pub fn wait(&mut self, name: &str, id: TxnId) {
+    pub(crate) fn wait(&mut self, name: &str, id: TxnId) {
         let key: Box<str> = name.trim_end_matches('.').to_ascii_lowercase().into();
         self.waiting.entry(key).or_default().push(id);
     }
 
     /// Stores the answer for `name` (empty: it failed) and returns the parked
     /// transactions, to be routed again.
-    pub fn answer(&mut self, name: &str, addrs: &[IpAddr], now: Instant) -> SmallVec<[TxnId; 2]> {
+    pub(crate) fn answer(
+        &mut self,
+        name: &str,
+        addrs: &[IpAddr],
+        now: Instant,
+    ) -> SmallVec<[TxnId; 2]> {
         let key: Box<str> = name.trim_end_matches('.').to_ascii_lowercase().into();
         if self.cache.len() >= MAX_NAMES {
             self.cache.retain(|_, e| e.expires > now);

@@ -12,7 +12,7 @@ use crate::sip::Via;
 /// `received` a server adds whenever sent-by differs from it), at the source port
 /// when the client asked for `rport`, otherwise the sent-by port. `maddr`
 /// (multicast) is not supported and is ignored.
-pub fn response_dest(from: Peer, via: Option<&Via<'_>>) -> Dest {
+pub(crate) fn response_dest(from: Peer, via: Option<&Via<'_>>) -> Dest {
     let sent_by_port = via
         .and_then(|v| v.sent_by.port)
         .unwrap_or_else(|| from.transport.default_port());

@@ -10,7 +10,7 @@ use super::identity::Identity;
 
 /// What §16.4 decided; the forwarder turns it into writer edits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RoutePlan<'a> {
+pub(crate) struct RoutePlan<'a> {
     /// The Request-URI to process the request with: the received one, or the last
     /// Route value when the previous hop was a strict router.
     pub request_uri: &'a [u8],
@@ -31,13 +31,17 @@ impl RoutePlan<'_> {
     /// True when the request carried a Route set that pointed through this proxy,
     /// i.e. it is being routed rather than targeted (§16.5 applies only when no
     /// Route value is left).
-    pub fn has_route(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn has_route(&self) -> bool {
         self.next.is_some()
     }
 }
 
 /// Applies §16.4 to a validated request.
-pub fn preprocess<'a>(msg: &Message<'a>, ident: &Identity) -> Result<RoutePlan<'a>, ParseError> {
+pub(crate) fn preprocess<'a>(
+    msg: &Message<'a>,
+    ident: &Identity,
+) -> Result<RoutePlan<'a>, ParseError> {
     let mut request_uri = msg.request_uri().ok_or(ParseError::InvalidStartLine)?;
     let mut routes = msg.routes();
     let Some(first) = routes.next().transpose()? else {

@@ -49,7 +49,7 @@ use super::validate::{stateless_loop_hash, validate_request, LOOP_SEPARATOR};
 /// Marks a branch this proxy wrote statelessly, where the stateful proxy's carry
 /// its shard (`txn::key::BranchGenerator`): `z9hG4bK` `s` 16 hex digits `.` loop
 /// part.
-pub const STATELESS_TAG: u8 = b's';
+pub(crate) const STATELESS_TAG: u8 = b's';
 
 const COOKIE: &[u8] = b"z9hG4bK";
 const BRANCH_LEN: usize = COOKIE.len() + 1 + 16 + 1 + 16;
@@ -65,11 +65,11 @@ const SEEDS: [u64; 4] = [
 
 /// The Via branch of a request forwarded statelessly (§16.11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct StatelessBranch([u8; BRANCH_LEN]);
+pub(crate) struct StatelessBranch([u8; BRANCH_LEN]);
 
 impl StatelessBranch {
     /// The branch text.
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 }
@@ -82,7 +82,7 @@ impl StatelessBranch {
 /// Request-URI. The method is never included, and neither is the To tag, which the
 /// ACK of a non-2xx adds: that ACK and a CANCEL get their INVITE's branch. The loop
 /// part is [`stateless_loop_hash`] (§16.6 step 8).
-pub fn stateless_branch(msg: &Message<'_>, via: &Via<'_>) -> StatelessBranch {
+pub(crate) fn stateless_branch(msg: &Message<'_>, via: &Via<'_>) -> StatelessBranch {
     let mut h =
         ahash::RandomState::with_seeds(SEEDS[0], SEEDS[1], SEEDS[2], SEEDS[3]).build_hasher();
     match via.branch().filter(|b| is_rfc3261_branch(b)) {

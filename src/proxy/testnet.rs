@@ -11,12 +11,12 @@ use crate::registrar::{Registrar, RegistrarConfig};
 
 use super::{Engine, Identity, Listener, ProxyConfig, Services};
 
-pub const PROXY: &str = "192.0.2.10:5060";
-pub const UAC: &str = "198.51.100.1:5060";
-pub const UAS: &str = "203.0.113.5:5060";
+pub(crate) const PROXY: &str = "192.0.2.10:5060";
+pub(crate) const UAC: &str = "198.51.100.1:5060";
+pub(crate) const UAS: &str = "203.0.113.5:5060";
 
 /// The proxy core under test, its clock starting at `now`.
-pub fn engine(now: Instant, cfg: ProxyConfig) -> Engine {
+pub(crate) fn engine(now: Instant, cfg: ProxyConfig) -> Engine {
     let proxy: SocketAddr = PROXY.parse().unwrap();
     let identity = Identity::new(&[(proxy.ip(), proxy.port())], &[], &["example.test".into()]);
     let listeners = vec![
@@ -41,7 +41,7 @@ pub fn engine(now: Instant, cfg: ProxyConfig) -> Engine {
 }
 
 /// A UDP peer at `addr`.
-pub fn peer(addr: &str) -> Peer {
+pub(crate) fn peer(addr: &str) -> Peer {
     Peer {
         transport: Transport::Udp,
         addr: addr.parse().unwrap(),
@@ -51,7 +51,7 @@ pub fn peer(addr: &str) -> Peer {
 }
 
 /// Sending to `addr` from the UDP listener.
-pub fn udp(addr: &str) -> Dest {
+pub(crate) fn udp(addr: &str) -> Dest {
     Dest::Udp {
         listener: 0,
         to: addr.parse().unwrap(),
@@ -59,7 +59,7 @@ pub fn udp(addr: &str) -> Dest {
 }
 
 /// What the proxy sent, as (destination, text).
-pub fn collect(out: &Outbox) -> Vec<(Dest, String)> {
+pub(crate) fn collect(out: &Outbox) -> Vec<(Dest, String)> {
     out.transmits()
         .map(|(d, b)| (d, String::from_utf8(b.to_vec()).unwrap()))
         .collect()

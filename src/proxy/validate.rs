@@ -15,11 +15,11 @@ use super::identity::Identity;
 
 /// Option tags this proxy understands in Proxy-Require (§16.3 step 5). None yet:
 /// every listed extension is refused with 420, as the RFC requires.
-pub const PROXY_SUPPORTED: &[&[u8]] = &[];
+pub(crate) const PROXY_SUPPORTED: &[&[u8]] = &[];
 
 /// Why a request is answered instead of being processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reject {
+pub(crate) enum Reject {
     /// §16.3 step 1: the message is malformed; the error names the element.
     BadRequest(ParseError),
     /// §16.3 step 2: a Request-URI scheme this proxy does not route.
@@ -35,7 +35,7 @@ pub enum Reject {
 
 impl Reject {
     /// The status code.
-    pub fn code(&self) -> u16 {
+    pub(crate) fn code(&self) -> u16 {
         match self {
             Reject::BadRequest(_) => 400,
             Reject::UnsupportedUriScheme => 416,
@@ -47,7 +47,7 @@ impl Reject {
 
     /// The reason phrase; a malformed request's names the faulty element, the way
     /// Kamailio's sanity module does.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Reject::BadRequest(e) => e.reason(),
             Reject::UnsupportedUriScheme => "Unsupported URI Scheme",
@@ -63,7 +63,11 @@ impl Reject {
 /// Max-Forwards 0 through (step 3: we answer it as its final recipient).
 ///
 /// Step 6 (Proxy-Authorization) is the authenticator's.
-pub fn validate_request(msg: &Message<'_>, ident: &Identity, to_me: bool) -> Result<(), Reject> {
+pub(crate) fn validate_request(
+    msg: &Message<'_>,
+    ident: &Identity,
+    to_me: bool,
+) -> Result<(), Reject> {
     msg.check().map_err(Reject::BadRequest)?;
     // Step 2. `check` has parsed the Request-URI already: its scheme is enough.
     if !has_known_scheme(msg.request_uri().unwrap_or_default()) {
@@ -90,7 +94,7 @@ pub fn validate_request(msg: &Message<'_>, ident: &Identity, to_me: bool) -> Res
 
 /// The Proxy-Require option tags this proxy does not support, for the 420's
 /// Unsupported header (§16.3 step 5, §20.40).
-pub fn unsupported_proxy_require<'m, 'a: 'm>(
+pub(crate) fn unsupported_proxy_require<'m, 'a: 'm>(
     msg: &'m Message<'a>,
 ) -> impl Iterator<Item = &'a [u8]> + 'm {
     msg.proxy_require()
@@ -99,7 +103,7 @@ pub fn unsupported_proxy_require<'m, 'a: 'm>(
 }
 
 /// Separates the unique part of our branch from its loop-detection part.
-pub const LOOP_SEPARATOR: u8 = b'.';
+pub(crate) const LOOP_SEPARATOR: u8 = b'.';
 
 /// The loop-detection part of the branch (§16.6 step 8): a hash of everything that
 /// affects how this request is routed — Request-URI as received, To and From tags,
@@ -111,7 +115,7 @@ pub const LOOP_SEPARATOR: u8 = b'.';
 /// back under a different top Via every time, so including it would never find a
 /// loop. A request that returns with all of these unchanged would be routed the same
 /// way again: that is a loop, not a spiral (§16.3 step 4).
-pub fn loop_hash(msg: &Message<'_>) -> [u8; 16] {
+pub(crate) fn loop_hash(msg: &Message<'_>) -> [u8; 16] {
     loop_hash_of(msg, true)
 }
 
@@ -121,7 +125,7 @@ pub fn loop_hash(msg: &Message<'_>) -> [u8; 16] {
 /// that both get the INVITE's branch and the next hop's INVITE transaction matches
 /// them. The To tag (which that ACK adds), Proxy-Require and Proxy-Authorization
 /// are left out; they do not change while a request loops back to us.
-pub fn stateless_loop_hash(msg: &Message<'_>) -> [u8; 16] {
+pub(crate) fn stateless_loop_hash(msg: &Message<'_>) -> [u8; 16] {
     loop_hash_of(msg, false)
 }
 

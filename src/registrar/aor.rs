@@ -115,7 +115,7 @@ const SEEDS: [u64; 4] = [
 
 /// The shard (0..n) that owns the bindings of `key`: `hash(AOR) % n`.
 /// `n` of 0 is treated as 1.
-pub fn shard_of_aor(key: &AorKey, n: usize) -> usize {
+pub(crate) fn shard_of_aor(key: &AorKey, n: usize) -> usize {
     let state = ahash::RandomState::with_seeds(SEEDS[0], SEEDS[1], SEEDS[2], SEEDS[3]);
     (state.hash_one(key.as_bytes()) % n.max(1) as u64) as usize
 }

@@ -12,20 +12,20 @@
 //! - the shard's tick calls [`Location::expire`] (at [`Location::next_expiry`]);
 //! - at start, once for all shards, the runtime loads the store into each shard.
 
-pub mod aor;
-pub mod location;
-pub mod register;
+pub(crate) mod aor;
+pub(crate) mod location;
+pub(crate) mod register;
 
-pub use aor::{shard_of_aor, AorError, AorKey};
-pub use location::{Binding, BindingFields, Change, Location, Source};
-pub use register::{BadDomain, RegisterOutcome, Registrar, RegistrarConfig};
+pub(crate) use aor::{shard_of_aor, AorKey};
+pub(crate) use location::{Binding, Change, Location, Source};
+pub(crate) use register::{RegisterOutcome, Registrar, RegistrarConfig};
 
 use crate::sip::message::Message;
 
 /// The AOR a REGISTER is about (its To URI, canonical), to find the shard that owns
 /// it. `None` when the To header is unusable; any shard can then answer (the
 /// registrar's 400).
-pub fn aor_of_register(msg: &Message<'_>) -> Option<AorKey> {
+pub(crate) fn aor_of_register(msg: &Message<'_>) -> Option<AorKey> {
     AorKey::from_uri(&msg.to_uri().ok()?).ok()
 }
 

@@ -661,7 +661,7 @@ fn to_tag(msg: &Message<'_>) -> [u8; 16] {
 
 /// The `rfc1123-date` of RFC 3261 §20.17 (`Sat, 13 Nov 2010 23:29:00 GMT`) for
 /// `secs` since the UNIX epoch.
-pub fn write_http_date(secs: u64, out: &mut Vec<u8>) {
+pub(crate) fn write_http_date(secs: u64, out: &mut Vec<u8>) {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -18,15 +18,15 @@ use crate::metrics::exposition::{self, Exposition, ExpositionError};
 use crate::metrics::{self, DropReason, MethodClass, ShardHealth, Snapshot, STATUS_CLASSES};
 
 /// How often a core sends its snapshot.
-pub const REPORT_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// A shard whose last snapshot is older than this is not healthy.
-pub const STALE_AFTER: Duration = Duration::from_secs(3);
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(3);
 /// Reports that may wait in the channel per core before senders drop theirs.
 const QUEUE_PER_CORE: usize = 4;
 
 /// One core's figures, as sent to the admin thread.
 #[derive(Debug, Clone)]
-pub struct ShardReport {
+pub(crate) struct ShardReport {
     pub shard: ShardId,
     pub snapshot: Snapshot,
 }
@@ -34,13 +34,13 @@ pub struct ShardReport {
 /// A core's end of the channel to the admin thread. Sending never blocks: when the
 /// admin thread falls behind, the report is dropped (the next one supersedes it).
 #[derive(Debug, Clone)]
-pub struct Reporter {
+pub(crate) struct Reporter {
     tx: Sender<ShardReport>,
 }
 
 impl Reporter {
     /// Offers `report`; false when the channel is full or the admin thread is gone.
-    pub fn offer(&self, report: ShardReport) -> bool {
+    pub(crate) fn offer(&self, report: ShardReport) -> bool {
         match self.tx.try_send(report) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
@@ -50,13 +50,13 @@ impl Reporter {
 
 /// What the admin thread knows: the latest snapshot of each shard and when it came.
 #[derive(Debug)]
-pub struct Board {
+pub(crate) struct Board {
     latest: Vec<Option<(Instant, Snapshot)>>,
 }
 
 impl Board {
     /// A board for `shards` shards, none reported yet.
-    pub fn new(shards: usize) -> Board {
+    pub(crate) fn new(shards: usize) -> Board {
         Board {
             latest: vec![None; shards],
         }
@@ -64,14 +64,14 @@ impl Board {
 
     /// Keeps `report` as its shard's latest, received at `now`. Reports of shards out
     /// of range are ignored.
-    pub fn record(&mut self, now: Instant, report: ShardReport) {
+    pub(crate) fn record(&mut self, now: Instant, report: ShardReport) {
         if let Some(slot) = self.latest.get_mut(report.shard) {
             *slot = Some((now, report.snapshot));
         }
     }
 
     /// How many shards there are and how many reported within [`STALE_AFTER`].
-    pub fn health(&self, now: Instant) -> ShardHealth {
+    pub(crate) fn health(&self, now: Instant) -> ShardHealth {
         ShardHealth {
             shards: self.latest.len(),
             fresh: self
@@ -84,20 +84,20 @@ impl Board {
     }
 
     /// True when every shard reported within [`STALE_AFTER`].
-    pub fn healthy(&self, now: Instant) -> bool {
+    pub(crate) fn healthy(&self, now: Instant) -> bool {
         let h = self.health(now);
         h.shards > 0 && h.fresh == h.shards
     }
 
     /// The sum of every shard's latest snapshot.
-    pub fn merged(&self) -> Snapshot {
+    pub(crate) fn merged(&self) -> Snapshot {
         Snapshot::merged(self.latest.iter().flatten().map(|(_, s)| s))
     }
 }
 
 /// One summary line's figures: rates over the interval since `prev`, the gauges and
 /// the latency quantiles of the interval.
-pub fn summary(prev: &Snapshot, now: &Snapshot, interval: Duration) -> Summary {
+pub(crate) fn summary(prev: &Snapshot, now: &Snapshot, interval: Duration) -> Summary {
     let secs = interval.as_secs_f64().max(1e-3);
     let rate = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
     Summary {
@@ -114,7 +114,7 @@ pub fn summary(prev: &Snapshot, now: &Snapshot, interval: Duration) -> Summary {
 
 /// See [`summary`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub requests_per_s: f64,
     pub responses_per_s: f64,
     pub mesh_per_s: f64,
@@ -147,7 +147,7 @@ pub(crate) struct Admin {
 impl Admin {
     /// Binds `--metrics` (if given) and starts the thread for `shards` shards. Binding
     /// here, before the executors start, makes a taken port a clean startup error.
-    pub fn start(
+    pub(crate) fn start(
         shards: usize,
         metrics: Option<SocketAddr>,
         stats_interval: Duration,
@@ -191,7 +191,7 @@ impl Admin {
     }
 
     /// A sender for a core.
-    pub fn reporter(&self) -> Reporter {
+    pub(crate) fn reporter(&self) -> Reporter {
         self.reporter.clone()
     }
 }
@@ -337,7 +337,7 @@ fn serve(board: &Mutex<Board>, req: tiny_http::Request) {
 
 /// Why `coresip stats` could not show the figures.
 #[derive(Debug, thiserror::Error)]
-pub enum StatsError {
+pub(crate) enum StatsError {
     #[error("cannot reach {0}: {1}")]
     Connect(SocketAddr, io::Error),
     #[error("reading from {0}: {1}")]
@@ -355,7 +355,7 @@ const MAX_BODY: u64 = 4 << 20;
 
 /// `GET /metrics` from `addr` with a plain HTTP/1.0 request (no keep-alive, the server
 /// closes after the body).
-pub fn fetch_metrics(addr: SocketAddr, timeout: Duration) -> Result<String, StatsError> {
+pub(crate) fn fetch_metrics(addr: SocketAddr, timeout: Duration) -> Result<String, StatsError> {
     let mut s =
         TcpStream::connect_timeout(&addr, timeout).map_err(|e| StatsError::Connect(addr, e))?;
     let io = |e| StatsError::Io(addr, e);
@@ -381,7 +381,7 @@ pub fn fetch_metrics(addr: SocketAddr, timeout: Duration) -> Result<String, Stat
 }
 
 /// `coresip stats`: fetches `/metrics` from a running instance and prints a table.
-pub fn print_stats(addr: SocketAddr, out: &mut impl Write) -> Result<(), StatsError> {
+pub(crate) fn print_stats(addr: SocketAddr, out: &mut impl Write) -> Result<(), StatsError> {
     let body = fetch_metrics(addr, Duration::from_secs(5))?;
     let exp = exposition::parse(&body).map_err(|e| StatsError::Exposition(addr, e))?;
     out.write_all(table(addr, &exp).as_bytes())
@@ -412,7 +412,7 @@ fn secs(v: Option<f64>) -> String {
 }
 
 /// The human table `coresip stats` prints.
-pub fn table(addr: SocketAddr, exp: &Exposition) -> String {
+pub(crate) fn table(addr: SocketAddr, exp: &Exposition) -> String {
     use std::fmt::Write as _;
     let v = |name: &str, labels: &[(&str, &str)]| exp.value(name, labels).unwrap_or(0.0);
     let n = |name: &str| v(name, &[]);

@@ -27,7 +27,7 @@ use crate::shard::Shard;
 /// a connection the receiving core owns (connections live on the core that accepted
 /// or opened them).
 #[derive(Debug)]
-pub enum CoreMsg {
+pub(super) enum CoreMsg {
     Shard(MeshMsg),
     Write {
         conn: ConnId,
@@ -80,7 +80,7 @@ pub(crate) struct Core {
 
 impl Core {
     /// A fresh connection id owned by this core.
-    pub fn new_conn_id(&self) -> ConnId {
+    pub(super) fn new_conn_id(&self) -> ConnId {
         let seq = self.next_conn.get();
         self.next_conn.set(seq + 1);
         ConnId {
@@ -92,7 +92,7 @@ impl Core {
     /// Wakes the timer task when the shard now has a timer due before the task's
     /// planned wake-up (the first transaction on an idle core, say). Called after
     /// every message the shard handles; costs a comparison when nothing changed.
-    pub fn schedule_timers(&self) {
+    pub(super) fn schedule_timers(&self) {
         let Some(due) = self.shard.borrow().next_deadline() else {
             return;
         };
@@ -106,7 +106,7 @@ impl Core {
     /// Records the proxy-added latency of a message received at `received` whose
     /// consequences were just handed to the kernel (or to their connections' tasks),
     /// when it had any: every transport and mesh hop included.
-    pub fn observe_latency(&self, received: Instant, sends: usize) {
+    pub(super) fn observe_latency(&self, received: Instant, sends: usize) {
         if sends > 0 {
             self.shard
                 .borrow_mut()
@@ -118,13 +118,18 @@ impl Core {
     /// Sends everything in `out` and clears it.
     /// Mesh messages go first: a binding change reaches the other cores' replicas
     /// before the REGISTER's response reaches the phone (and its next call).
-    pub async fn flush(&self, out: &mut Outbox) {
+    pub(super) async fn flush(&self, out: &mut Outbox) {
         self.flush_keeping(out, None, &mut Vec::new()).await;
     }
 
     /// [`Core::flush`], except that the bytes for connection `keep` are appended to
     /// `kept`: a connection's task writes those on the stream it holds itself.
-    pub async fn flush_keeping(&self, out: &mut Outbox, keep: Option<ConnId>, kept: &mut Vec<u8>) {
+    pub(super) async fn flush_keeping(
+        &self,
+        out: &mut Outbox,
+        keep: Option<ConnId>,
+        kept: &mut Vec<u8>,
+    ) {
         for (to, msg) in out.drain_mesh() {
             self.send_mesh(to, CoreMsg::Shard(msg)).await;
         }
@@ -169,7 +174,7 @@ impl Core {
 
     /// Sends one message to core `to`. Waits while its channel is full (back-pressure
     /// on whatever produced the message).
-    pub async fn send_mesh(&self, to: ShardId, msg: CoreMsg) {
+    pub(super) async fn send_mesh(&self, to: ShardId, msg: CoreMsg) {
         match self.mesh.get(to).and_then(Option::as_ref) {
             Some(tx) => {
                 if tx.send(msg).await.is_err() {
@@ -213,7 +218,7 @@ impl Core {
     }
 
     /// Sends `bytes` to `dest`.
-    pub async fn transmit(&self, dest: Dest, bytes: &[u8]) {
+    pub(super) async fn transmit(&self, dest: Dest, bytes: &[u8]) {
         match dest {
             Dest::Udp { listener, to } => self.send_datagrams(listener, &[(to, bytes)]).await,
             Dest::Conn {
@@ -239,7 +244,7 @@ impl Core {
 
     /// Queues `bytes` on connection `seq` of this core; when it has closed, opens a new
     /// connection to `fallback` (RFC 3261 §18.2.2).
-    pub fn write_own(
+    pub(super) fn write_own(
         &self,
         seq: u64,
         transport: Transport,
@@ -262,7 +267,7 @@ impl Core {
     }
 
     /// Sends `bytes` over a pooled connection to `to`, opening one if needed.
-    pub fn stream_send(&self, transport: Transport, to: SocketAddr, bytes: Vec<u8>) {
+    pub(super) fn stream_send(&self, transport: Transport, to: SocketAddr, bytes: Vec<u8>) {
         let existing = self.pool.borrow().get(&(transport, to)).copied();
         if let Some(seq) = existing {
             if let Some(entry) = self.conns.borrow().get(&seq) {
@@ -310,7 +315,7 @@ impl Core {
     /// call that follows that answer does, even when the network read would
     /// otherwise run first (a read that succeeds at once never yields to the mesh
     /// tasks). Costs a look at each channel when they are empty.
-    pub async fn drain_mesh(&self, out: &mut Outbox) {
+    pub(super) async fn drain_mesh(&self, out: &mut Outbox) {
         for (_, rx) in &self.mesh_in {
             while let Some(msg) = rx.try_recv() {
                 self.on_mesh(msg, out).await;

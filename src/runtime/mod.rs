@@ -3,19 +3,19 @@
 //! SO_REUSEPORT, and a lock-free mesh between the cores. This module only moves bytes
 //! and time in and out of the shards.
 
-pub mod admin;
+pub(crate) mod admin;
 mod conn;
 mod core;
-pub mod mesh;
+pub(crate) mod mesh;
 mod persist;
-pub mod secrets;
+pub(crate) mod secrets;
 mod services;
-pub mod sockets;
+pub(crate) mod sockets;
 mod steering;
-pub mod store;
+pub(crate) mod store;
 #[cfg(test)]
 mod store_tests;
-pub mod tls;
+pub(crate) mod tls;
 mod udp_batch;
 
 use std::net::IpAddr;
@@ -143,7 +143,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
 }
 
 /// Runs the proxy until `shutdown` becomes true.
-pub fn run_until(cfg: Config, shutdown: Arc<AtomicBool>) -> Result<(), RunError> {
+pub(crate) fn run_until(cfg: Config, shutdown: Arc<AtomicBool>) -> Result<(), RunError> {
     raise_memlock(cfg.cores as u64 * MEMLOCK_PER_CORE)?;
 
     for spec in &cfg.listen {

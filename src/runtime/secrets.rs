@@ -10,7 +10,7 @@ use crate::auth::nonce::{decode_secret, NonceSecret, SecretError};
 /// The nonce secret kept in `path` (64 hex digits and an optional newline), or a new
 /// random one written there when the file does not exist, so that nonces issued
 /// before a restart stay valid after it. Missing parent directories are made.
-pub fn nonce_secret(path: &Path) -> Result<NonceSecret, SecretError> {
+pub(crate) fn nonce_secret(path: &Path) -> Result<NonceSecret, SecretError> {
     let io_err = |source| SecretError::Io {
         path: path.to_path_buf(),
         source,

@@ -36,7 +36,7 @@ fn new_socket(spec: &ListenSpec) -> io::Result<Socket> {
 /// The probe binds without SO_REUSEPORT: that fails with `EADDRINUSE` whenever any
 /// socket (SO_REUSEPORT or not) is bound there. TCP probes set SO_REUSEADDR so that
 /// connections in TIME_WAIT from a previous run do not count; a listener still does.
-pub fn in_use(spec: &ListenSpec) -> io::Result<bool> {
+pub(crate) fn in_use(spec: &ListenSpec) -> io::Result<bool> {
     let s = new_socket(spec)?;
     if spec.transport.is_reliable() {
         s.set_reuse_address(true)?;
@@ -49,7 +49,7 @@ pub fn in_use(spec: &ListenSpec) -> io::Result<bool> {
 }
 
 /// A UDP socket on `addr` with SO_REUSEPORT and the configured buffer sizes.
-pub fn bind_udp(spec: &ListenSpec, udp: &UdpConfig) -> io::Result<Socket> {
+pub(crate) fn bind_udp(spec: &ListenSpec, udp: &UdpConfig) -> io::Result<Socket> {
     let s = new_socket(spec)?;
     s.set_reuse_port(true)?;
     // The kernel caps these at net.core.{r,w}mem_max; a smaller buffer than asked is
@@ -62,7 +62,7 @@ pub fn bind_udp(spec: &ListenSpec, udp: &UdpConfig) -> io::Result<Socket> {
 
 /// A listening TCP socket on `addr` with SO_REUSEPORT (and SO_REUSEADDR, for restarts
 /// while old connections sit in TIME_WAIT).
-pub fn bind_tcp(spec: &ListenSpec) -> io::Result<Socket> {
+pub(crate) fn bind_tcp(spec: &ListenSpec) -> io::Result<Socket> {
     let s = new_socket(spec)?;
     s.set_reuse_port(true)?;
     s.set_reuse_address(true)?;
@@ -73,7 +73,7 @@ pub fn bind_tcp(spec: &ListenSpec) -> io::Result<Socket> {
 }
 
 /// The addresses of this host's interfaces (for "is this Request-URI us?").
-pub fn interface_ips() -> Vec<IpAddr> {
+pub(crate) fn interface_ips() -> Vec<IpAddr> {
     let mut out = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list we walk read-only and free once.

@@ -36,12 +36,12 @@ const STAGE: u32 = 64;
 const READ_PAST: u32 = 12;
 /// The largest scan window tried, in bytes from [`SCAN_FROM`]: the longest
 /// program under the kernel's 4096 instructions (`BPF_MAXINSNS`).
-pub const MAX_WINDOW: u32 = 1216;
+pub(super) const MAX_WINDOW: u32 = 1216;
 /// The smallest window worth attaching.
 const MIN_WINDOW: u32 = 128;
 /// The most cores the program can name: it reads the shard's two low hex digits
 /// and requires the two high ones to be `00`.
-pub const MAX_CORES: usize = 256;
+pub(super) const MAX_CORES: usize = 256;
 
 // Classic BPF opcodes (linux/bpf_common.h, linux/filter.h).
 const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
@@ -111,7 +111,7 @@ fn hex_digit(p: &mut Vec<sock_filter>, cell: u32) {
 /// that follows its first byte lies within it. The first such match decides: the
 /// first `z9hG4bK` of a response is its top Via's (§18.1.2), and when that branch
 /// is not ours the kernel hashes.
-pub fn program(window: u32) -> Vec<sock_filter> {
+pub(super) fn program(window: u32) -> Vec<sock_filter> {
     let window = window.min(MAX_WINDOW) / STAGE * STAGE;
     let windows: [u32; 4] = std::array::from_fn(|r| word(&BRANCH_PREFIX[r..]));
     let mut p = Vec::with_capacity(4096);
@@ -180,7 +180,7 @@ pub fn program(window: u32) -> Vec<sock_filter> {
 /// `net.core.optmem_max` (ENOMEM): 20 KiB before Linux 6.9 (a window of 320
 /// bytes: enough when Via is the first header, as most user agents write it),
 /// 128 KiB since (the full window). `deploy/` raises it. Returns the window.
-pub fn attach(sock: &impl AsRawFd) -> io::Result<u32> {
+pub(super) fn attach(sock: &impl AsRawFd) -> io::Result<u32> {
     let mut window = MAX_WINDOW;
     loop {
         match attach_program(sock, program(window)) {

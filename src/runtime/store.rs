@@ -85,7 +85,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
 
 /// Damage found while loading; the valid prefix of the file was kept.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LoadWarning {
+pub(crate) enum LoadWarning {
     /// The file ends inside a record (a crash mid-write).
     #[error("{path}: truncated record at byte {offset}; kept the records before it")]
     Truncated { path: PathBuf, offset: u64 },
@@ -101,7 +101,7 @@ pub enum LoadWarning {
 /// What [`open`] returns: one location part and one store per shard, index =
 /// shard, and the damage found.
 #[derive(Debug)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub locations: Vec<Location>,
     pub stores: Vec<ShardStore>,
     pub warnings: Vec<LoadWarning>,
@@ -110,7 +110,7 @@ pub struct Loaded {
 /// Loads the bindings in `dir` (created if missing) for `shards` shards, dropping
 /// those expired at `now` and clearing connection ids (they name connections of
 /// the previous process), then starts a new epoch (see the module docs).
-pub fn open(dir: &Path, shards: usize, now: u64) -> Result<Loaded, StoreError> {
+pub(crate) fn open(dir: &Path, shards: usize, now: u64) -> Result<Loaded, StoreError> {
     let shards = shards.max(1);
     fs::create_dir_all(dir).map_err(io_err(dir))?;
     let mut warnings = Vec::new();
@@ -213,7 +213,7 @@ pub fn open(dir: &Path, shards: usize, now: u64) -> Result<Loaded, StoreError> {
 
 /// The persistence of one shard: its log file and pending records.
 #[derive(Debug)]
-pub struct ShardStore {
+pub(crate) struct ShardStore {
     dir: PathBuf,
     epoch: u64,
     shard: u32,
@@ -252,25 +252,26 @@ impl ShardStore {
     }
 
     /// Queues a REGISTER's changes (in memory only: no system call).
-    pub fn record(&mut self, changes: &[Change]) {
+    pub(crate) fn record(&mut self, changes: &[Change]) {
         for c in changes {
             encode_change(c, &mut self.pending);
         }
     }
 
     /// Bytes queued and not yet written.
-    pub fn pending_len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn pending_len(&self) -> usize {
         self.pending.len()
     }
 
     /// Bytes in the log file: a hint for when to compact.
-    pub fn log_len(&self) -> u64 {
+    pub(crate) fn log_len(&self) -> u64 {
         self.log_len
     }
 
     /// Writes the queued records to the log (no fsync). On failure the log is cut
     /// back to its last whole record and the records stay queued.
-    pub fn flush(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn flush(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -287,14 +288,15 @@ impl ShardStore {
 
     /// Writes and fsyncs the queued records: after it returns they survive a
     /// crash. Call every `--sync-interval` and at shutdown.
-    pub fn sync(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn sync(&mut self) -> Result<(), StoreError> {
         self.flush()?;
         self.log.sync_data().map_err(io_err(&self.log_path))
     }
 
     /// Replaces the snapshot with `location` (minus what expired at `now`) and
     /// empties the log. Queued records are dropped: the snapshot includes them.
-    pub fn compact(&mut self, now: u64, location: &Location) -> Result<(), StoreError> {
+    #[cfg(test)]
+    pub(crate) fn compact(&mut self, now: u64, location: &Location) -> Result<(), StoreError> {
         let bytes = self.snapshot(now, location);
         self.compact_to(&bytes)
     }
@@ -302,12 +304,12 @@ impl ShardStore {
     /// The snapshot [`ShardStore::compact_to`] writes: `location` minus what
     /// expired at `now`, encoded (no system call, for the thread that owns the
     /// location part; the writing can go elsewhere).
-    pub fn snapshot(&self, now: u64, location: &Location) -> Vec<u8> {
+    pub(crate) fn snapshot(&self, now: u64, location: &Location) -> Vec<u8> {
         encode_snapshot(self.epoch, self.shard, self.log_gen, now, location)
     }
 
     /// [`ShardStore::compact`] with the snapshot already encoded.
-    pub fn compact_to(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
+    pub(crate) fn compact_to(&mut self, snapshot: &[u8]) -> Result<(), StoreError> {
         let snap = self.dir.join(file_name(self.epoch, self.shard, "snap"));
         write_atomically(&self.dir, &snap, snapshot)?;
         // Crash here: the snapshot names this log's generation, so the loader

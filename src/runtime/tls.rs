@@ -35,13 +35,13 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 /// File names of the generated certificate inside `--data-dir`.
-pub const GENERATED_CERT: &str = "tls-selfsigned-cert.pem";
+pub(crate) const GENERATED_CERT: &str = "tls-selfsigned-cert.pem";
 /// File name of the generated key inside `--data-dir`.
-pub const GENERATED_KEY: &str = "tls-selfsigned-key.pem";
+pub(crate) const GENERATED_KEY: &str = "tls-selfsigned-key.pem";
 
 /// The server side. Without `--tls-cert`/`--tls-key`, loads the certificate generated
 /// into `--data-dir` by an earlier start, or generates one now and logs it.
-pub fn server_config(cfg: &Config) -> Result<Arc<ServerConfig>, TlsError> {
+pub(crate) fn server_config(cfg: &Config) -> Result<Arc<ServerConfig>, TlsError> {
     let (cert_path, key_path) = match (&cfg.tls.cert, &cfg.tls.key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => {
@@ -95,7 +95,7 @@ fn generate(cfg: &Config, cert: &Path, key: &Path) -> Result<(), TlsError> {
 
 /// The client side: peers are verified against `--tls-ca` when given, otherwise the
 /// system's roots.
-pub fn client_config(cfg: &Config) -> Result<Arc<ClientConfig>, TlsError> {
+pub(crate) fn client_config(cfg: &Config) -> Result<Arc<ClientConfig>, TlsError> {
     let mut roots = RootCertStore::empty();
     match &cfg.tls.ca {
         Some(path) => {

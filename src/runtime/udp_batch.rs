@@ -32,7 +32,7 @@ pub(crate) struct RecvBatch {
 
 impl RecvBatch {
     /// Room for `count` datagrams of up to `size` bytes each.
-    pub fn new(count: usize, size: usize) -> RecvBatch {
+    pub(super) fn new(count: usize, size: usize) -> RecvBatch {
         let count = count.max(1);
         RecvBatch {
             bufs: vec![0; count * size],
@@ -49,13 +49,13 @@ impl RecvBatch {
     }
 
     /// How many datagrams one [`RecvBatch::recv`] can take.
-    pub fn capacity(&self) -> usize {
+    pub(super) fn capacity(&self) -> usize {
         self.hdrs.len()
     }
 
     /// Takes up to the batch's room of queued datagrams from `fd` without waiting.
     /// Returns how many arrived: 0 when none is queued.
-    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+    pub(super) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         self.filled = 0;
         let base = self.bufs.as_mut_ptr();
         for (i, ((iov, hdr), addr)) in self
@@ -102,7 +102,7 @@ impl RecvBatch {
     /// Datagram `i` of the last [`RecvBatch::recv`]: its bytes (as many as fit in a
     /// buffer: a longer one is cut, which the caller tells by its length reaching
     /// the buffer's size) and its source, or `None` for a source that is not IP.
-    pub fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
+    pub(super) fn get(&self, i: usize) -> Option<(&[u8], SocketAddr)> {
         if i >= self.filled {
             return None;
         }

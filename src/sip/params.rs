@@ -179,7 +179,7 @@ pub(crate) struct Item<'a> {
 impl<'a> Item<'a> {
     /// The parameter, when it is a valid `generic-param`.
     #[inline]
-    pub fn check(&self) -> Result<Param<'a>, ParseError> {
+    pub(crate) fn check(&self) -> Result<Param<'a>, ParseError> {
         let p = self.param.ok_or(ParseError::InvalidParam)?;
         let valid = if self.plain {
             !p.name.is_empty() && p.value != Some(b"")

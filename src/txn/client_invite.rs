@@ -11,7 +11,7 @@ use super::{doubled, Action, Actions, Class, ClientEvent, Reliability, TimerKind
 
 /// States of Figure 5.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientInviteState {
+pub(crate) enum ClientInviteState {
     /// Request sent, no response yet; Timer A retransmits (unreliable), Timer B
     /// times out.
     Calling,
@@ -25,7 +25,7 @@ pub enum ClientInviteState {
 
 /// An INVITE client transaction.
 #[derive(Debug, Clone)]
-pub struct ClientInvite {
+pub(crate) struct ClientInvite {
     state: ClientInviteState,
     reliability: Reliability,
     /// The interval Timer A was last armed with.
@@ -36,7 +36,7 @@ pub struct ClientInvite {
 impl ClientInvite {
     /// Starts the transaction once the caller has sent the INVITE: arms Timer A
     /// (T1, unreliable transports only) and Timer B (64·T1), §17.1.1.2.
-    pub fn new(timers: &Timers, reliability: Reliability, out: &mut Actions) -> Self {
+    pub(crate) fn new(timers: &Timers, reliability: Reliability, out: &mut Actions) -> Self {
         if !reliability.is_reliable() {
             out.push(Action::StartTimer(TimerKind::A, timers.t1));
         }
@@ -50,17 +50,19 @@ impl ClientInvite {
     }
 
     /// The current state.
-    pub fn state(&self) -> ClientInviteState {
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> ClientInviteState {
         self.state
     }
 
     /// True once the transaction has terminated.
-    pub fn is_terminated(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_terminated(&self) -> bool {
         self.state == ClientInviteState::Terminated
     }
 
     /// Feeds one event; appends the resulting actions to `out`.
-    pub fn on_event(&mut self, event: ClientEvent, out: &mut Actions) {
+    pub(crate) fn on_event(&mut self, event: ClientEvent, out: &mut Actions) {
         use ClientInviteState::*;
         match (self.state, event) {
             (Terminated, _) => {}

@@ -12,7 +12,7 @@ use super::{doubled, Action, Actions, Class, ClientEvent, Reliability, TimerKind
 
 /// States of Figure 6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientNonInviteState {
+pub(crate) enum ClientNonInviteState {
     /// Request sent, no response yet.
     Trying,
     /// A provisional response arrived; retransmissions continue every T2.
@@ -25,7 +25,7 @@ pub enum ClientNonInviteState {
 
 /// A non-INVITE client transaction.
 #[derive(Debug, Clone)]
-pub struct ClientNonInvite {
+pub(crate) struct ClientNonInvite {
     state: ClientNonInviteState,
     reliability: Reliability,
     /// The interval Timer E was last armed with.
@@ -37,7 +37,7 @@ pub struct ClientNonInvite {
 impl ClientNonInvite {
     /// Starts the transaction once the caller has sent the request: arms Timer E
     /// (T1, unreliable transports only) and Timer F (64·T1), §17.1.2.2.
-    pub fn new(timers: &Timers, reliability: Reliability, out: &mut Actions) -> Self {
+    pub(crate) fn new(timers: &Timers, reliability: Reliability, out: &mut Actions) -> Self {
         if !reliability.is_reliable() {
             out.push(Action::StartTimer(TimerKind::E, timers.t1));
         }
@@ -52,17 +52,19 @@ impl ClientNonInvite {
     }
 
     /// The current state.
-    pub fn state(&self) -> ClientNonInviteState {
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> ClientNonInviteState {
         self.state
     }
 
     /// True once the transaction has terminated.
-    pub fn is_terminated(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_terminated(&self) -> bool {
         self.state == ClientNonInviteState::Terminated
     }
 
     /// Feeds one event; appends the resulting actions to `out`.
-    pub fn on_event(&mut self, event: ClientEvent, out: &mut Actions) {
+    pub(crate) fn on_event(&mut self, event: ClientEvent, out: &mut Actions) {
         use ClientNonInviteState::*;
         match (self.state, event) {
             (Terminated, _) => {}

@@ -64,7 +64,7 @@ fn write_exact(h: &mut impl Hasher, s: &[u8]) {
 /// True when `branch` carries the RFC 3261 magic cookie, so that the branch (with
 /// sent-by and method) identifies the transaction (§17.2.3). Case-sensitive, like
 /// [`Via::has_magic_cookie`].
-pub fn is_rfc3261_branch(branch: &[u8]) -> bool {
+pub(crate) fn is_rfc3261_branch(branch: &[u8]) -> bool {
     branch.starts_with(MAGIC_COOKIE)
 }
 
@@ -118,7 +118,7 @@ fn write_decimal(w: &mut &mut [u8], n: u32) -> std::io::Result<()> {
 /// The hash that places a request by its top Via branch on a shard (DESIGN.md §3,
 /// `hash % N`): case-folded, like branch matching, so every request that matches
 /// one transaction (§17.2.3) lands on its shard.
-pub fn branch_hash(branch: &[u8]) -> u64 {
+pub(crate) fn branch_hash(branch: &[u8]) -> u64 {
     let mut h = hasher();
     write_folded(&mut h, branch);
     h.finish()
@@ -127,7 +127,7 @@ pub fn branch_hash(branch: &[u8]) -> u64 {
 /// The hash that places a request whose branch lacks the cookie: of Call-ID and
 /// CSeq number (DESIGN.md §3). Its ACK and CANCEL share both, so they land on the
 /// INVITE's shard.
-pub fn legacy_request_hash(call_id: &[u8], cseq: u32) -> u64 {
+pub(crate) fn legacy_request_hash(call_id: &[u8], cseq: u32) -> u64 {
     let mut h = hasher();
     write_exact(&mut h, call_id);
     h.write_u32(cseq);
@@ -179,7 +179,7 @@ impl<const K: usize> Fields<K> {
 /// Via branch is missing or lacks the magic cookie. Empty slices stand for absent
 /// tags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LegacyFields<'a> {
+pub(crate) struct LegacyFields<'a> {
     /// The Request-URI as written.
     pub request_uri: &'a [u8],
     /// The To tag (empty when absent).
@@ -205,7 +205,7 @@ enum ServerFields<'a> {
 
 /// A borrowed server-transaction key for looking a request up (§17.2.3).
 #[derive(Debug, Clone, Copy)]
-pub struct ServerKeyRef<'a> {
+pub(crate) struct ServerKeyRef<'a> {
     hash: u64,
     /// The method matched under (ACK already mapped to INVITE).
     method: &'a [u8],
@@ -216,14 +216,14 @@ pub struct ServerKeyRef<'a> {
 impl<'a> ServerKeyRef<'a> {
     /// The key of a request from its decoded top Via and method: `None` when the
     /// branch lacks the magic cookie, and [`ServerKeyRef::legacy`] applies.
-    pub fn from_via(via: &Via<'a>, method: Method<'a>) -> Option<Self> {
+    pub(crate) fn from_via(via: &Via<'a>, method: Method<'a>) -> Option<Self> {
         let branch = via.branch().filter(|b| is_rfc3261_branch(b))?;
         Some(ServerKeyRef::rfc3261(branch, via.sent_by, method))
     }
 
     /// The key of a request whose top Via branch carries the magic cookie: branch,
     /// sent-by, and method, where ACK matches INVITE.
-    pub fn rfc3261(branch: &'a [u8], sent_by: HostPort<'a>, method: Method<'a>) -> Self {
+    pub(crate) fn rfc3261(branch: &'a [u8], sent_by: HostPort<'a>, method: Method<'a>) -> Self {
         let m = match_method(method);
         let mut h = hasher();
         h.write_u8(1);
@@ -241,7 +241,7 @@ impl<'a> ServerKeyRef<'a> {
     /// The key of a request without an RFC 3261 branch (§17.2.3 backwards
     /// compatibility). The To tag is compared but not hashed: an ACK carries the
     /// tag of the response, which the INVITE did not have.
-    pub fn legacy(fields: LegacyFields<'a>, method: Method<'a>) -> Self {
+    pub(crate) fn legacy(fields: LegacyFields<'a>, method: Method<'a>) -> Self {
         let m = match_method(method);
         ServerKeyRef {
             hash: legacy_hash(&fields, m),
@@ -254,7 +254,7 @@ impl<'a> ServerKeyRef<'a> {
     /// For a CANCEL's key, the key of the INVITE transaction it cancels: the same
     /// fields under method INVITE (§9.2: the matching of §17.2.3 without the
     /// method).
-    pub fn cancelled_invite(&self) -> ServerKeyRef<'a> {
+    pub(crate) fn cancelled_invite(&self) -> ServerKeyRef<'a> {
         match self.fields {
             ServerFields::Rfc3261 { branch, sent_by } => {
                 ServerKeyRef::rfc3261(branch, sent_by, Method::Invite)
@@ -264,22 +264,23 @@ impl<'a> ServerKeyRef<'a> {
     }
 
     /// The 64-bit hash to index a table with.
-    pub fn hash(&self) -> u64 {
+    pub(crate) fn hash(&self) -> u64 {
         self.hash
     }
 
     /// True when the key is an ACK's (matched under INVITE).
-    pub fn is_ack(&self) -> bool {
+    pub(crate) fn is_ack(&self) -> bool {
         self.is_ack
     }
 
     /// True for a pre-RFC 3261 key.
-    pub fn is_legacy(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_legacy(&self) -> bool {
         matches!(self.fields, ServerFields::Legacy(_))
     }
 
     /// An owned copy, to store with a new transaction.
-    pub fn to_key(&self) -> ServerKey {
+    pub(crate) fn to_key(self) -> ServerKey {
         let repr = match self.fields {
             ServerFields::Rfc3261 { branch, sent_by } => {
                 let mut buf = [0; SENT_BY_MAX];
@@ -307,7 +308,7 @@ impl<'a> ServerKeyRef<'a> {
 
     /// True when the request this key was built from matches the transaction
     /// `key` was stored for.
-    pub fn matches(&self, key: &ServerKey) -> bool {
+    pub(crate) fn matches(&self, key: &ServerKey) -> bool {
         if self.hash != key.hash {
             return false;
         }
@@ -369,24 +370,20 @@ enum ServerRepr {
 
 /// An owned server-transaction key, stored with the transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerKey {
+pub(crate) struct ServerKey {
     hash: u64,
     repr: ServerRepr,
 }
 
 impl ServerKey {
     /// The 64-bit hash the key was indexed under.
-    pub fn hash(&self) -> u64 {
+    pub(crate) fn hash(&self) -> u64 {
         self.hash
     }
 
-    /// True when `view` matches this key.
-    pub fn matches(&self, view: &ServerKeyRef<'_>) -> bool {
-        view.matches(self)
-    }
-
     /// The branch of an RFC 3261 key.
-    pub fn branch(&self) -> Option<&[u8]> {
+    #[cfg(test)]
+    pub(crate) fn branch(&self) -> Option<&[u8]> {
         match &self.repr {
             ServerRepr::Rfc3261(f) => Some(f.get(0)),
             ServerRepr::Legacy(_) => None,
@@ -395,7 +392,7 @@ impl ServerKey {
 
     /// The method the transaction was created by (INVITE for an INVITE
     /// transaction, which its ACKs match).
-    pub fn method(&self) -> &[u8] {
+    pub(crate) fn method(&self) -> &[u8] {
         match &self.repr {
             ServerRepr::Rfc3261(f) => f.get(2),
             ServerRepr::Legacy(l) => l.fields.get(5),
@@ -405,7 +402,8 @@ impl ServerKey {
     /// Records the To tag of the response the transaction sent, which a pre-RFC
     /// 3261 ACK must carry to match (§17.2.3). A no-op for RFC 3261 keys, whose
     /// ACK matches by branch.
-    pub fn set_response_to_tag(&mut self, tag: &[u8]) {
+    #[cfg(test)]
+    pub(crate) fn set_response_to_tag(&mut self, tag: &[u8]) {
         if let ServerRepr::Legacy(l) = &mut self.repr {
             l.response_to_tag.clear();
             l.response_to_tag.extend_from_slice(tag);
@@ -420,7 +418,7 @@ impl ServerKey {
 /// method (§17.1.3). The method keeps a CANCEL's transaction apart from its
 /// INVITE's, which shares the branch.
 #[derive(Debug, Clone, Copy)]
-pub struct ClientKeyRef<'a> {
+pub(crate) struct ClientKeyRef<'a> {
     hash: u64,
     branch: &'a [u8],
     method: &'a [u8],
@@ -428,7 +426,7 @@ pub struct ClientKeyRef<'a> {
 
 impl<'a> ClientKeyRef<'a> {
     /// The key for a branch and a CSeq method.
-    pub fn new(branch: &'a [u8], method: Method<'a>) -> Self {
+    pub(crate) fn new(branch: &'a [u8], method: Method<'a>) -> Self {
         let m = method.as_bytes();
         let mut h = hasher();
         h.write_u8(3);
@@ -442,12 +440,12 @@ impl<'a> ClientKeyRef<'a> {
     }
 
     /// The 64-bit hash to index a table with.
-    pub fn hash(&self) -> u64 {
+    pub(crate) fn hash(&self) -> u64 {
         self.hash
     }
 
     /// An owned copy, to store with a new transaction.
-    pub fn to_key(&self) -> ClientKey {
+    pub(crate) fn to_key(self) -> ClientKey {
         ClientKey {
             hash: self.hash,
             fields: Fields::new([self.branch, self.method]),
@@ -455,7 +453,7 @@ impl<'a> ClientKeyRef<'a> {
     }
 
     /// True when a response with this key belongs to the transaction of `key`.
-    pub fn matches(&self, key: &ClientKey) -> bool {
+    pub(crate) fn matches(&self, key: &ClientKey) -> bool {
         self.hash == key.hash
             && eq_ic(self.branch, key.fields.get(0))
             && self.method == key.fields.get(1)
@@ -464,7 +462,7 @@ impl<'a> ClientKeyRef<'a> {
 
 /// An owned client-transaction key. Our branches are short, so it stays inline.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientKey {
+pub(crate) struct ClientKey {
     hash: u64,
     /// Branch, method.
     fields: Fields<2>,
@@ -472,22 +470,18 @@ pub struct ClientKey {
 
 impl ClientKey {
     /// The 64-bit hash the key was indexed under.
-    pub fn hash(&self) -> u64 {
+    pub(crate) fn hash(&self) -> u64 {
         self.hash
     }
 
-    /// True when `view` matches this key.
-    pub fn matches(&self, view: &ClientKeyRef<'_>) -> bool {
-        view.matches(self)
-    }
-
     /// The branch.
-    pub fn branch(&self) -> &[u8] {
+    #[cfg(test)]
+    pub(crate) fn branch(&self) -> &[u8] {
         self.fields.get(0)
     }
 
     /// The method.
-    pub fn method(&self) -> &[u8] {
+    pub(crate) fn method(&self) -> &[u8] {
         self.fields.get(1)
     }
 }
@@ -500,25 +494,26 @@ const BRANCH_TAG: u8 = b'c';
 /// How every branch coresip generates begins: the cookie and [`BRANCH_TAG`]. The
 /// shard follows as 4 lowercase hex digits, where the kernel's response steering
 /// (`runtime::steering`) reads it too.
-pub const BRANCH_PREFIX: &[u8; 8] = b"z9hG4bKc";
+pub(crate) const BRANCH_PREFIX: &[u8; 8] = b"z9hG4bKc";
 /// `z9hG4bK` `c` + 4 hex digits of shard + 16 hex digits of unique id.
 const BRANCH_LEN: usize = MAGIC_COOKIE.len() + 1 + 4 + 16;
 
 /// A branch coresip generated: `z9hG4bKc` + shard (4 lowercase hex digits) + a
 /// unique 64-bit id (16 lowercase hex digits). 28 bytes, inline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Branch {
+pub(crate) struct Branch {
     buf: [u8; BRANCH_LEN],
 }
 
 impl Branch {
     /// The branch text.
-    pub fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf
     }
 
     /// The branch text (always ASCII).
-    pub fn as_str(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn as_str(&self) -> &str {
         std::str::from_utf8(&self.buf).unwrap_or_default()
     }
 }
@@ -530,7 +525,7 @@ impl Branch {
 /// across runs and hosts, the caller supplies a random `seed` (sans-IO: no RNG
 /// here), and the mix makes the ids unpredictable to others.
 #[derive(Debug, Clone)]
-pub struct BranchGenerator {
+pub(crate) struct BranchGenerator {
     shard: u16,
     seed: u64,
     counter: u64,
@@ -538,7 +533,7 @@ pub struct BranchGenerator {
 
 impl BranchGenerator {
     /// A generator for `shard`, seeded by the runtime (e.g. from getrandom).
-    pub fn new(shard: u16, seed: u64) -> Self {
+    pub(crate) fn new(shard: u16, seed: u64) -> Self {
         BranchGenerator {
             shard,
             seed,
@@ -547,7 +542,7 @@ impl BranchGenerator {
     }
 
     /// The next branch.
-    pub fn next_branch(&mut self) -> Branch {
+    pub(crate) fn next_branch(&mut self) -> Branch {
         let id = mix64(self.seed.wrapping_add(self.counter));
         self.counter = self.counter.wrapping_add(1);
         let mut buf = [0u8; BRANCH_LEN];
@@ -582,7 +577,7 @@ fn write_hex(out: &mut [u8], mut v: u64) {
 /// other branch. Text after the 28 generated bytes is allowed (room for a later
 /// loop-detection component, §16.6 step 8). The caller checks the id against its
 /// shard count.
-pub fn parse_shard(branch: &[u8]) -> Option<u16> {
+pub(crate) fn parse_shard(branch: &[u8]) -> Option<u16> {
     let rest = branch.strip_prefix(MAGIC_COOKIE)?;
     let rest = rest.strip_prefix(&[BRANCH_TAG])?;
     let shard = rest.get(..4)?;

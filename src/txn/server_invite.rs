@@ -16,7 +16,7 @@ use super::{doubled, Action, Actions, Class, Reliability, ServerEvent, TimerKind
 
 /// States of Figure 7.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerInviteState {
+pub(crate) enum ServerInviteState {
     /// INVITE received; provisional responses may be sent.
     Proceeding,
     /// A 300–699 was sent; Timer G retransmits it, Timer H waits for the ACK.
@@ -29,7 +29,7 @@ pub enum ServerInviteState {
 
 /// An INVITE server transaction.
 #[derive(Debug, Clone)]
-pub struct ServerInvite {
+pub(crate) struct ServerInvite {
     state: ServerInviteState,
     reliability: Reliability,
     /// Whether a provisional has been sent (so there is one to retransmit).
@@ -43,7 +43,7 @@ pub struct ServerInvite {
 impl ServerInvite {
     /// Creates the transaction for a new INVITE, which the caller passes to the TU.
     /// No timer runs in Proceeding.
-    pub fn new(timers: &Timers, reliability: Reliability) -> Self {
+    pub(crate) fn new(timers: &Timers, reliability: Reliability) -> Self {
         ServerInvite {
             state: ServerInviteState::Proceeding,
             reliability,
@@ -56,19 +56,21 @@ impl ServerInvite {
     }
 
     /// The current state.
-    pub fn state(&self) -> ServerInviteState {
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> ServerInviteState {
         self.state
     }
 
     /// True once the transaction has terminated.
-    pub fn is_terminated(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_terminated(&self) -> bool {
         self.state == ServerInviteState::Terminated
     }
 
     /// Feeds one event; appends the resulting actions to `out`. A `TuResponse`
     /// that yields no [`Action::SendResponse`] was refused (the transaction is past
     /// the point where the TU may respond).
-    pub fn on_event(&mut self, event: ServerEvent, out: &mut Actions) {
+    pub(crate) fn on_event(&mut self, event: ServerEvent, out: &mut Actions) {
         use ServerInviteState::*;
         match (self.state, event) {
             (Terminated, _) => {}

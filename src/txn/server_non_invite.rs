@@ -13,7 +13,7 @@ use super::{Action, Actions, Class, Reliability, ServerEvent, TimerKind, Timers}
 
 /// States of Figure 8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServerNonInviteState {
+pub(crate) enum ServerNonInviteState {
     /// Request received, nothing sent; retransmissions are absorbed.
     Trying,
     /// A provisional was sent; retransmissions get it again.
@@ -26,14 +26,14 @@ pub enum ServerNonInviteState {
 
 /// A non-INVITE server transaction.
 #[derive(Debug, Clone)]
-pub struct ServerNonInvite {
+pub(crate) struct ServerNonInvite {
     state: ServerNonInviteState,
     timer_j: Duration,
 }
 
 impl ServerNonInvite {
     /// Creates the transaction for a new request, which the caller passes to the TU.
-    pub fn new(timers: &Timers, reliability: Reliability) -> Self {
+    pub(crate) fn new(timers: &Timers, reliability: Reliability) -> Self {
         ServerNonInvite {
             state: ServerNonInviteState::Trying,
             timer_j: timers.timer_j(reliability),
@@ -41,18 +41,20 @@ impl ServerNonInvite {
     }
 
     /// The current state.
-    pub fn state(&self) -> ServerNonInviteState {
+    #[cfg(test)]
+    pub(crate) fn state(&self) -> ServerNonInviteState {
         self.state
     }
 
     /// True once the transaction has terminated.
-    pub fn is_terminated(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_terminated(&self) -> bool {
         self.state == ServerNonInviteState::Terminated
     }
 
     /// Feeds one event; appends the resulting actions to `out`. A `TuResponse`
     /// that yields no [`Action::SendResponse`] was refused.
-    pub fn on_event(&mut self, event: ServerEvent, out: &mut Actions) {
+    pub(crate) fn on_event(&mut self, event: ServerEvent, out: &mut Actions) {
         use ServerNonInviteState::*;
         match (self.state, event) {
             (Terminated, _) => {}

@@ -20,7 +20,7 @@ pub(crate) struct Sim {
 }
 
 impl Sim {
-    pub fn new() -> Sim {
+    pub(crate) fn new() -> Sim {
         let t0 = Instant::now();
         Sim {
             t0,
@@ -33,12 +33,12 @@ impl Sim {
         }
     }
 
-    pub fn ms(&self) -> u64 {
+    pub(crate) fn ms(&self) -> u64 {
         (self.now - self.t0).as_millis() as u64
     }
 
     /// Runs one event (`f` feeds it to the machine) and applies its actions.
-    pub fn feed(&mut self, f: impl FnOnce(&mut Actions)) {
+    pub(crate) fn feed(&mut self, f: impl FnOnce(&mut Actions)) {
         let mut out = Actions::new();
         f(&mut out);
         self.apply(&out);
@@ -80,7 +80,7 @@ impl Sim {
 
     /// Moves the clock to `ms` after the start, 1 ms at a time, feeding every timer
     /// that fires to the machine through `fire`.
-    pub fn run_to(&mut self, ms: u64, mut fire: impl FnMut(TimerKind, &mut Actions)) {
+    pub(crate) fn run_to(&mut self, ms: u64, mut fire: impl FnMut(TimerKind, &mut Actions)) {
         let target = self.t0 + Duration::from_millis(ms);
         let mut fired = Vec::new();
         while self.now < target {
@@ -98,7 +98,7 @@ impl Sim {
     }
 
     /// Times (ms) at which `a` was emitted.
-    pub fn times_of(&self, a: Action) -> Vec<u64> {
+    pub(crate) fn times_of(&self, a: Action) -> Vec<u64> {
         self.log
             .iter()
             .filter(|(_, x)| *x == a)
@@ -107,7 +107,7 @@ impl Sim {
     }
 
     /// Times (ms) at which timer `k` fired.
-    pub fn fired_at(&self, k: TimerKind) -> Vec<u64> {
+    pub(crate) fn fired_at(&self, k: TimerKind) -> Vec<u64> {
         self.fired
             .iter()
             .filter(|(_, x)| *x == k)
@@ -116,7 +116,7 @@ impl Sim {
     }
 
     /// Actions other than timer bookkeeping, in order.
-    pub fn effects(&self) -> Vec<Action> {
+    pub(crate) fn effects(&self) -> Vec<Action> {
         self.log
             .iter()
             .map(|&(_, a)| a)

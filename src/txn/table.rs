@@ -25,14 +25,14 @@ const NIL: u32 = u32::MAX;
 
 /// Names a live transaction; stale once it is removed, even if its slot is reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TxnId {
+pub(crate) struct TxnId {
     index: u32,
     generation: u32,
 }
 
 /// The wheel payload of a transaction timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TxnTimer {
+pub(crate) struct TxnTimer {
     /// The transaction that armed it.
     pub id: TxnId,
     /// Which timer.
@@ -41,7 +41,7 @@ pub struct TxnTimer {
 
 /// Why a transaction could not be created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TableError {
+pub(crate) enum TableError {
     /// The shard holds `--max-transactions` live transactions: answer
     /// `503 Service Unavailable` with Retry-After instead.
     #[error("transaction table full")]
@@ -55,9 +55,10 @@ pub enum TableError {
     Ack,
 }
 
-/// One of the four §17 state machines.
+/// One of the four §17 state machines (named as RFC 3261 §17 names them).
 #[derive(Debug, Clone)]
-pub enum Machine {
+#[allow(clippy::enum_variant_names)]
+pub(crate) enum Machine {
     ClientInvite(ClientInvite),
     ClientNonInvite(ClientNonInvite),
     ServerInvite(ServerInvite),
@@ -65,16 +66,6 @@ pub enum Machine {
 }
 
 impl Machine {
-    /// True once the machine has terminated.
-    pub fn is_terminated(&self) -> bool {
-        match self {
-            Machine::ClientInvite(m) => m.is_terminated(),
-            Machine::ClientNonInvite(m) => m.is_terminated(),
-            Machine::ServerInvite(m) => m.is_terminated(),
-            Machine::ServerNonInvite(m) => m.is_terminated(),
-        }
-    }
-
     fn on_timer(&mut self, kind: TimerKind, out: &mut Actions) {
         match self {
             Machine::ClientInvite(m) => m.on_event(ClientEvent::Timer(kind), out),
@@ -87,7 +78,7 @@ impl Machine {
 
 /// The key a transaction is indexed under.
 #[derive(Debug, Clone)]
-pub enum Key {
+pub(crate) enum Key {
     Server(ServerKey),
     Client(ClientKey),
 }
@@ -103,7 +94,7 @@ impl Key {
 
 /// A live transaction.
 #[derive(Debug)]
-pub struct Entry<T> {
+pub(crate) struct Entry<T> {
     /// Its key (private: changing it would desynchronise the index).
     key: Key,
     /// Its state machine; drive it through the table so timers stay wired.
@@ -116,13 +107,9 @@ pub struct Entry<T> {
 }
 
 impl<T> Entry<T> {
-    /// The key the transaction is indexed under.
-    pub fn key(&self) -> &Key {
-        &self.key
-    }
-
     /// The state machine.
-    pub fn machine(&self) -> &Machine {
+    #[cfg(test)]
+    pub(crate) fn machine(&self) -> &Machine {
         &self.machine
     }
 }
@@ -156,7 +143,7 @@ type Index = HashMap<u64, u32, BuildHasherDefault<PassThrough>>;
 
 /// The transactions of one shard.
 #[derive(Debug)]
-pub struct TxnTable<T> {
+pub(crate) struct TxnTable<T> {
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
     server_index: Index,
@@ -169,7 +156,7 @@ pub struct TxnTable<T> {
 impl<T> TxnTable<T> {
     /// A table holding at most `max` live transactions (`--max-transactions`),
     /// whose machines use `timers`.
-    pub fn new(max: usize, timers: Timers) -> Self {
+    pub(crate) fn new(max: usize, timers: Timers) -> Self {
         // Slot indices are u32 with NIL reserved.
         let max = max.min(NIL as usize - 1);
         TxnTable {
@@ -184,22 +171,18 @@ impl<T> TxnTable<T> {
     }
 
     /// Live transactions.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// True when no transaction is live.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The timer configuration.
-    pub fn timers(&self) -> &Timers {
+    #[cfg(test)]
+    pub(crate) fn timers(&self) -> &Timers {
         &self.timers
     }
 
     /// The transaction an incoming request belongs to (§17.2.3).
-    pub fn find_server(&self, view: &ServerKeyRef<'_>) -> Option<TxnId> {
+    pub(crate) fn find_server(&self, view: &ServerKeyRef<'_>) -> Option<TxnId> {
         self.find(&self.server_index, view.hash(), |k| match k {
             Key::Server(k) => view.matches(k),
             Key::Client(_) => false,
@@ -207,7 +190,7 @@ impl<T> TxnTable<T> {
     }
 
     /// The transaction an incoming response belongs to (§17.1.3).
-    pub fn find_client(&self, view: &ClientKeyRef<'_>) -> Option<TxnId> {
+    pub(crate) fn find_client(&self, view: &ClientKeyRef<'_>) -> Option<TxnId> {
         self.find(&self.client_index, view.hash(), |k| match k {
             Key::Client(k) => view.matches(k),
             Key::Server(_) => false,
@@ -232,7 +215,7 @@ impl<T> TxnTable<T> {
 
     /// Creates the server transaction for a new request (an INVITE one when the
     /// key's method is INVITE). The caller passes the request to the TU.
-    pub fn insert_server(
+    pub(crate) fn insert_server(
         &mut self,
         view: &ServerKeyRef<'_>,
         reliability: Reliability,
@@ -255,7 +238,7 @@ impl<T> TxnTable<T> {
 
     /// Creates the client transaction for a request the caller has just sent (an
     /// INVITE one when the key's method is INVITE), arming its timers.
-    pub fn insert_client<P: From<TxnTimer>>(
+    pub(crate) fn insert_client<P: From<TxnTimer>>(
         &mut self,
         now: Instant,
         view: &ClientKeyRef<'_>,
@@ -321,7 +304,7 @@ impl<T> TxnTable<T> {
     }
 
     /// The live transaction `id` names.
-    pub fn get(&self, id: TxnId) -> Option<&Entry<T>> {
+    pub(crate) fn get(&self, id: TxnId) -> Option<&Entry<T>> {
         let s = self.slots.get(id.index as usize)?;
         (s.generation == id.generation)
             .then_some(s.entry.as_ref())
@@ -329,7 +312,7 @@ impl<T> TxnTable<T> {
     }
 
     /// The live transaction `id` names, mutably.
-    pub fn get_mut(&mut self, id: TxnId) -> Option<&mut Entry<T>> {
+    pub(crate) fn get_mut(&mut self, id: TxnId) -> Option<&mut Entry<T>> {
         let s = self.slots.get_mut(id.index as usize)?;
         if s.generation != id.generation {
             return None;
@@ -340,7 +323,8 @@ impl<T> TxnTable<T> {
     /// Records the To tag of the response a server transaction sent, for matching
     /// a pre-RFC 3261 ACK (§17.2.3). The tag is not part of the key's hash, so the
     /// index stays valid.
-    pub fn set_response_to_tag(&mut self, id: TxnId, tag: &[u8]) {
+    #[cfg(test)]
+    pub(crate) fn set_response_to_tag(&mut self, id: TxnId, tag: &[u8]) {
         if let Some(Entry {
             key: Key::Server(k),
             ..
@@ -352,7 +336,7 @@ impl<T> TxnTable<T> {
 
     /// Removes a transaction, cancelling its timers; returns its data. Call it
     /// when an event reports [`Action::Terminated`].
-    pub fn remove<P>(&mut self, id: TxnId, wheel: &mut TimerWheel<P>) -> Option<T> {
+    pub(crate) fn remove<P>(&mut self, id: TxnId, wheel: &mut TimerWheel<P>) -> Option<T> {
         let s = self.slots.get_mut(id.index as usize)?;
         if s.generation != id.generation {
             return None;
@@ -406,7 +390,7 @@ impl<T> TxnTable<T> {
 
     /// Feeds a response to a client transaction. Effects for the caller (timer
     /// bookkeeping already done on `wheel`) are appended to `out`.
-    pub fn client_event<P: From<TxnTimer>>(
+    pub(crate) fn client_event<P: From<TxnTimer>>(
         &mut self,
         now: Instant,
         id: TxnId,
@@ -425,7 +409,7 @@ impl<T> TxnTable<T> {
 
     /// Feeds a request retransmission, an ACK, a TU response or a transport error
     /// to a server transaction. Effects for the caller are appended to `out`.
-    pub fn server_event<P: From<TxnTimer>>(
+    pub(crate) fn server_event<P: From<TxnTimer>>(
         &mut self,
         now: Instant,
         id: TxnId,
@@ -447,7 +431,7 @@ impl<T> TxnTable<T> {
     /// `Action::Timeout(TimerKind::C)` for the TU. Timers of removed transactions
     /// are ignored. Effects for the caller
     /// are appended to `out`; the transaction is `timer.id`.
-    pub fn on_timer<P: From<TxnTimer>>(
+    pub(crate) fn on_timer<P: From<TxnTimer>>(
         &mut self,
         now: Instant,
         timer: TxnTimer,
@@ -474,7 +458,7 @@ impl<T> TxnTable<T> {
 
     /// Arms or disarms `kind` (lane by lane) on behalf of the TU: the proxy's
     /// Timer C (§16.6 step 11, §16.8). `None` disarms.
-    pub fn set_timer<P: From<TxnTimer>>(
+    pub(crate) fn set_timer<P: From<TxnTimer>>(
         &mut self,
         now: Instant,
         id: TxnId,

@@ -26,7 +26,7 @@ const NIL: u32 = u32::MAX;
 /// Names one armed timer. Stale (ignored by [`TimerWheel::cancel`]) once the timer
 /// has fired or been cancelled, even if the slot is reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TimerHandle {
+pub(crate) struct TimerHandle {
     slot: u32,
     generation: u32,
 }
@@ -35,7 +35,7 @@ pub struct TimerHandle {
 /// transaction cap bounds the timers), but the wheel says so instead of panicking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("timer wheel full")]
-pub struct WheelFull;
+pub(crate) struct WheelFull;
 
 #[derive(Debug)]
 struct Entry<T> {
@@ -64,7 +64,7 @@ const EMPTY_BUCKET: Bucket = Bucket {
 /// A hashed timing wheel carrying a payload `T` per timer (typically a transaction
 /// id and a timer kind).
 #[derive(Debug)]
-pub struct TimerWheel<T> {
+pub(crate) struct TimerWheel<T> {
     origin: Instant,
     tick_nanos: u64,
     mask: u64,
@@ -79,20 +79,20 @@ pub struct TimerWheel<T> {
 }
 
 /// Default tick (DESIGN.md §4).
-pub const DEFAULT_TICK: Duration = Duration::from_millis(10);
+pub(crate) const DEFAULT_TICK: Duration = Duration::from_millis(10);
 /// Default bucket count: 4096 × 10 ms ≈ 41 s per revolution, which covers every
 /// §17 timer with default T1 in one revolution (Timer C's 3 minutes takes a few).
-pub const DEFAULT_SLOTS: usize = 4096;
+pub(crate) const DEFAULT_SLOTS: usize = 4096;
 
 impl<T> TimerWheel<T> {
     /// A wheel with the default 10 ms tick and 4096 buckets, counting from `origin`.
-    pub fn new(origin: Instant) -> Self {
+    pub(crate) fn new(origin: Instant) -> Self {
         Self::with_config(origin, DEFAULT_TICK, DEFAULT_SLOTS)
     }
 
     /// A wheel with the given tick (zero is raised to 1 ns) and bucket count
     /// (rounded up to a power of two, between 1 and 2^24).
-    pub fn with_config(origin: Instant, tick: Duration, slots: usize) -> Self {
+    pub(crate) fn with_config(origin: Instant, tick: Duration, slots: usize) -> Self {
         let tick_nanos = u64::try_from(tick.as_nanos()).unwrap_or(u64::MAX).max(1);
         let slots = slots.clamp(1, 1 << 24).next_power_of_two();
         TimerWheel {
@@ -108,31 +108,22 @@ impl<T> TimerWheel<T> {
         }
     }
 
-    /// Reserves slab room for `additional` more pending timers, so that inserting
-    /// them does not allocate.
-    pub fn reserve(&mut self, additional: usize) {
-        self.entries.reserve(additional);
-    }
-
     /// Number of pending timers.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 
     /// True when no timer is pending.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
-    }
-
-    /// The tick length.
-    pub fn tick(&self) -> Duration {
-        Duration::from_nanos(self.tick_nanos)
     }
 
     /// The instant at which the next tick boundary after the last `advance` falls:
     /// the earliest moment any pending timer can expire. `None` when none is pending.
     /// A runtime sleeps until then (or simply every tick while timers are pending).
-    pub fn next_tick_at(&self) -> Option<Instant> {
+    pub(crate) fn next_tick_at(&self) -> Option<Instant> {
         if self.len == 0 {
             return None;
         }
@@ -158,12 +149,16 @@ impl<T> TimerWheel<T> {
 
     /// Arms a timer expiring at `deadline`. A deadline at or before the last
     /// processed tick fires on the next tick. O(1).
-    pub fn insert(&mut self, deadline: Instant, payload: T) -> Result<TimerHandle, WheelFull> {
+    pub(crate) fn insert(
+        &mut self,
+        deadline: Instant,
+        payload: T,
+    ) -> Result<TimerHandle, WheelFull> {
         self.insert_at_tick(self.tick_of_deadline(deadline), payload)
     }
 
     /// Arms a timer expiring `after` from `now`.
-    pub fn insert_after(
+    pub(crate) fn insert_after(
         &mut self,
         now: Instant,
         after: Duration,
@@ -209,7 +204,7 @@ impl<T> TimerWheel<T> {
 
     /// Disarms a timer; returns its payload when the handle was still live (not
     /// fired, not cancelled). O(1), no search.
-    pub fn cancel(&mut self, handle: TimerHandle) -> Option<T> {
+    pub(crate) fn cancel(&mut self, handle: TimerHandle) -> Option<T> {
         let e = self.entries.get(handle.slot as usize)?;
         if e.generation != handle.generation || e.payload.is_none() {
             return None;
@@ -221,7 +216,7 @@ impl<T> TimerWheel<T> {
     }
 
     /// True while the handle's timer is pending.
-    pub fn is_pending(&self, handle: TimerHandle) -> bool {
+    pub(crate) fn is_pending(&self, handle: TimerHandle) -> bool {
         self.entries
             .get(handle.slot as usize)
             .is_some_and(|e| e.generation == handle.generation && e.payload.is_some())
@@ -231,7 +226,7 @@ impl<T> TimerWheel<T> {
     /// deadline has passed to `out`: in deadline order, insertion order within a
     /// tick. Returns how many were appended. Calling it with a `now` that has not
     /// reached a new tick does nothing.
-    pub fn advance(&mut self, now: Instant, out: &mut Vec<T>) -> usize {
+    pub(crate) fn advance(&mut self, now: Instant, out: &mut Vec<T>) -> usize {
         let target = self.tick_of_now(now);
         if target <= self.current {
             return 0;

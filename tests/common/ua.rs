@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use coresip::auth::digest::{self, Algorithm, QopAuth};
+use coresip::digest::{self, Algorithm, QopAuth};
 use coresip::sip::framing::{Frame, Framer, PONG};
 use coresip::sip::{write_response, Challenge, HeaderName, Message, SipUri};
 

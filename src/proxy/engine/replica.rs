@@ -27,7 +27,7 @@ use crate::sip::{Message, Method};
 /// a change after a quiet spell goes at once, with the REGISTER's response, while
 /// a REGISTER flood costs the other cores one wake-up per 10 ms rather than one per
 /// REGISTER. Removals never wait.
-pub const REPLICATION_INTERVAL: Duration = Duration::from_millis(10);
+pub(super) const REPLICATION_INTERVAL: Duration = Duration::from_millis(10);
 
 impl Engine {
     /// Starts telling the other shards about this shard's binding changes,
