@@ -273,9 +273,9 @@ fn inside_a_dialog_nothing_crosses_cores() {
 }
 
 /// On two cores, a call to a registered user is handled on the core its INVITE
-/// arrives on, whichever core owns the user's bindings: the other core's location
-/// replica knows them a tick after the REGISTER (`proxy::engine::replica`). Before,
-/// every INVITE arriving on the other core hopped to the AOR's.
+/// arrives on, whichever core took the REGISTER: the other core holds a copy of
+/// the binding a moment after (`proxy::engine::replica`). Before, every INVITE
+/// arriving on the other core hopped to the AOR's.
 #[test]
 fn calls_to_a_registered_user_stay_on_their_arrival_core() {
     use common::ua::{answered_call, hang_up, Ua};
@@ -300,6 +300,35 @@ fn calls_to_a_registered_user_stay_on_their_arrival_core() {
         handled(e) >= handled(&before) + (CALLERS * 5) as f64
     });
     assert_eq!(hops(&after), hops(&before), "INVITEs crossed cores");
+}
+
+/// On two cores, a REGISTER is answered by the core it arrives on, whichever
+/// AOR it is for, and every binding is found from either core: phones on many
+/// sockets register without a cross-core hop, and each is then called from
+/// sockets the kernel spreads over both cores. Before, half the REGISTERs hopped
+/// to their AOR's core.
+#[test]
+fn registers_stay_on_their_arrival_core_and_every_core_finds_the_binding() {
+    use common::ua::{answered_call, hang_up, Ua};
+    let server = start("register-here", 2, &["--domain", "example.com"]);
+    const PHONES: usize = 12;
+    let mut phones: Vec<Ua> = (0..PHONES)
+        .map(|i| Ua::udp(&format!("phone{i}"), server.addr()))
+        .collect();
+    for p in &mut phones {
+        assert_eq!(p.register(3600).status(), Some(200));
+    }
+    let before = metrics_until(metrics_addr(&server), |e| {
+        handled(e) >= PHONES as f64
+            && e.value("coresip_bindings_live", &[]) == Some(PHONES as f64)
+            && e.value("coresip_bindings_replicated", &[]) == Some(PHONES as f64)
+    });
+    assert_eq!(hops(&before), 0.0, "REGISTERs crossed cores");
+    for (i, phone) in phones.iter_mut().enumerate() {
+        let mut caller = Ua::udp(&format!("caller{i}"), server.addr());
+        let (mut call, _) = answered_call(&mut caller, phone, false);
+        hang_up(&mut caller, &mut call, phone);
+    }
 }
 
 #[test]

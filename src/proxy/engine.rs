@@ -20,9 +20,7 @@ use crate::config::{AuthMode, Transport};
 use crate::io::{Dest, Peer};
 use crate::mesh::Outbox;
 use crate::metrics::{DropReason, ShardMetrics};
-use crate::registrar::{
-    AorKey, Change, Location, RegisterOutcome, Registrar, RegistrarConfig, Source,
-};
+use crate::registrar::{AorKey, Change, RegisterOutcome, Registrar, RegistrarConfig, Source};
 use crate::sip::header::HeaderName;
 use crate::sip::method::Method;
 use crate::sip::uri::Uri;
@@ -415,6 +413,9 @@ struct ServerCtx {
     /// Serial forking: where the next group of contacts starts in the AOR's
     /// lookup order, once the current group has failed.
     next_group: Option<usize>,
+    /// It found no binding once and waited for the other shards' bindings
+    /// ([`replica::LOCATION_WAIT`]): the next miss is the answer.
+    location_waited: bool,
 }
 
 impl ServerCtx {
@@ -435,6 +436,7 @@ impl ServerCtx {
             from,
             authenticated: false,
             next_group: None,
+            location_waited: false,
         }
     }
 }
@@ -504,11 +506,17 @@ pub struct Engine {
     /// Wall-clock seconds at `origin`: bindings and nonces live in UNIX time.
     unix_origin: u64,
     origin: Instant,
-    /// The bindings of the AORs other shards own, as they last told us
-    /// ([`Engine::start_replicating`]).
-    replica: Location,
-    /// Whether this shard tells the others about its binding changes.
+    /// This shard's index (the low byte of the versions it writes).
+    shard: u16,
+    /// Whether this shard and the others tell each other their binding changes
+    /// ([`Engine::start_replicating`]): every shard then accepts REGISTER and
+    /// holds every binding.
     replicating: bool,
+    /// Requests to a user of ours no binding was found for, on a replicating
+    /// shard, waiting (in arrival order, so the first is due first) for the other
+    /// shards' next batch before the lookup is tried once more
+    /// ([`replica::LOCATION_WAIT`]).
+    location_waits: std::collections::VecDeque<(Instant, ServerId)>,
     /// Binding changes not yet sent to the other shards, when they are due, and
     /// when the last batch went.
     outgoing: Vec<Change>,
@@ -527,7 +535,9 @@ impl std::fmt::Debug for Engine {
 
 /// Where an engine starts: the seed that makes its branches and tags unique across
 /// runs, and the two clocks at one moment (`unix_now` in seconds since the UNIX
-/// epoch: bindings and nonces live in UNIX time).
+/// epoch: bindings and nonces live in UNIX time). The shards of one process are
+/// given the same clocks, so that the versions of their binding writes compare
+/// (`replica`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Start {
     pub seed: u64,
@@ -557,8 +567,9 @@ impl Engine {
             resolver: Resolver::default(),
             unix_origin: unix_now,
             origin: now,
-            replica: Location::new(),
+            shard,
             replicating: false,
+            location_waits: std::collections::VecDeque::new(),
             outgoing: Vec::new(),
             outgoing_due: None,
             replicated_at: None,
@@ -660,9 +671,7 @@ impl Engine {
             let n = self.registrar.location_mut().expire(unix) as u64;
             self.metrics.add_binding_expirations(n);
         }
-        if self.replica.next_expiry().is_some_and(|t| t <= unix) {
-            self.replica.expire(unix);
-        }
+        self.retry_location_waits(now, out);
         let mut fired = std::mem::take(&mut self.fired);
         fired.clear();
         self.wheel.advance(now, &mut fired);
@@ -688,6 +697,7 @@ impl Engine {
             self.wheel.next_tick_at(),
             self.replication_due(),
             self.expiry_due(),
+            self.location_waits.front().map(|&(due, _)| due),
         ]
         .into_iter()
         .flatten()
@@ -697,13 +707,7 @@ impl Engine {
     /// When the next binding, ours or a replica's, expires: bindings live in UNIX
     /// seconds, so the instant of the second after it starts.
     fn expiry_due(&self) -> Option<Instant> {
-        let at = [
-            self.registrar.location().next_expiry(),
-            self.replica.next_expiry(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()?;
+        let at = self.registrar.location().next_expiry()?;
         // A millisecond past it, so that `unix(now)` has reached `at` when it fires.
         let secs = at.saturating_sub(self.unix_origin);
         Some(

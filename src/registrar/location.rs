@@ -15,7 +15,7 @@
 
 use crate::io::{ConnId, Transport};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -72,7 +72,25 @@ pub struct Binding {
     reg_id: u32,
     q: u16,
     pub source: Source,
+    /// When the write that made it (or, for a tombstone, removed it) was accepted:
+    /// [`Version`]. Not stored: a binding loaded from the store has 0 and loses to
+    /// every write made since.
+    pub version: Version,
 }
+
+/// The order of writes to one binding across shards: the accepting shard's clock
+/// in microseconds since the UNIX epoch, shifted left 8 bits, with the shard's index
+/// in the low 8 bits (no two shards make the same version). Every shard accepts
+/// REGISTERs for any AOR and replicates its writes to the others
+/// (`proxy::engine::replica`); each applies a write to a binding only if it is
+/// newer than what it holds, so all of them end with the same binding whatever
+/// order the writes reach them in (last writer wins).
+pub(crate) type Version = u64;
+
+/// How long a removal is remembered (as a tombstone) after it was accepted, so
+/// that an older write to the same binding, still on its way from another shard,
+/// does not bring it back. Far longer than a replication batch takes.
+pub(crate) const TOMBSTONE_SECS: u64 = 5;
 
 /// The fields of a new binding, borrowed from the request.
 #[derive(Debug, Clone, Copy)]
@@ -116,6 +134,7 @@ impl Binding {
             reg_id: f.reg_id.unwrap_or(0),
             q: f.q.map_or(Q_UNSPECIFIED, QValue::thousandths),
             source: f.source,
+            version: 0,
         })
     }
 
@@ -252,7 +271,13 @@ impl Binding {
             reg_id,
             q,
             source,
+            version: 0,
         })
+    }
+
+    /// The UNIX second a version was accepted in.
+    fn version_secs(&self) -> u64 {
+        (self.version >> 8) / 1_000_000
     }
 }
 
@@ -302,6 +327,8 @@ struct Record {
     aor: AorKey,
     /// Creation order, oldest first (what `replace_oldest` drops first).
     bindings: Vec<Binding>,
+    /// The AOR is this shard's to persist ([`Location::set_owner`]).
+    owned: bool,
     /// The `expires_at` this AOR is scheduled at in the heap (`u64::MAX`: none).
     scheduled: u64,
 }
@@ -322,6 +349,17 @@ pub struct Location {
     /// (expires_at, slot, generation), earliest first.
     heap: BinaryHeap<Reverse<(u64, u32, u32)>>,
     bindings: usize,
+    /// Bindings of the AORs whose records are `owned`.
+    owned_bindings: usize,
+    /// This shard and the number of shards, once set: which AORs it owns.
+    owner: Option<(usize, usize)>,
+    /// Bindings removed less than [`TOMBSTONE_SECS`] ago, with the removal's
+    /// version and `expires_at` the time to forget them: not bindings (nothing
+    /// reads them but [`Location::apply`]), and kept apart so that an AOR costs
+    /// nothing more for them.
+    tombstones: HashMap<AorKey, Vec<Binding>, ahash::RandomState>,
+    /// When to forget the tombstones of an AOR, in the order they were made.
+    tombstone_queue: VecDeque<(u64, AorKey)>,
 }
 
 impl Location {
@@ -356,14 +394,17 @@ impl Location {
         self.slots.get(slot as usize)?.record.as_ref()
     }
 
-    /// Applies one change (a REGISTER's, or one replayed from the store).
-    pub fn apply(&mut self, change: &Change) {
+    /// Applies one change (a REGISTER's, another shard's, or one replayed from the
+    /// store) unless the binding it writes holds a newer write ([`Version`]): a
+    /// put or removal older than the binding, or than its tombstone, changes
+    /// nothing. True when it changed something.
+    pub fn apply(&mut self, change: &Change) -> bool {
         let aor = change.aor();
         let slot = match self.index.get(aor) {
             Some(&s) => s,
             None => {
-                if !matches!(change, Change::Put { .. }) {
-                    return;
+                if matches!(change, Change::RemoveAll { .. }) {
+                    return false;
                 }
                 self.insert_record(aor.clone())
             }
@@ -373,16 +414,93 @@ impl Location {
             .get_mut(slot as usize)
             .and_then(|s| s.record.as_mut())
         else {
-            return;
+            return false;
         };
         let before = rec.bindings.len();
-        apply_to(&mut rec.bindings, change);
-        self.bindings = self.bindings + rec.bindings.len() - before;
+        let changed = match change {
+            Change::Put { binding, .. } => {
+                let newer = |b: &Binding| b.version > binding.version && b.same_binding(binding);
+                let tombs = self.tombstones.get_mut(aor);
+                if rec.bindings.iter().any(newer)
+                    || tombs.as_ref().is_some_and(|t| t.iter().any(newer))
+                {
+                    false
+                } else {
+                    if let Some(t) = tombs {
+                        t.retain(|t| !t.same_binding(binding));
+                    }
+                    apply_to(&mut rec.bindings, change);
+                    true
+                }
+            }
+            Change::Remove { binding, .. } => {
+                let newer =
+                    |b: &Binding| b.version > binding.version && b.same_identity_bytes(binding);
+                let tombs = self.tombstones.get(aor);
+                if rec.bindings.iter().any(newer) || tombs.is_some_and(|t| t.iter().any(newer)) {
+                    false
+                } else {
+                    apply_to(&mut rec.bindings, change);
+                    if binding.version != 0 {
+                        // Remembered until no older write can still be on its way.
+                        let mut t = binding.clone();
+                        t.expires_at = binding.version_secs() + TOMBSTONE_SECS;
+                        self.tombstone_queue.push_back((t.expires_at, aor.clone()));
+                        let tombs = self.tombstones.entry(aor.clone()).or_default();
+                        tombs.retain(|old| !old.same_identity_bytes(binding));
+                        tombs.push(t);
+                    }
+                    true
+                }
+            }
+            Change::RemoveAll { .. } => {
+                apply_to(&mut rec.bindings, change);
+                true
+            }
+        };
+        let delta = rec.bindings.len() as isize - before as isize;
+        self.bindings = self.bindings.saturating_add_signed(delta);
+        if rec.owned {
+            self.owned_bindings = self.owned_bindings.saturating_add_signed(delta);
+        }
         self.reschedule(slot);
+        changed
+    }
+
+    /// Tells the location which AORs are this shard's (`shard_of_aor(aor, shards) ==
+    /// shard`): [`Location::owned_len`] counts their bindings, [`Location::owns`]
+    /// answers for one.
+    pub fn set_owner(&mut self, shard: usize, shards: usize) {
+        self.owner = Some((shard, shards));
+        self.owned_bindings = 0;
+        for rec in self.slots.iter_mut().filter_map(|s| s.record.as_mut()) {
+            rec.owned = super::shard_of_aor(&rec.aor, shards) == shard;
+            if rec.owned {
+                self.owned_bindings += rec.bindings.len();
+            }
+        }
+    }
+
+    /// Whether `aor` is this shard's to persist: always, until
+    /// [`Location::set_owner`] says otherwise.
+    pub fn owns(&self, aor: &AorKey) -> bool {
+        self.owner.map_or(true, |(shard, shards)| {
+            super::shard_of_aor(aor, shards) == shard
+        })
+    }
+
+    /// Bindings of the AORs this shard owns (all of them before
+    /// [`Location::set_owner`]).
+    pub fn owned_len(&self) -> usize {
+        match self.owner {
+            Some(_) => self.owned_bindings,
+            None => self.bindings,
+        }
     }
 
     fn insert_record(&mut self, aor: AorKey) -> u32 {
         let record = Record {
+            owned: self.owns(&aor),
             aor: aor.clone(),
             bindings: Vec::new(),
             scheduled: u64::MAX,
@@ -445,6 +563,9 @@ impl Location {
         rec.bindings.retain(|b| b.is_live(now));
         let removed = before - rec.bindings.len();
         self.bindings -= removed;
+        if rec.owned {
+            self.owned_bindings -= removed;
+        }
         if removed > 0 {
             self.reschedule(slot);
         }
@@ -455,6 +576,18 @@ impl Location {
     /// many. Call from the shard's tick; [`Location::next_expiry`] says when next.
     /// Expiry is not logged: the store drops expired bindings on load anyway.
     pub fn expire(&mut self, now: u64) -> usize {
+        while let Some((at, aor)) = self.tombstone_queue.front() {
+            if *at > now {
+                break;
+            }
+            if let Some(t) = self.tombstones.get_mut(aor) {
+                t.retain(|b| b.is_live(now));
+                if t.is_empty() {
+                    self.tombstones.remove(aor);
+                }
+            }
+            self.tombstone_queue.pop_front();
+        }
         let mut removed = 0;
         while let Some(&Reverse((at, slot, generation))) = self.heap.peek() {
             if at > now {
@@ -476,7 +609,11 @@ impl Location {
             }
             let before = rec.bindings.len();
             rec.bindings.retain(|b| b.is_live(now));
-            removed += before - rec.bindings.len();
+            let gone = before - rec.bindings.len();
+            removed += gone;
+            if rec.owned {
+                self.owned_bindings -= gone;
+            }
             rec.scheduled = u64::MAX;
             self.reschedule(slot);
         }
@@ -487,7 +624,9 @@ impl Location {
     /// The earliest time something may expire (a heap entry may be stale, in which
     /// case [`Location::expire`] finds nothing to do).
     pub fn next_expiry(&self) -> Option<u64> {
-        self.heap.peek().map(|Reverse((at, _, _))| *at)
+        let binding = self.heap.peek().map(|Reverse((at, _, _))| *at);
+        let tombstone = self.tombstone_queue.front().map(|(at, _)| *at);
+        binding.into_iter().chain(tombstone).min()
     }
 
     /// Bindings held (expired ones not yet swept included).

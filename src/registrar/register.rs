@@ -255,12 +255,14 @@ impl Registrar {
     }
 
     /// Processes a REGISTER received at `now` (seconds since the UNIX epoch) from
-    /// `source`, writing the response to `out`. Authentication (§10.3 steps 3–4) is
-    /// the caller's, before this call. The request must be for an AOR this shard
-    /// owns ([`super::aor_of_register`] and [`super::shard_of_aor`]).
+    /// `source`, writing the response to `out`; the bindings it writes carry
+    /// `version` ([`super::location::Version`]: 0 when one shard holds every
+    /// binding). Authentication (§10.3 steps 3–4) is the caller's, before this
+    /// call.
     pub fn on_register(
         &mut self,
         now: u64,
+        version: u64,
         msg: &Message<'_>,
         source: Source,
         out: &mut Vec<u8>,
@@ -274,7 +276,7 @@ impl Registrar {
             Some(h) if self.is_our_domain(&h) => {}
             _ => return RegisterOutcome::ForeignDomain,
         }
-        match self.process(now, msg, source) {
+        match self.process(now, version, msg, source) {
             Ok(acc) => {
                 for c in &acc.changes {
                     self.location.apply(c);
@@ -307,7 +309,13 @@ impl Registrar {
     /// Steps 2 and 5–7: validates the request and computes its changes against a
     /// tentative copy of the AOR's bindings. Nothing is modified but expired
     /// bindings of the AOR.
-    fn process(&mut self, now: u64, msg: &Message<'_>, source: Source) -> Result<Accepted, Reject> {
+    fn process(
+        &mut self,
+        now: u64,
+        version: u64,
+        msg: &Message<'_>,
+        source: Source,
+    ) -> Result<Accepted, Reject> {
         // Step 2: Require (§8.2.2.3: 420 listing what we do not support).
         let mut unsupported = Vec::new();
         for tag in msg.require() {
@@ -414,9 +422,15 @@ impl Registrar {
             {
                 return Err(reject(500, "Out of Order Request"));
             }
-            if !existing.is_empty() {
-                accepted.changes.push(Change::RemoveAll {
+            // One removal per binding rather than "all": another shard may have
+            // accepted a binding this one has not heard of yet, which a removal
+            // made before it must not take away (last writer wins per binding).
+            for old in existing {
+                let mut binding = old.clone();
+                binding.version = version;
+                accepted.changes.push(Change::Remove {
                     aor: accepted.aor.clone(),
+                    binding,
                 });
             }
             return Ok(accepted);
@@ -496,6 +510,10 @@ impl Registrar {
                 path: &accepted.path,
                 source,
             })
+            .map(|mut b| {
+                b.version = version;
+                b
+            })
             .ok_or_else(|| reject(400, "Contact Too Long"))?;
             let change = match tentative.iter().find(|b| b.same_binding(&binding)) {
                 Some(old) => {
@@ -506,9 +524,11 @@ impl Registrar {
                         return Err(reject(500, "Out of Order Request"));
                     }
                     if item.expires == 0 {
+                        let mut binding = old.clone();
+                        binding.version = version;
                         Change::Remove {
                             aor: accepted.aor.clone(),
-                            binding: old.clone(),
+                            binding,
                         }
                     } else {
                         written.push(binding.clone());
@@ -552,7 +572,8 @@ impl Registrar {
             if excess > 0 {
                 return Err(reject(403, "Too Many Registered Contacts"));
             }
-            for binding in drop {
+            for mut binding in drop {
+                binding.version = version;
                 accepted.changes.push(Change::Remove {
                     aor: accepted.aor.clone(),
                     binding,

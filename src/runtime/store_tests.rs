@@ -50,7 +50,7 @@ fn populate(dir: &Path, shards: usize, users: usize) -> Vec<(AorKey, Binding)> {
         let RegisterOutcome::Answered {
             status: 200,
             changes,
-        } = regs[shard].on_register(NOW, &msg, source(), &mut out)
+        } = regs[shard].on_register(NOW, 0, &msg, source(), &mut out)
         else {
             panic!("not registered");
         };
@@ -217,7 +217,7 @@ fn store_compaction_then_more_changes_survive_restart() {
         let msg = Message::parse(&bytes).unwrap();
         let mut out = Vec::new();
         if let RegisterOutcome::Answered { changes, .. } =
-            reg.on_register(NOW, &msg, source(), &mut out)
+            reg.on_register(NOW, 0, &msg, source(), &mut out)
         {
             st.record(&changes);
         }
@@ -268,7 +268,7 @@ fn store_log_already_in_the_snapshot_is_skipped() {
     let bytes = req().h("Contact: <sip:alice@192.0.2.10>").bytes();
     let msg = Message::parse(&bytes).unwrap();
     let RegisterOutcome::Answered { changes, .. } =
-        reg.on_register(NOW, &msg, source(), &mut Vec::new())
+        reg.on_register(NOW, 0, &msg, source(), &mut Vec::new())
     else {
         panic!()
     };

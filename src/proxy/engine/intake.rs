@@ -124,8 +124,8 @@ impl Engine {
             .unwrap_or(false)
     }
 
-    /// A REGISTER for one of our domains (RFC 3261 §10.3), on the shard that owns
-    /// its AOR.
+    /// A REGISTER for one of our domains (RFC 3261 §10.3): on the shard that owns
+    /// its AOR, or with replication on any shard.
     pub(super) fn on_register(
         &mut self,
         now: Instant,
@@ -178,10 +178,17 @@ impl Engine {
         };
         let mut resp = std::mem::take(&mut s.last_response);
         resp.clear();
-        match self.registrar.on_register(unix, msg, source, &mut resp) {
+        let version = self.version(now);
+        match self
+            .registrar
+            .on_register(unix, version, msg, source, &mut resp)
+        {
             RegisterOutcome::Answered { status, changes } => {
                 if let Some(journal) = &mut self.journal {
-                    journal.extend_from_slice(&changes);
+                    // The AOR's owner persists it (`replica`): here, or when the
+                    // change reaches it.
+                    let location = self.registrar.location();
+                    journal.extend(changes.iter().filter(|c| location.owns(c.aor())).cloned());
                 }
                 if self.replicating {
                     self.queue_replication(now, changes);

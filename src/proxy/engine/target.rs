@@ -154,6 +154,9 @@ impl Engine {
             return;
         }
         if found.is_empty() {
+            if self.wait_for_location(now, id) {
+                return;
+            }
             if self.knows_user(uri) {
                 self.respond(now, id, msg, Answer::TEMPORARILY_UNAVAILABLE, out);
             } else {
@@ -276,24 +279,31 @@ impl Engine {
             .into_iter()
             .map(ServerId)
         {
-            let Some(s) = self.table.server(id) else {
-                continue;
-            };
-            if s.final_sent || s.cancelled {
-                continue;
-            }
-            let (from, authenticated, request) = (s.from, s.authenticated, s.request.clone());
-            let Ok(msg) = Message::parse(&request) else {
-                continue;
-            };
-            let rq = Req {
-                now,
-                id,
-                from,
-                msg: &msg,
-            };
-            self.route_request(rq, false, authenticated, out);
+            self.route_again(now, id, out);
         }
+    }
+
+    /// Routes the request of server transaction `id` once more, after what it
+    /// waited for (a host name, the other shards' bindings) arrived; nothing when
+    /// it has been answered or cancelled meanwhile.
+    pub(super) fn route_again(&mut self, now: Instant, id: ServerId, out: &mut Outbox) {
+        let Some(s) = self.table.server(id) else {
+            return;
+        };
+        if s.final_sent || s.cancelled {
+            return;
+        }
+        let (from, authenticated, request) = (s.from, s.authenticated, s.request.clone());
+        let Ok(msg) = Message::parse(&request) else {
+            return;
+        };
+        let rq = Req {
+            now,
+            id,
+            from,
+            msg: &msg,
+        };
+        self.route_request(rq, false, authenticated, out);
     }
 }
 
