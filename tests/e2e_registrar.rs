@@ -227,6 +227,37 @@ fn a_binding_survives_a_restart() {
     call_and_hang_up(&mut alice, &mut carol, false, true);
 }
 
+/// On two cores each REGISTER is answered where it lands, and the AOR's own core
+/// persists it when the change reaches it: every binding is in the store after a
+/// restart, whichever core took it.
+#[test]
+fn bindings_taken_on_either_core_survive_a_restart() {
+    let server = Server::start(2, &data_dir("reg-restart-2"), &["--auth", "none"]);
+    const PHONES: usize = 8;
+    let mut phones: Vec<Ua> = (0..PHONES)
+        .map(|i| Ua::udp(&format!("phone{i}"), server.addr()))
+        .collect();
+    for p in &mut phones {
+        register_ok(p, 3600);
+    }
+    // Give the last batch (10 ms) time to reach the owning cores.
+    std::thread::sleep(Duration::from_millis(100));
+    let server = server.restart(2);
+    assert!(
+        server
+            .log()
+            .iter()
+            .any(|l| l.contains("registrar store loaded")
+                && l.contains(&format!("bindings={PHONES}"))),
+        "{:?}",
+        server.log()
+    );
+    let mut alice = Ua::udp("alice", server.addr());
+    for p in &mut phones {
+        call_and_hang_up(&mut alice, p, false, true);
+    }
+}
+
 #[test]
 fn an_expired_binding_is_removed() {
     let (dir, users) = dir_with_users("expiry");
