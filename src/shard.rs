@@ -1042,6 +1042,13 @@ Content-Length: 0\r\n\r\n"
             .collect()
     }
 
+    /// Whether `out` forwards an INVITE to bob's contact at 127.0.0.1:5070.
+    fn forwarded_to_bob(out: &Outbox) -> bool {
+        sent(out)
+            .iter()
+            .any(|t| t.starts_with("INVITE sip:bob@127.0.0.1:5070 SIP/2.0"))
+    }
+
     /// Feeds `bytes` to `sh` at `now` and returns its output.
     fn feed(sh: &mut Shard, now: Instant, from: &str, bytes: &[u8]) -> Outbox {
         let mut out = Outbox::new();
@@ -1067,13 +1074,7 @@ Content-Length: 0\r\n\r\n"
         assert!(only_transmit(&out).1.starts_with("SIP/2.0 200 OK"));
         assert_eq!(deliver(&mut out, b, now), 1);
         let out = feed(b, now, "127.0.0.1:5090", &inv);
-        assert!(
-            sent(&out)
-                .iter()
-                .any(|t| t.starts_with("INVITE sip:bob@127.0.0.1:5070 SIP/2.0")),
-            "{:?}",
-            sent(&out)
-        );
+        assert!(forwarded_to_bob(&out), "{:?}", sent(&out));
         // Its CANCEL stays with it (§9.1).
         let cancel = request("CANCEL", "sip:bob@proxy.example.com", "z9hG4bKinv1", None);
         assert_eq!(b.owner_of(&Message::parse(&cancel).unwrap()), Some(b.id()));
@@ -1151,13 +1152,7 @@ Content-Length: 0\r\n\r\n"
         assert_eq!(replicate(a, b, now + Duration::from_millis(12)), 1);
         let mut out = Outbox::new();
         b.on_tick(at + Duration::from_millis(20), &mut out);
-        assert!(
-            sent(&out)
-                .iter()
-                .any(|t| t.starts_with("INVITE sip:bob@127.0.0.1:5070 SIP/2.0")),
-            "{:?}",
-            sent(&out)
-        );
+        assert!(forwarded_to_bob(&out), "{:?}", sent(&out));
 
         // A user nobody registered is answered once the wait is over (no binding
         // on any core by then), not at once.
@@ -1240,10 +1235,7 @@ Content-Length: 0\r\n\r\n"
             // And a call to bob on either core goes where both agree.
             for s in [&mut *a, &mut *b] {
                 let out = feed(s, t3, "127.0.0.1:5090", &invite_bob("z9hG4bKrace"));
-                let forwarded = sent(&out)
-                    .iter()
-                    .any(|t| t.starts_with("INVITE sip:bob@127.0.0.1:5070 SIP/2.0"));
-                assert_eq!(forwarded, unregister_first);
+                assert_eq!(forwarded_to_bob(&out), unregister_first);
             }
         }
     }

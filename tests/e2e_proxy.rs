@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::ua::{answered_call, hang_up, Msg, Ua};
+use common::ua::{answered_call_to, hang_up, Msg, Ua};
 use common::{data_dir, Server};
 use coresip::sip::HeaderName;
 
@@ -333,21 +333,12 @@ fn calls_complete_when_responses_land_on_the_other_core() {
     for i in 0..16 {
         let mut bob = registered_udp(&server, &format!("bob{i}"));
         let mut alice = Ua::udp(&format!("alice{i}"), server.addr());
-        let (mut call, _) = if i % 2 == 0 {
-            answered_call(&mut alice, &mut bob, true)
+        let target = if i % 2 == 0 {
+            bob.aor()
         } else {
-            let mut call = alice.invite(&bob.contact_uri());
-            alice.expect_status(100);
-            let invite = bob.expect_request("INVITE");
-            let answer = bob.accept(&invite);
-            bob.respond(&invite, 180, Some(&answer.local_tag));
-            alice.expect_status(180);
-            bob.respond(&invite, 200, Some(&answer.local_tag));
-            let ok = alice.expect_status(200);
-            alice.ack(&mut call, &ok);
-            bob.expect_request("ACK");
-            (call, answer)
+            bob.contact_uri()
         };
+        let (mut call, _) = answered_call_to(&mut alice, &target, &mut bob, true);
         let ok = hang_up(&mut alice, &mut call, &mut bob);
         assert_eq!(ok.cseq_method(), "BYE", "call {i}");
     }

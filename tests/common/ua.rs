@@ -949,7 +949,19 @@ fn spawn_stream_reader(
 /// callee's 180 (when `ringing`) and 200, and the caller's ACK. Returns the dialog
 /// from both sides: (caller's, callee's).
 pub fn answered_call(caller: &mut Ua, callee: &mut Ua, ringing: bool) -> (Call, Call) {
-    let mut call = caller.invite(&callee.aor());
+    let target = callee.aor();
+    answered_call_to(caller, &target, callee, ringing)
+}
+
+/// [`answered_call`] with the INVITE sent to `target` (a contact, say) rather
+/// than the callee's AOR.
+pub fn answered_call_to(
+    caller: &mut Ua,
+    target: &str,
+    callee: &mut Ua,
+    ringing: bool,
+) -> (Call, Call) {
+    let mut call = caller.invite(target);
     caller.expect_status(100);
     let invite = callee.expect_request("INVITE");
     let answer = callee.accept(&invite);
