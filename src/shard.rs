@@ -215,6 +215,15 @@ impl Shard {
         self.send_replication(now, out);
     }
 
+    /// Sends every binding change not yet sent, due or not: at shutdown, so that
+    /// the AOR's own shard, which persists it, has it before it stops
+    /// (`proxy::engine::replica`).
+    pub fn flush_replication(&mut self, out: &mut Outbox) {
+        if let Some(due) = self.engine.replication_due() {
+            self.send_replication(due, out);
+        }
+    }
+
     /// Sends the binding changes due at `now` to every other shard's replica.
     fn send_replication(&mut self, now: Instant, out: &mut Outbox) {
         let changes = self.engine.take_replication(now);

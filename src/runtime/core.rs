@@ -40,6 +40,11 @@ pub(super) enum CoreMsg {
 /// The shard's timer tick (DESIGN.md §4: a 10 ms hashed wheel).
 const TICK: Duration = Duration::from_millis(10);
 
+/// How long a stopping core waits, after sending its last binding changes, for
+/// the other cores' to arrive before it persists: a mesh delivery takes
+/// microseconds; this leaves room for a core busy finishing its own transactions.
+const REPLICATION_SETTLE: Duration = Duration::from_millis(50);
+
 /// The longest the timer task sleeps when nothing is due (binding expiries are
 /// deadlines of their own): how late a shutdown request is noticed on an idle core.
 /// Ticking every [`TICK`] regardless cost an idle core ~1% of its CPU (100 wake-ups
@@ -428,7 +433,14 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
         core.shard.borrow_mut().on_tick(Instant::now(), &mut out);
         core.flush(&mut out).await;
     }
-    // Nothing registered is lost on a clean stop.
+    // Nothing registered is lost on a clean stop: the bindings this core accepted
+    // for AORs another core persists go to it now, and the other cores' reach
+    // this one while it waits.
+    core.shard.borrow_mut().flush_replication(&mut out);
+    core.flush(&mut out).await;
+    if cfg.cores > 1 {
+        glommio::timer::sleep(REPLICATION_SETTLE).await;
+    }
     core.persister.persist(&core.shard, false, true).await;
     let s = core.shard.borrow().stats();
     tracing::info!(

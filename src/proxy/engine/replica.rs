@@ -130,7 +130,7 @@ impl Engine {
     }
 
     /// When queued changes are due to be sent ([`Engine::take_replication`]).
-    pub(super) fn replication_due(&self) -> Option<Instant> {
+    pub(crate) fn replication_due(&self) -> Option<Instant> {
         self.outgoing_due
     }
 
