@@ -19,7 +19,7 @@ use crate::metrics::{DropReason, ShardMetrics, Snapshot};
 use crate::proxy::{Engine, EngineStats, Identity, Listener, ProxyConfig, Services, Start};
 use crate::registrar::{aor_of_register, shard_of_aor, AorKey, Change};
 use crate::sip::header::HeaderName;
-use crate::sip::{salvage, Message, Method, ParseError, Uri};
+use crate::sip::{salvage, Message, Method, ParseError, SipUri, Uri};
 use crate::txn::key::{branch_hash, is_rfc3261_branch, legacy_request_hash, parse_shard};
 
 /// Counters a shard keeps about itself.
@@ -36,7 +36,7 @@ pub struct ShardStats {
 }
 
 /// The sans-IO core of one executor: ownership routing in front of the proxy
-/// [`Engine`].
+/// engine (`proxy::engine`).
 #[derive(Debug)]
 pub struct Shard {
     id: ShardId,
@@ -168,7 +168,7 @@ impl Shard {
     }
 
     /// The proxy core (registrar, location part).
-    pub fn engine(&self) -> &Engine {
+    pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
 
@@ -297,7 +297,7 @@ impl Shard {
         if msg.to().ok().and_then(|t| t.tag()).is_some() {
             return Some(self.id);
         }
-        if self.aor_of(msg).is_some() {
+        if self.user_of(msg).is_some() {
             // Its CANCEL and retransmissions come over the same flow (the same UDP
             // 4-tuple under SO_REUSEPORT, or the connection): here too.
             return Some(self.id);
@@ -305,17 +305,22 @@ impl Shard {
         affinity_of(msg).map(|a| (a % self.shards as u64) as usize)
     }
 
-    /// The AOR whose shard owns a request, where the location part decides:
-    /// REGISTER (its To), and initial requests to a user of our domains with no
-    /// Route to follow (their Request-URI), together with the CANCEL and (for
-    /// `--stateless`) the ACK of a non-2xx that share it (§9.1, §17.1.1.3). Owning these where the bindings live makes the
-    /// lookup local; it departs from DESIGN.md §3's branch hash for exactly these
-    /// requests.
+    /// With `--stateless` (no replication), the AOR whose shard owns a request
+    /// where the location part decides: REGISTER (its To), and the requests of
+    /// [`Shard::user_of`] (their Request-URI), so that the lookup is local.
     fn aor_of(&self, msg: &Message<'_>) -> Option<AorKey> {
-        let method = msg.method()?;
-        if method == Method::Register {
+        if msg.method()? == Method::Register {
             return aor_of_register(msg);
         }
+        AorKey::from_sip_uri(&self.user_of(msg)?).ok()
+    }
+
+    /// The Request-URI of an initial request to a user of our domains with no
+    /// Route to follow, and of the CANCEL and ACK of a non-2xx that share it
+    /// (§9.1, §17.1.1.3): the requests the location decides, which depart from
+    /// DESIGN.md §3's branch hash.
+    fn user_of<'m>(&self, msg: &Message<'m>) -> Option<SipUri<'m>> {
+        let method = msg.method()?;
         if msg.find(HeaderName::Route).is_some() {
             return None;
         }
@@ -335,7 +340,7 @@ impl Shard {
         {
             return None;
         }
-        AorKey::from_sip_uri(&u).ok()
+        Some(u)
     }
 
     /// A request with another SIP-Version gets `505 Version Not Supported` (RFC 3261

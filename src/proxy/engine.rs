@@ -111,7 +111,7 @@ const RETRY_AFTER: &[u8] = b"5";
 
 /// What the proxy is allowed and told to do.
 #[derive(Debug, Clone)]
-pub struct ProxyConfig {
+pub(crate) struct ProxyConfig {
     /// Insert Record-Route into dialog-creating requests (§16.6 step 4).
     pub record_route: bool,
     /// Destinations a request from anyone may be relayed to (`--relay`).
@@ -146,7 +146,7 @@ impl Default for ProxyConfig {
 
 /// A listening socket as the proxy names it in Via and Record-Route.
 #[derive(Debug, Clone)]
-pub struct Listener {
+pub(crate) struct Listener {
     pub transport: Transport,
     pub local: SocketAddr,
     /// `host:port` written into our Via sent-by and Record-Route URIs.
@@ -157,7 +157,7 @@ impl Listener {
     /// The listener for `local`; an unspecified address is advertised as the first
     /// interface address of its family that is not loopback (or loopback if that is
     /// all there is).
-    pub fn new(transport: Transport, local: SocketAddr, local_ips: &[IpAddr]) -> Listener {
+    pub(crate) fn new(transport: Transport, local: SocketAddr, local_ips: &[IpAddr]) -> Listener {
         let ip = if local.ip().is_unspecified() {
             let same_family = |ip: &&IpAddr| ip.is_ipv4() == local.is_ipv4();
             local_ips
@@ -486,7 +486,7 @@ struct ClientCtx {
 }
 
 /// The stateful proxy core of one shard.
-pub struct Engine {
+pub(crate) struct Engine {
     pub(super) cfg: ProxyConfig,
     pub(super) identity: Identity,
     pub(super) listeners: Vec<Listener>,
@@ -547,7 +547,7 @@ pub struct Start {
 
 impl Engine {
     /// The core of shard `shard`.
-    pub fn new(
+    pub(crate) fn new(
         shard: u16,
         start: Start,
         cfg: ProxyConfig,
@@ -587,7 +587,7 @@ impl Engine {
     }
 
     /// The counters.
-    pub fn stats(&self) -> EngineStats {
+    pub(crate) fn stats(&self) -> EngineStats {
         let m = self.metrics.counters();
         let c = self.stats;
         EngineStats {
@@ -609,33 +609,33 @@ impl Engine {
     }
 
     /// Counters and histograms for the admin thread.
-    pub fn metrics(&self) -> &ShardMetrics {
+    pub(crate) fn metrics(&self) -> &ShardMetrics {
         &self.metrics
     }
 
     /// The metrics, for what the runtime measures (latency, connections).
-    pub fn metrics_mut(&mut self) -> &mut ShardMetrics {
+    pub(crate) fn metrics_mut(&mut self) -> &mut ShardMetrics {
         &mut self.metrics
     }
 
     /// Live transactions (shutdown waits for them).
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.table.len()
     }
 
     /// Who this proxy is.
-    pub fn identity(&self) -> &Identity {
+    pub(crate) fn identity(&self) -> &Identity {
         &self.identity
     }
 
     /// The registrar (and through it the shard's location part).
-    pub fn registrar(&self) -> &Registrar {
+    pub(crate) fn registrar(&self) -> &Registrar {
         &self.registrar
     }
 
     /// The binding changes made since the last call, in order, for the runtime to
     /// write and sync off the SIP task queue: a slow disk never delays a message.
-    pub fn take_journal(&mut self) -> Vec<Change> {
+    pub(crate) fn take_journal(&mut self) -> Vec<Change> {
         self.journal
             .as_mut()
             .map(std::mem::take)
@@ -660,7 +660,7 @@ impl Engine {
     // Time
 
     /// Fires due timers and expires bindings. Call at least every tick (10 ms).
-    pub fn on_tick(&mut self, now: Instant, out: &mut Outbox) {
+    pub(crate) fn on_tick(&mut self, now: Instant, out: &mut Outbox) {
         let unix = self.unix(now);
         if self
             .registrar
@@ -692,7 +692,7 @@ impl Engine {
     }
 
     /// The earliest time [`Engine::on_tick`] has work.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         [
             self.wheel.next_tick_at(),
             self.replication_due(),
@@ -715,11 +715,6 @@ impl Engine {
                 + std::time::Duration::from_secs(secs)
                 + std::time::Duration::from_millis(1),
         )
-    }
-
-    /// Timer settings in force.
-    pub fn timers(&self) -> &Timers {
-        &self.cfg.timers
     }
 }
 

@@ -59,7 +59,7 @@ impl Flow {
 
 /// The key tokens are authenticated with; the same on every shard of a process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FlowKey(pub [u64; 4]);
+pub(crate) struct FlowKey(pub [u64; 4]);
 
 impl FlowKey {
     fn mac(&self, text: &[u8]) -> u64 {

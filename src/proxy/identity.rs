@@ -9,7 +9,7 @@ use crate::sip::uri::SipUri;
 
 /// The proxy's own addresses and served domains.
 #[derive(Debug, Clone, Default)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// Every (address, port) the proxy receives on; a listener on an unspecified
     /// address contributes every local address.
     addrs: Vec<(IpAddr, u16)>,
@@ -24,7 +24,11 @@ pub struct Identity {
 impl Identity {
     /// `listeners` are the bound (address, port) pairs; `local_ips` the host's
     /// interface addresses, standing in for an unspecified listen address.
-    pub fn new(listeners: &[(IpAddr, u16)], local_ips: &[IpAddr], domains: &[String]) -> Self {
+    pub(crate) fn new(
+        listeners: &[(IpAddr, u16)],
+        local_ips: &[IpAddr],
+        domains: &[String],
+    ) -> Self {
         let mut addrs = Vec::new();
         let mut ports = Vec::new();
         for &(ip, port) in listeners {
@@ -60,13 +64,13 @@ impl Identity {
     /// with no port or one of ours. The user part is not looked at: a Route value
     /// or Record-Route URI of ours never has one, and callers decide what a user
     /// part means.
-    pub fn is_me(&self, uri: &SipUri<'_>) -> bool {
+    pub(crate) fn is_me(&self, uri: &SipUri<'_>) -> bool {
         self.is_me_at(&uri.host, uri.port, uri.port_or_default())
     }
 
     /// The test behind [`Identity::is_me`], for a host and port from anywhere (a
     /// Via sent-by, say): `default_port` stands in for an absent `port`.
-    pub fn is_me_at(&self, host: &Host<'_>, port: Option<u16>, default_port: u16) -> bool {
+    pub(crate) fn is_me_at(&self, host: &Host<'_>, port: Option<u16>, default_port: u16) -> bool {
         let p = port.unwrap_or(default_port);
         match host {
             Host::Domain(d) => {
@@ -84,7 +88,12 @@ impl Identity {
     /// our own addresses, with no port or one of our ports. Operators and
     /// benchmarks serve a bare IP as their domain with the phones on the same
     /// host: `sip:bob@127.0.0.1:54790` is then a phone's Contact, somebody else.
-    pub fn is_our_domain(&self, host: &Host<'_>, port: Option<u16>, default_port: u16) -> bool {
+    pub(crate) fn is_our_domain(
+        &self,
+        host: &Host<'_>,
+        port: Option<u16>,
+        default_port: u16,
+    ) -> bool {
         match host {
             Host::Domain(d) => self.is_our_domain_name(d),
             h => h.ip().is_some_and(|ip| {
@@ -98,11 +107,6 @@ impl Identity {
     fn is_our_domain_name(&self, d: &str) -> bool {
         let d = d.strip_suffix('.').unwrap_or(d);
         self.domains.iter().any(|ours| ours.eq_ignore_ascii_case(d))
-    }
-
-    /// The served domains.
-    pub fn domains(&self) -> &[String] {
-        &self.domains
     }
 }
 

@@ -148,7 +148,7 @@ enum UserMiss {
 impl Engine {
     /// A request handled statelessly (§16.11). Answers (4xx–5xx, the proxy's own
     /// 200 to OPTIONS) are sent without a transaction; an ACK is never answered.
-    pub fn on_stateless_request(
+    pub(crate) fn on_stateless_request(
         &mut self,
         now: Instant,
         from: Peer,
@@ -365,7 +365,7 @@ impl Engine {
     /// A response handled statelessly (§16.11): when its top Via is ours it goes,
     /// minus that Via, to the next one's `received`/`rport`/sent-by (§18.2.2);
     /// anything else is dropped.
-    pub fn on_stateless_response(&mut self, msg: &Message<'_>, out: &mut Outbox) {
+    pub(crate) fn on_stateless_response(&mut self, msg: &Message<'_>, out: &mut Outbox) {
         let Some(code) = msg.status() else {
             return;
         };

@@ -1,7 +1,9 @@
 //! The location service's per-shard part: address-of-record → bindings
 //! (RFC 3261 §10), with expiry driven by the shard's tick.
 //!
-//! A shard owns the AORs with `shard_of_aor(aor, n) == shard` and nothing else.
+//! On one shard it holds every AOR. On several, each holds every binding too (the
+//! writes of the others arrive in batches, `proxy::engine::replica`), and
+//! persists the AORs with `shard_of_aor(aor, n) == shard` ([`Location::owns`]).
 //! Everything that changes a binding goes through [`Location::apply`] with a
 //! [`Change`]; the registrar computes the changes of a REGISTER and the store
 //! replays logged changes through the same function, so a restart rebuilds exactly
@@ -275,10 +277,27 @@ impl Binding {
         })
     }
 
+    /// The binding, as written (or removed) by a write of `version`.
+    pub(crate) fn with_version(mut self, version: Version) -> Binding {
+        self.version = version;
+        self
+    }
+
     /// The UNIX second a version was accepted in.
     fn version_secs(&self) -> u64 {
         (self.version >> 8) / 1_000_000
     }
+}
+
+/// What [`Location::apply`] did with a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Nothing: a newer write to the binding is held, or there was nothing to
+    /// remove.
+    Unchanged,
+    /// It took effect, on an AOR this shard persists (`owned`,
+    /// [`Location::owns`]) or on another's.
+    Changed { owned: bool },
 }
 
 /// One change to the location service: what REGISTER processing produces, what the
@@ -395,76 +414,79 @@ impl Location {
     }
 
     /// Applies one change (a REGISTER's, another shard's, or one replayed from the
-    /// store) unless the binding it writes holds a newer write ([`Version`]): a
-    /// put or removal older than the binding, or than its tombstone, changes
-    /// nothing. True when it changed something.
-    pub fn apply(&mut self, change: &Change) -> bool {
+    /// store) unless the location holds a newer write ([`Version`]) to the binding
+    /// it writes, as a binding or as a tombstone: then nothing changes.
+    pub fn apply(&mut self, change: &Change) -> Applied {
         let aor = change.aor();
-        let slot = match self.index.get(aor) {
-            Some(&s) => s,
-            None => {
-                if matches!(change, Change::RemoveAll { .. }) {
-                    return false;
+        let slot = self.index.get(aor).copied();
+        match change {
+            Change::Put { binding, .. } | Change::Remove { binding, .. } => {
+                if self.holds_newer(slot, aor, binding) {
+                    return Applied::Unchanged;
                 }
-                self.insert_record(aor.clone())
             }
+            Change::RemoveAll { .. } => {}
+        }
+        let mut changed = false;
+        match change {
+            Change::Put { binding, .. } => {
+                if let Some(t) = self.tombstones.get_mut(aor) {
+                    t.retain(|t| !t.same_binding(binding));
+                }
+            }
+            // Remembered until no older write can still be on its way.
+            Change::Remove { binding, .. } if binding.version != 0 => {
+                let mut t = binding.clone();
+                t.expires_at = binding.version_secs() + TOMBSTONE_SECS;
+                self.tombstone_queue.push_back((t.expires_at, aor.clone()));
+                let tombs = self.tombstones.entry(aor.clone()).or_default();
+                tombs.retain(|old| !old.same_binding(binding));
+                tombs.push(t);
+                changed = true;
+            }
+            _ => {}
+        }
+        let slot = match slot {
+            Some(s) => s,
+            None if matches!(change, Change::Put { .. }) => self.insert_record(aor.clone()),
+            None if changed => {
+                return Applied::Changed {
+                    owned: self.owns(aor),
+                }
+            }
+            None => return Applied::Unchanged,
         };
         let Some(rec) = self
             .slots
             .get_mut(slot as usize)
             .and_then(|s| s.record.as_mut())
         else {
-            return false;
+            return Applied::Unchanged;
         };
+        let owned = rec.owned;
         let before = rec.bindings.len();
-        let changed = match change {
-            Change::Put { binding, .. } => {
-                let newer = |b: &Binding| b.version > binding.version && b.same_binding(binding);
-                let tombs = self.tombstones.get_mut(aor);
-                if rec.bindings.iter().any(newer)
-                    || tombs.as_ref().is_some_and(|t| t.iter().any(newer))
-                {
-                    false
-                } else {
-                    if let Some(t) = tombs {
-                        t.retain(|t| !t.same_binding(binding));
-                    }
-                    apply_to(&mut rec.bindings, change);
-                    true
-                }
-            }
-            Change::Remove { binding, .. } => {
-                let newer =
-                    |b: &Binding| b.version > binding.version && b.same_identity_bytes(binding);
-                let tombs = self.tombstones.get(aor);
-                if rec.bindings.iter().any(newer) || tombs.is_some_and(|t| t.iter().any(newer)) {
-                    false
-                } else {
-                    apply_to(&mut rec.bindings, change);
-                    if binding.version != 0 {
-                        // Remembered until no older write can still be on its way.
-                        let mut t = binding.clone();
-                        t.expires_at = binding.version_secs() + TOMBSTONE_SECS;
-                        self.tombstone_queue.push_back((t.expires_at, aor.clone()));
-                        let tombs = self.tombstones.entry(aor.clone()).or_default();
-                        tombs.retain(|old| !old.same_identity_bytes(binding));
-                        tombs.push(t);
-                    }
-                    true
-                }
-            }
-            Change::RemoveAll { .. } => {
-                apply_to(&mut rec.bindings, change);
-                true
-            }
-        };
+        apply_to(&mut rec.bindings, change);
         let delta = rec.bindings.len() as isize - before as isize;
         self.bindings = self.bindings.saturating_add_signed(delta);
-        if rec.owned {
+        if owned {
             self.owned_bindings = self.owned_bindings.saturating_add_signed(delta);
         }
         self.reschedule(slot);
-        changed
+        Applied::Changed { owned }
+    }
+
+    /// Whether a write to `binding` of `aor` (whose record is in `slot`) newer
+    /// than its own is held, as a binding or as a tombstone.
+    fn holds_newer(&self, slot: Option<u32>, aor: &AorKey, binding: &Binding) -> bool {
+        let newer = |b: &Binding| b.version > binding.version && b.same_binding(binding);
+        let held = slot
+            .and_then(|s| self.slots.get(s as usize)?.record.as_ref())
+            .map_or(&[][..], |r| &r.bindings);
+        held.iter().any(newer)
+            || self
+                .tombstones
+                .get(aor)
+                .is_some_and(|t| t.iter().any(newer))
     }
 
     /// Tells the location which AORs are this shard's (`shard_of_aor(aor, shards) ==

@@ -4,11 +4,12 @@
 //! (`runtime::store`, written off the executors by `runtime::persist`).
 //!
 //! How a shard uses it:
-//! - a REGISTER arrives on any core: [`aor_of_register`] and [`shard_of_aor`] name
-//!   the owner shard, which gets the request (over the mesh when it is another);
-//! - the owner runs [`Registrar::on_register`], sends the bytes it wrote, and
-//!   journals the returned changes for the runtime to persist;
-//! - the proxy's target determination calls [`Location::lookup`] on the owner;
+//! - the shard a REGISTER lands on runs [`Registrar::on_register`] and sends the
+//!   bytes it wrote; the returned changes go to the other shards
+//!   (`proxy::engine::replica`), and the AOR's owner ([`shard_of_aor`]) journals
+//!   them for the runtime to persist. With `--stateless` (no replication) the
+//!   REGISTER is handed to the owner ([`aor_of_register`]) instead;
+//! - the proxy's target determination calls [`Location::lookup`];
 //! - the shard's tick calls [`Location::expire`] (at [`Location::next_expiry`]);
 //! - at start, once for all shards, the runtime loads the store into each shard.
 
@@ -17,7 +18,7 @@ pub(crate) mod location;
 pub(crate) mod register;
 
 pub(crate) use aor::{shard_of_aor, AorKey};
-pub(crate) use location::{Binding, Change, Location, Source};
+pub(crate) use location::{Applied, Binding, Change, Location, Source};
 pub(crate) use register::{RegisterOutcome, Registrar, RegistrarConfig};
 
 use crate::sip::message::Message;

@@ -426,11 +426,9 @@ impl Registrar {
             // accepted a binding this one has not heard of yet, which a removal
             // made before it must not take away (last writer wins per binding).
             for old in existing {
-                let mut binding = old.clone();
-                binding.version = version;
                 accepted.changes.push(Change::Remove {
                     aor: accepted.aor.clone(),
-                    binding,
+                    binding: old.clone().with_version(version),
                 });
             }
             return Ok(accepted);
@@ -510,10 +508,7 @@ impl Registrar {
                 path: &accepted.path,
                 source,
             })
-            .map(|mut b| {
-                b.version = version;
-                b
-            })
+            .map(|b| b.with_version(version))
             .ok_or_else(|| reject(400, "Contact Too Long"))?;
             let change = match tentative.iter().find(|b| b.same_binding(&binding)) {
                 Some(old) => {
@@ -524,11 +519,9 @@ impl Registrar {
                         return Err(reject(500, "Out of Order Request"));
                     }
                     if item.expires == 0 {
-                        let mut binding = old.clone();
-                        binding.version = version;
                         Change::Remove {
                             aor: accepted.aor.clone(),
-                            binding,
+                            binding: old.clone().with_version(version),
                         }
                     } else {
                         written.push(binding.clone());
@@ -572,11 +565,10 @@ impl Registrar {
             if excess > 0 {
                 return Err(reject(403, "Too Many Registered Contacts"));
             }
-            for mut binding in drop {
-                binding.version = version;
+            for binding in drop {
                 accepted.changes.push(Change::Remove {
                     aor: accepted.aor.clone(),
-                    binding,
+                    binding: binding.with_version(version),
                 });
             }
         }

@@ -6,7 +6,13 @@ use super::*;
 
 impl Engine {
     /// A request owned by this shard arrived from `from`.
-    pub fn on_request(&mut self, now: Instant, from: Peer, msg: &Message<'_>, out: &mut Outbox) {
+    pub(crate) fn on_request(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        msg: &Message<'_>,
+        out: &mut Outbox,
+    ) {
         let Some(method) = msg.method() else {
             return;
         };
@@ -186,9 +192,11 @@ impl Engine {
             RegisterOutcome::Answered { status, changes } => {
                 if let Some(journal) = &mut self.journal {
                     // The AOR's owner persists it (`replica`): here, or when the
-                    // change reaches it.
+                    // change reaches it. A REGISTER's changes are all its AOR's.
                     let location = self.registrar.location();
-                    journal.extend(changes.iter().filter(|c| location.owns(c.aor())).cloned());
+                    if changes.first().is_some_and(|c| location.owns(c.aor())) {
+                        journal.extend_from_slice(&changes);
+                    }
                 }
                 if self.replicating {
                     self.queue_replication(now, changes);

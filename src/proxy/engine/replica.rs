@@ -34,8 +34,7 @@ use smallvec::SmallVec;
 
 use super::{Contexts, Engine, ServerId};
 use crate::mesh::Outbox;
-use crate::registrar::{AorKey, Binding, Change};
-use crate::sip::{Message, Method};
+use crate::registrar::{AorKey, Applied, Binding, Change};
 
 /// The least time between two batches of new bindings sent to the other shards:
 /// a change after a quiet spell goes at once, with the REGISTER's response, while
@@ -52,7 +51,7 @@ impl Engine {
     /// Starts replicating with the other `shards - 1` shards: from now on this
     /// shard accepts REGISTER for any AOR, persists only the AORs it owns, and
     /// begins by sending every binding it holds (loaded from its store).
-    pub fn start_replicating(&mut self, now: Instant, shards: usize) {
+    pub(crate) fn start_replicating(&mut self, now: Instant, shards: usize) {
         self.replicating = true;
         self.registrar
             .location_mut()
@@ -135,7 +134,7 @@ impl Engine {
     }
 
     /// The binding changes due at `now` for the other shards (empty when none is).
-    pub fn take_replication(&mut self, now: Instant) -> Vec<Change> {
+    pub(crate) fn take_replication(&mut self, now: Instant) -> Vec<Change> {
         if self.outgoing_due.map_or(true, |due| due > now) {
             return Vec::new();
         }
@@ -146,19 +145,19 @@ impl Engine {
 
     /// Applies binding changes another shard accepted; the AOR's owner persists
     /// the ones that took effect.
-    pub fn apply_replicated(&mut self, changes: &[Change]) {
+    pub(crate) fn apply_replicated(&mut self, changes: &[Change]) {
         let location = self.registrar.location_mut();
         for c in changes {
-            if location.apply(c) && location.owns(c.aor()) {
-                if let Some(journal) = &mut self.journal {
-                    journal.push(c.clone());
-                }
+            let applied = location.apply(c);
+            if let (Some(journal), Applied::Changed { owned: true }) = (&mut self.journal, applied)
+            {
+                journal.push(c.clone());
             }
         }
     }
 
     /// Bindings held for AORs other shards own (for the metrics).
-    pub fn replica_len(&self) -> usize {
+    pub(crate) fn replica_len(&self) -> usize {
         let location = self.registrar.location();
         location.len() - location.owned_len()
     }
@@ -166,19 +165,5 @@ impl Engine {
     /// The live bindings of `aor` at `unix`, best first.
     pub(super) fn lookup(&self, aor: &AorKey, unix: u64) -> SmallVec<[&Binding; 4]> {
         self.registrar.location().lookup(aor, unix)
-    }
-
-    /// Whether `msg` matches a server transaction of this shard: its own (a
-    /// retransmission), or for a CANCEL the INVITE it cancels (§9.2).
-    pub fn has_server_transaction(&self, msg: &Message<'_>) -> bool {
-        let (Some(method), Ok(via)) = (msg.method(), msg.via()) else {
-            return false;
-        };
-        let Some(key) = super::server_key(msg, &via, method) else {
-            return false;
-        };
-        self.table.find_server(&key).is_some()
-            || (method == Method::Cancel
-                && self.table.find_server(&key.cancelled_invite()).is_some())
     }
 }

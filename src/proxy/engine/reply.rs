@@ -122,7 +122,12 @@ impl Engine {
 
     /// 505 for a request whose SIP-Version this proxy does not speak (RFC 3261
     /// §21.5.7): `msg` is the request with its version rewritten.
-    pub fn reply_version_not_supported(&mut self, from: Peer, msg: &Message<'_>, out: &mut Outbox) {
+    pub(crate) fn reply_version_not_supported(
+        &mut self,
+        from: Peer,
+        msg: &Message<'_>,
+        out: &mut Outbox,
+    ) {
         let via = msg.via().ok();
         let to = crate::proxy::response_dest(from, via.as_ref());
         self.reply_stateless(msg, to, Answer::VERSION_NOT_SUPPORTED, out);
@@ -131,7 +136,7 @@ impl Engine {
     /// 400 for a request that failed [`Message::parse`] with `fault` (RFC 3261
     /// §21.4.1, the reason phrase naming it): `msg` is what could be salvaged of it
     /// (see [`Message::parse_skipping_bad_lines`]), with a usable top Via.
-    pub fn reply_unparsable(
+    pub(crate) fn reply_unparsable(
         &mut self,
         from: Peer,
         msg: &Message<'_>,

@@ -6,7 +6,13 @@ use super::*;
 
 impl Engine {
     /// A response owned by this shard arrived.
-    pub fn on_response(&mut self, now: Instant, from: Peer, msg: &Message<'_>, out: &mut Outbox) {
+    pub(crate) fn on_response(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        msg: &Message<'_>,
+        out: &mut Outbox,
+    ) {
         let _ = from;
         let Some(code) = msg.status() else {
             return;

@@ -272,7 +272,13 @@ impl Engine {
 
     /// The system resolver answered for `name` (no addresses: it failed): the
     /// requests that waited for it are routed again.
-    pub fn on_resolved(&mut self, now: Instant, name: &str, addrs: &[IpAddr], out: &mut Outbox) {
+    pub(crate) fn on_resolved(
+        &mut self,
+        now: Instant,
+        name: &str,
+        addrs: &[IpAddr],
+        out: &mut Outbox,
+    ) {
         for id in self
             .resolver
             .answer(name, addrs, now)
