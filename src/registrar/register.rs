@@ -29,7 +29,7 @@
 use smallvec::SmallVec;
 
 use super::aor::AorKey;
-use super::location::{apply_to, Binding, BindingFields, Change, Location, Source};
+use super::location::{apply_to, Applied, Binding, BindingFields, Change, Location, Source};
 use crate::sip::header::HeaderName;
 use crate::sip::host::Host;
 use crate::sip::message::Message;
@@ -277,10 +277,11 @@ impl Registrar {
             _ => return RegisterOutcome::ForeignDomain,
         }
         match self.process(now, version, msg, source) {
-            Ok(acc) => {
-                for c in &acc.changes {
-                    self.location.apply(c);
-                }
+            Ok(mut acc) => {
+                // A change the location refuses (another shard's newer write to
+                // the binding is held) is nothing to persist or replicate.
+                acc.changes
+                    .retain(|c| self.location.apply(c) != Applied::Unchanged);
                 self.write_ok(now, msg, &acc, out);
                 RegisterOutcome::Answered {
                     status: 200,

@@ -94,10 +94,15 @@ impl Answer {
 }
 
 pub(crate) fn send(r: &mut Registrar, now: u64, q: &Req) -> Answer {
+    send_versioned(r, now, 0, q)
+}
+
+/// [`send`] as a replicating shard does: its writes carry `version`.
+pub(crate) fn send_versioned(r: &mut Registrar, now: u64, version: u64, q: &Req) -> Answer {
     let bytes = q.bytes();
     let msg = Message::parse(&bytes).unwrap();
     let mut out = Vec::new();
-    match r.on_register(now, 0, &msg, source(), &mut out) {
+    match r.on_register(now, version, &msg, source(), &mut out) {
         RegisterOutcome::Answered { status, changes } => {
             let text = String::from_utf8(out).unwrap();
             assert!(text.starts_with(&format!("SIP/2.0 {status} ")), "{text}");
@@ -285,6 +290,32 @@ fn register_star_removes_all_bindings() {
         .all(|c| matches!(c, Change::Remove { aor, .. } if *aor == alice())));
     assert!(a.lines("Contact").is_empty());
     assert!(r.location().is_empty());
+}
+
+/// The version of a write accepted `micros` into second [`NOW`] by shard 0.
+fn version_at(micros: u64) -> u64 {
+    (NOW * 1_000_000 + micros) << 8
+}
+
+#[test]
+fn a_register_older_than_a_removal_held_changes_nothing_to_persist_or_replicate() {
+    // On several cores: another core removed alice's binding by a write this
+    // core has applied (its tombstone), though this core's REGISTER was accepted
+    // earlier by the clock. The later removal stands, and the REGISTER reports no
+    // change: none for the store to log, none for the other cores.
+    let mut r = registrar();
+    let contact = "Contact: <sip:alice@192.0.2.10>";
+    let a = send_versioned(&mut r, NOW, version_at(100), &req().h(contact));
+    assert_eq!(a.changes.len(), 1);
+    let held = r.location().bindings(&alice())[0].clone();
+    r.location_mut().apply(&Change::Remove {
+        aor: alice(),
+        binding: held.with_version(version_at(300)),
+    });
+    let a = send_versioned(&mut r, NOW, version_at(200), &req().cseq(1827).h(contact));
+    assert_eq!(a.status, 200);
+    assert_eq!(a.changes, []);
+    assert!(r.location().bindings(&alice()).is_empty());
 }
 
 #[test]
