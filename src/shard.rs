@@ -1188,6 +1188,29 @@ Content-Length: 0\r\n\r\n"
         );
     }
 
+    #[test]
+    fn a_binding_held_by_two_cores_is_counted_expired_once() {
+        // Both cores hold it and both drop it when it expires; the counter (summed
+        // over the cores on /metrics) counts it where it is persisted only.
+        let now = Instant::now();
+        let mut sh = [shard(0, 2), shard(1, 2)];
+        let [a, b] = &mut sh;
+        let mut out = feed(
+            a,
+            now,
+            "127.0.0.1:5070",
+            &register("sip:bob@127.0.0.1:5070", 60),
+        );
+        assert_eq!(deliver(&mut out, b, now), 1);
+        let later = now + Duration::from_secs(62);
+        for s in [&mut *a, &mut *b] {
+            s.on_tick(later, &mut Outbox::new());
+            assert!(bob_bindings(s).is_empty());
+        }
+        let expired = a.engine_stats().bindings_expired + b.engine_stats().bindings_expired;
+        assert_eq!(expired, 1);
+    }
+
     /// The bindings `sh` holds for bob, as (contact, cseq).
     fn bob_bindings(sh: &Shard) -> Vec<(String, u32)> {
         sh.engine()

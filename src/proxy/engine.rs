@@ -668,7 +668,12 @@ impl Engine {
             .next_expiry()
             .is_some_and(|t| t <= unix)
         {
-            let n = self.registrar.location_mut().expire(unix) as u64;
+            // Every shard drops the bindings it holds; the ones it persists are
+            // counted, so that the sum over shards counts each binding once.
+            let location = self.registrar.location_mut();
+            let owned = location.owned_len();
+            location.expire(unix);
+            let n = owned.saturating_sub(location.owned_len()) as u64;
             self.metrics.add_binding_expirations(n);
         }
         self.retry_location_waits(now, out);
