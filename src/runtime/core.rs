@@ -438,7 +438,7 @@ pub(crate) async fn core_main(shared: Arc<Shared>) -> Result<(), String> {
     // this one while it waits.
     core.shard.borrow_mut().flush_replication(&mut out);
     core.flush(&mut out).await;
-    if cfg.cores > 1 {
+    if cfg.cores > 1 && !cfg.proxy.stateless {
         glommio::timer::sleep(REPLICATION_SETTLE).await;
     }
     core.persister.persist(&core.shard, false, true).await;
